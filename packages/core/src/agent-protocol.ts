@@ -1,0 +1,121 @@
+/**
+ * The contract between the control plane and the node agent (process runtime).
+ *
+ * Transport: HTTP/1.1 + JSON over the unix socket `homePaths(home).agentSocket` (mode 0600).
+ * The agent is long-lived and owns app processes and the router; the control plane pushes the
+ * desired state of each app and reads back the observed state. Every call is idempotent, so a
+ * control plane that restarts simply pushes the same specs again and nothing is restarted.
+ *
+ * Routes (all JSON; errors are `ErrorBody` with a 4xx/5xx status):
+ *   GET    /v1/health                      -> AgentHealth
+ *   GET    /v1/apps                        -> AgentAppState[]
+ *   GET    /v1/apps/:name                  -> AgentAppState            (404 if unknown)
+ *   PUT    /v1/apps/:name     AppSpec      -> AgentAppState            (202; starts a rollout if the
+ *                                                                       release or env/commands changed,
+ *                                                                       only scales if counts changed,
+ *                                                                       no-op if identical)
+ *   DELETE /v1/apps/:name                  -> { stopped: number }      (stops all instances gracefully)
+ *   POST   /v1/apps/:name/restart          -> AgentAppState            (rolling restart, same release)
+ *   GET    /v1/apps/:name/logs?tail=N&follow=1&since=ISO
+ *                                          -> application/x-ndjson stream of LogLine; without follow the
+ *                                             response ends after the last N lines (default 100)
+ *   POST   /v1/shutdown                    -> { ok: true }             (stop all apps gracefully, then exit)
+ */
+
+/** One process type of an app as the agent should run it. */
+export interface ProcessSpec {
+  /** Command line. Run with `/bin/sh -c "exec <command>"` so Procfile-style `$PORT` expansion works. */
+  command: string;
+  /** Desired number of instances (0 stops them all). */
+  instances: number;
+}
+
+export interface HealthcheckSpec {
+  /** HTTP path probed on web instances; when unset a TCP connect to the port is the check. */
+  path?: string;
+  /** Per-probe timeout. */
+  timeoutMs?: number;
+}
+
+/** Desired state of one app. */
+export interface AppSpec {
+  name: string;
+  /** Identity of what runs (e.g. `v3`). A change of release, env or command rolls instances. */
+  release: string;
+  /** Absolute path of the release directory: the instances' working directory. */
+  dir: string;
+  /** Environment for every instance (the agent adds PORT for web, and MINIPAAS_* metadata). */
+  env: Record<string, string>;
+  /** Process types; `web` instances get a PORT and are routed. */
+  processes: Record<string, ProcessSpec>;
+  healthcheck?: HealthcheckSpec;
+  /** Values masked as `********` in captured logs (secrets). */
+  maskValues?: string[];
+}
+
+export type InstanceStatus =
+  | 'pending'
+  | 'starting'
+  | 'running'
+  | 'crashed'
+  | 'restarting'
+  | 'failed'
+  | 'stopping'
+  | 'stopped';
+
+export interface InstanceInfo {
+  /** Stable id, e.g. `hello-web-1a2b3c`. Used as the log file name. */
+  id: string;
+  app: string;
+  processType: string;
+  release: string;
+  pid: number | null;
+  port: number | null;
+  status: InstanceStatus;
+  /** Restarts since this instance was created. */
+  restarts: number;
+  lastExitCode: number | null;
+  lastExitSignal: string | null;
+  startedAt: string | null;
+  createdAt: string;
+  /** Present when status is `failed` or `crashed`: why, in one line. */
+  error?: string;
+}
+
+export type RolloutStatus = 'idle' | 'rolling' | 'ready' | 'failed';
+
+export interface AgentAppState {
+  name: string;
+  /** The release currently serving (null before the first successful rollout). */
+  release: string | null;
+  /** The latest rollout the agent was asked for. */
+  rollout: {
+    release: string;
+    status: RolloutStatus;
+    /** Reason when failed (e.g. "instance web exited with code 1 3 times within 10s"). */
+    error?: string;
+    /** Last log lines of the failing instances when failed. */
+    logTail?: string[];
+    updatedAt: string;
+  };
+  instances: InstanceInfo[];
+}
+
+export interface LogLine {
+  /** ISO timestamp when the agent captured the line. */
+  ts: string;
+  instance: string;
+  processType: string;
+  stream: 'stdout' | 'stderr' | 'system';
+  line: string;
+}
+
+export interface AgentHealth {
+  ok: true;
+  pid: number;
+  version: string;
+  startedAt: string;
+  router: { host: string; port: number };
+  apps: number;
+  instances: number;
+}

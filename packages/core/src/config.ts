@@ -1,0 +1,191 @@
+/**
+ * The one configuration module. Reads, in increasing precedence: built-in defaults, an optional
+ * config file (`minipaas.config.{json,yaml,yml,js}` in MINIPAAS_HOME, or the path in MINIPAAS_CONFIG),
+ * and `MINIPAAS_*` environment variables; validates with zod; returns a frozen object.
+ * Bad values throw MINIPAAS_ERR_VALIDATION with one readable line per problem.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { MinipaasError } from './errors.ts';
+
+const port = z.coerce.number().int().min(0).max(65535);
+
+export const configSchema = z
+  .object({
+    /** Data directory: database, releases, logs, keys, sockets. */
+    home: z.string().min(1),
+    /** Postgres server URL; when unset the embedded PGlite database under `home` is used. */
+    databaseUrl: z.string().url().optional(),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    api: z
+      .object({
+        /** Interface the control-plane API binds to. Default loopback only. */
+        host: z.string().default('127.0.0.1'),
+        port: port.default(7070),
+      })
+      .prefault({}),
+    router: z
+      .object({
+        /** Interface the router binds to. */
+        host: z.string().default('0.0.0.0'),
+        port: port.default(8080),
+        /** Apps are served at `{app}.{baseDomain}`; `localhost` works without DNS. */
+        baseDomain: z
+          .string()
+          .regex(/^[a-z0-9.-]+$/i, 'baseDomain must be a host name')
+          .default('localhost'),
+      })
+      .prefault({}),
+    apps: z
+      .object({
+        portMin: port.default(20000),
+        portMax: port.default(29999),
+        /** OS user apps run as when the agent runs as root (`root` disables the switch). */
+        user: z.string().regex(/^[a-z_][a-z0-9_-]*$/).optional(),
+        /** Grace period between SIGTERM and SIGKILL when stopping an instance. */
+        stopGraceMs: z.coerce.number().int().min(0).max(600_000).default(10_000),
+        /** Log file size at which it is rotated. */
+        logMaxBytes: z.coerce.number().int().min(1024).default(10 * 1024 * 1024),
+        /** Rotated log files kept per instance. */
+        logFiles: z.coerce.number().int().min(1).max(100).default(3),
+        /** Releases kept per app. */
+        keepReleases: z.coerce.number().int().min(1).max(100).default(5),
+        /** How long a new release may take to become healthy before the deploy fails. */
+        startTimeoutMs: z.coerce.number().int().min(1000).default(60_000),
+      })
+      .prefault({}),
+    uploads: z
+      .object({
+        /** Maximum size of an uploaded source archive. */
+        maxBytes: z.coerce.number().int().min(1024).default(200 * 1024 * 1024),
+      })
+      .prefault({}),
+  })
+  .refine((c) => c.apps.portMin <= c.apps.portMax, { message: 'apps.portMin must be <= apps.portMax', path: ['apps'] });
+
+export type MinipaasConfig = Readonly<z.infer<typeof configSchema>>;
+
+/** Default data directory: `~/.minipaas`, or `/var/lib/minipaas` when running as root (see docs/decisions/0002). */
+export function defaultHome(): string {
+  return process.getuid?.() === 0 ? '/var/lib/minipaas' : join(homedir(), '.minipaas');
+}
+
+/** Resolves MINIPAAS_HOME from the environment or the default. */
+export function resolveHome(env: NodeJS.ProcessEnv = process.env): string {
+  const h = env.MINIPAAS_HOME;
+  return h ? resolve(h) : defaultHome();
+}
+
+type Env = NodeJS.ProcessEnv;
+const ENV_MAP: Array<[string, string[]]> = [
+  ['DATABASE_URL', ['databaseUrl']],
+  ['MINIPAAS_DATABASE_URL', ['databaseUrl']],
+  ['MINIPAAS_LOG_LEVEL', ['logLevel']],
+  ['MINIPAAS_API_HOST', ['api', 'host']],
+  ['MINIPAAS_API_PORT', ['api', 'port']],
+  ['MINIPAAS_ROUTER_HOST', ['router', 'host']],
+  ['MINIPAAS_ROUTER_PORT', ['router', 'port']],
+  ['MINIPAAS_BASE_DOMAIN', ['router', 'baseDomain']],
+  ['MINIPAAS_APP_PORT_MIN', ['apps', 'portMin']],
+  ['MINIPAAS_APP_PORT_MAX', ['apps', 'portMax']],
+  ['MINIPAAS_APP_USER', ['apps', 'user']],
+  ['MINIPAAS_STOP_GRACE_MS', ['apps', 'stopGraceMs']],
+  ['MINIPAAS_LOG_MAX_BYTES', ['apps', 'logMaxBytes']],
+  ['MINIPAAS_LOG_FILES', ['apps', 'logFiles']],
+  ['MINIPAAS_KEEP_RELEASES', ['apps', 'keepReleases']],
+  ['MINIPAAS_START_TIMEOUT_MS', ['apps', 'startTimeoutMs']],
+  ['MINIPAAS_MAX_UPLOAD_BYTES', ['uploads', 'maxBytes']],
+];
+
+/** The environment variables the config module reads (for docs and `--help`). */
+export const CONFIG_ENV_VARS: readonly string[] = ['MINIPAAS_HOME', 'MINIPAAS_CONFIG', ...ENV_MAP.map(([k]) => k)];
+
+function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {
+  let cur = obj;
+  for (let i = 0; i < path.length - 1; i++) {
+    const key = path[i] as string;
+    const next = cur[key];
+    if (typeof next !== 'object' || next === null) cur[key] = {};
+    cur = cur[key] as Record<string, unknown>;
+  }
+  cur[path[path.length - 1] as string] = value;
+}
+
+function findConfigFile(home: string, env: Env): string | undefined {
+  if (env.MINIPAAS_CONFIG) {
+    const p = resolve(env.MINIPAAS_CONFIG);
+    if (!existsSync(p)) throw new MinipaasError('MINIPAAS_ERR_VALIDATION', `config file not found: ${p}`);
+    return p;
+  }
+  for (const name of ['minipaas.config.json', 'minipaas.config.yaml', 'minipaas.config.yml', 'minipaas.config.js']) {
+    const p = join(home, name);
+    if (existsSync(p)) return p;
+  }
+  return undefined;
+}
+
+async function readConfigFile(file: string): Promise<Record<string, unknown>> {
+  let data: unknown;
+  try {
+    if (file.endsWith('.js') || file.endsWith('.mjs')) {
+      const mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
+      data = mod.default;
+    } else {
+      const text = readFileSync(file, 'utf8');
+      data = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+    }
+  } catch (err) {
+    throw new MinipaasError('MINIPAAS_ERR_VALIDATION', `cannot read config file ${file}: ${(err as Error).message}`);
+  }
+  if (data == null) return {};
+  if (typeof data !== 'object' || Array.isArray(data)) {
+    throw new MinipaasError('MINIPAAS_ERR_VALIDATION', `config file ${file} must contain an object`);
+  }
+  return data as Record<string, unknown>;
+}
+
+/** Formats zod issues as `path: message` lines. */
+export function formatIssues(error: z.ZodError): string {
+  return error.issues.map((i) => `${i.path.length ? `${i.path.join('.')}: ` : ''}${i.message}`).join('; ');
+}
+
+/**
+ * Loads and validates the configuration.
+ * @param env environment to read (default `process.env`)
+ * @param overrides values that win over everything (used by tests and CLI flags)
+ */
+export async function loadConfig(
+  env: Env = process.env,
+  overrides: Record<string, unknown> = {},
+): Promise<MinipaasConfig> {
+  const home = resolveHome(env);
+  const file = findConfigFile(home, env);
+  const raw: Record<string, unknown> = file ? await readConfigFile(file) : {};
+  for (const [name, path] of ENV_MAP) {
+    const v = env[name];
+    if (v !== undefined && v !== '') setPath(raw, path, v);
+  }
+  for (const [k, v] of Object.entries(overrides)) raw[k] = v;
+  raw.home = home;
+  if (!isAbsolute(home)) throw new MinipaasError('MINIPAAS_ERR_VALIDATION', 'MINIPAAS_HOME must be absolute');
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new MinipaasError(
+      'MINIPAAS_ERR_VALIDATION',
+      `invalid configuration${file ? ` (${file} and environment)` : ''}: ${formatIssues(parsed.error)}`,
+    );
+  }
+  return deepFreeze(parsed.data);
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}

@@ -1,0 +1,61 @@
+/**
+ * The one registry of MiniPaaS error codes. Domain code throws `MinipaasError` with a code;
+ * the server maps the code to an HTTP status in exactly one place (its error handler), the CLI
+ * prints the message and exits non-zero, the dashboard shows the message.
+ */
+export const ERROR_CODES = {
+  MINIPAAS_ERR_VALIDATION: { status: 400, message: 'Invalid input' },
+  MINIPAAS_ERR_BAD_JSON: { status: 400, message: 'Request body is not valid JSON' },
+  MINIPAAS_ERR_BAD_ARCHIVE: { status: 400, message: 'Uploaded archive is invalid' },
+  MINIPAAS_ERR_UNAUTHENTICATED: { status: 401, message: 'Missing or invalid API token' },
+  MINIPAAS_ERR_FORBIDDEN: { status: 403, message: 'Not allowed' },
+  MINIPAAS_ERR_NOT_FOUND: { status: 404, message: 'Not found' },
+  MINIPAAS_ERR_APP_NOT_FOUND: { status: 404, message: 'App not found' },
+  MINIPAAS_ERR_PROJECT_NOT_FOUND: { status: 404, message: 'Project not found' },
+  MINIPAAS_ERR_DEPLOYMENT_NOT_FOUND: { status: 404, message: 'Deployment not found' },
+  MINIPAAS_ERR_CONFLICT: { status: 409, message: 'Conflict' },
+  MINIPAAS_ERR_APP_EXISTS: { status: 409, message: 'An app with this name already exists' },
+  MINIPAAS_ERR_PROJECT_EXISTS: { status: 409, message: 'A project with this slug already exists' },
+  MINIPAAS_ERR_PROJECT_NOT_EMPTY: { status: 409, message: 'Project still has apps' },
+  MINIPAAS_ERR_NO_RELEASE: { status: 409, message: 'App has no release yet' },
+  MINIPAAS_ERR_PAYLOAD_TOO_LARGE: { status: 413, message: 'Upload is too large' },
+  MINIPAAS_ERR_UNSUPPORTED_MEDIA: { status: 415, message: 'Unsupported content type' },
+  MINIPAAS_ERR_BUILD_FAILED: { status: 422, message: 'Build failed' },
+  MINIPAAS_ERR_NO_STACK: { status: 422, message: 'Could not detect how to run this app' },
+  MINIPAAS_ERR_RATE_LIMITED: { status: 429, message: 'Too many requests' },
+  MINIPAAS_ERR_AGENT_UNAVAILABLE: { status: 503, message: 'Node agent is not reachable' },
+  MINIPAAS_ERR_INTERNAL: { status: 500, message: 'Internal error' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** A domain error: carries a registry code, a human message and optional structured details. */
+export class MinipaasError extends Error {
+  readonly code: ErrorCode;
+  readonly details: unknown;
+
+  constructor(code: ErrorCode, message?: string, options?: { details?: unknown; cause?: unknown }) {
+    super(message ?? ERROR_CODES[code].message, options?.cause ? { cause: options.cause } : undefined);
+    this.name = 'MinipaasError';
+    this.code = code;
+    this.details = options?.details;
+  }
+
+  /** HTTP status for this error's code (used only by the server's error handler). */
+  get status(): number {
+    return ERROR_CODES[this.code].status;
+  }
+}
+
+export function isMinipaasError(err: unknown): err is MinipaasError {
+  return err instanceof MinipaasError;
+}
+
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(ERROR_CODES, code);
+}
+
+/** The JSON shape of every error response of the API. */
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; details?: unknown };
+}

@@ -1,0 +1,42 @@
+import { join } from 'node:path';
+
+/** The layout of MINIPAAS_HOME. Every component derives its paths from here. */
+export interface HomePaths {
+  home: string;
+  db: string;
+  releases: string;
+  logs: string;
+  run: string;
+  agentSocket: string;
+  agentPid: string;
+  serverPid: string;
+  supervisorPid: string;
+  agentState: string;
+  adminToken: string;
+  keys: string;
+  builds: string;
+}
+
+export function homePaths(home: string): HomePaths {
+  const run = join(home, 'run');
+  return {
+    home,
+    db: join(home, 'db'),
+    releases: join(home, 'releases'),
+    logs: join(home, 'logs'),
+    run,
+    agentSocket: join(run, 'agent.sock'),
+    agentPid: join(run, 'agent.pid'),
+    serverPid: join(run, 'minipaasd.pid'),
+    supervisorPid: join(run, 'minipaas.pid'),
+    agentState: join(run, 'agent-state.json'),
+    adminToken: join(home, 'admin-token'),
+    keys: join(home, 'keys'),
+    builds: join(home, 'builds'),
+  };
+}
+
+/** Directory of one release of an app. */
+export function releaseDir(home: string, app: string, version: number): string {
+  return join(home, 'releases', app, `v${version}`);
+}

@@ -1,0 +1,30 @@
+import { MinipaasError } from './errors.ts';
+import { PROCESS_TYPE_RE } from './names.ts';
+
+/**
+ * Parses a Procfile: one `type: command` per line; blank lines and `#` comments allowed.
+ * Throws MINIPAAS_ERR_VALIDATION with the line number on malformed lines or duplicate types.
+ */
+export function parseProcfile(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const raw = lines[i] ?? '';
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^([^:\s]+)\s*:\s*(.*)$/.exec(line);
+    if (!m) throw new MinipaasError('MINIPAAS_ERR_VALIDATION', `Procfile line ${i + 1}: expected "type: command"`);
+    const [, type = '', command = ''] = m;
+    if (!PROCESS_TYPE_RE.test(type)) {
+      throw new MinipaasError('MINIPAAS_ERR_VALIDATION', `Procfile line ${i + 1}: invalid process type "${type}"`);
+    }
+    if (command.trim() === '') {
+      throw new MinipaasError('MINIPAAS_ERR_VALIDATION', `Procfile line ${i + 1}: process type "${type}" has no command`);
+    }
+    if (Object.hasOwn(out, type)) {
+      throw new MinipaasError('MINIPAAS_ERR_VALIDATION', `Procfile line ${i + 1}: duplicate process type "${type}"`);
+    }
+    out[type] = command.trim();
+  }
+  return out;
+}

@@ -1,0 +1,146 @@
+/** zod schemas of the REST API payloads, shared by server, CLI and dashboard. */
+import { z } from 'zod';
+import { appNameSchema, ENV_NAME_RE, PROCESS_TYPE_RE, processTypeSchema, slugify } from './names.ts';
+
+export const envSchema = z
+  .record(z.string().regex(ENV_NAME_RE, 'env var names must match [A-Za-z_][A-Za-z0-9_]*'), z.string().max(65536))
+  .refine((r) => Object.keys(r).length <= 500, 'at most 500 env vars');
+
+export const processSchema = z.object({
+  command: z.string().min(1).max(4096).optional(),
+  instances: z.number().int().min(0).max(100).optional(),
+});
+
+export const createProjectSchema = z
+  .object({
+    name: z.string().trim().min(1).max(100),
+    slug: z
+      .string()
+      .regex(/^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$/, 'slug must be lowercase letters, digits and dashes')
+      .optional(),
+    description: z.string().max(1000).optional(),
+  })
+  .strict()
+  .transform((p) => ({ ...p, slug: p.slug ?? slugify(p.name) }));
+export type CreateProjectInput = z.infer<typeof createProjectSchema>;
+
+export const createAppSchema = z
+  .object({
+    name: appNameSchema.optional(),
+    /** seed 002 shape: `slug` is the app name, `name` may be a display name */
+    slug: appNameSchema.optional(),
+    project: z.string().min(1).max(100).optional(),
+    runtime: z.enum(['process']).default('process'),
+    /** seed 004: an app can be just a command */
+    command: z.string().min(1).max(4096).optional(),
+    processes: z.record(processTypeSchema, processSchema).optional(),
+    env: envSchema.optional(),
+    type: z.string().max(40).optional(),
+    description: z.string().max(1000).optional(),
+    healthcheckPath: z.string().regex(/^\/[^\s]*$/, 'healthcheckPath must start with /').max(500).optional(),
+    build_source: z.unknown().optional(),
+    ports: z.unknown().optional(),
+    repo_url: z.string().max(2000).optional(),
+  })
+  .strict();
+export type CreateAppInput = z.infer<typeof createAppSchema>;
+
+export const patchAppSchema = z
+  .object({
+    env: z.record(z.string().regex(ENV_NAME_RE), z.string().max(65536).nullable()).optional(),
+    processes: z.record(processTypeSchema, processSchema).optional(),
+    command: z.string().min(1).max(4096).optional(),
+    status: z.enum(['stopped', 'running']).optional(),
+    description: z.string().max(1000).optional(),
+    healthcheckPath: z.string().regex(/^\/[^\s]*$/).max(500).nullable().optional(),
+  })
+  .strict();
+export type PatchAppInput = z.infer<typeof patchAppSchema>;
+
+/** `{"replicas": N}` scales web; `{"web": 2, "worker": 1}` or `{"processes": {...}}` scale per type. */
+export const scaleSchema = z.union([
+  z.object({ replicas: z.number().int().min(0).max(100), processType: processTypeSchema.optional() }).strict(),
+  z.object({ processes: z.record(processTypeSchema, z.number().int().min(0).max(100)) }).strict(),
+  z
+    .record(z.string().regex(PROCESS_TYPE_RE), z.number().int().min(0).max(100))
+    .refine((r) => Object.keys(r).length > 0, 'give at least one process type'),
+]);
+export type ScaleInput = z.infer<typeof scaleSchema>;
+
+export function scaleToMap(input: ScaleInput): Record<string, number> {
+  if ('replicas' in input && typeof input.replicas === 'number') {
+    return { [(input as { processType?: string }).processType ?? 'web']: input.replicas };
+  }
+  if ('processes' in input && typeof input.processes === 'object') return input.processes as Record<string, number>;
+  return input as Record<string, number>;
+}
+
+/** Query of a deploy upload (`POST /api/v1/apps/:id/deploy`, body = gzipped tarball). */
+export const deployQuerySchema = z
+  .object({
+    command: z.string().min(1).max(4096).optional(),
+    message: z.string().max(500).optional(),
+  })
+  .strict();
+
+/** JSON deploy (no upload): a plain command, or a redeploy of the current source. */
+export const deployJsonSchema = z
+  .object({
+    command: z.string().min(1).max(4096).optional(),
+    message: z.string().max(500).optional(),
+  })
+  .strict();
+
+export const logsQuerySchema = z
+  .object({
+    tail: z.coerce.number().int().min(0).max(10000).default(100),
+    follow: z
+      .enum(['true', 'false', '1', '0'])
+      .optional()
+      .transform((v) => v === 'true' || v === '1'),
+    process: z.string().regex(PROCESS_TYPE_RE).optional(),
+  })
+  .strict();
+
+export type DeploymentStatus = 'queued' | 'building' | 'deploying' | 'running' | 'failed' | 'stopped';
+export type AppStatus = 'created' | 'deploying' | 'running' | 'failed' | 'stopped' | 'crashed';
+
+/** An app as the API returns it. */
+export interface AppView {
+  id: string;
+  name: string;
+  projectId: string;
+  runtime: 'process';
+  status: AppStatus;
+  processes: Record<string, { command: string | null; instances: number }>;
+  env: Record<string, string>;
+  healthcheckPath: string | null;
+  currentRelease: number | null;
+  url: string;
+  pathUrl: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface ProjectView {
+  id: string;
+  name: string;
+  slug: string;
+  description: string | null;
+  createdAt: string;
+}
+
+export interface DeploymentView {
+  id: string;
+  appId: string;
+  appName: string;
+  release: number | null;
+  status: DeploymentStatus;
+  source: string;
+  message: string | null;
+  error: string | null;
+  log: string[];
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
