@@ -1,0 +1,21 @@
+import type { MinipaasConfig } from '@minipaas/core';
+import type { Logger } from 'pino';
+import type { DeployService } from './deploy/deploy-service.ts';
+import type { RuntimeDriver } from './runtime/runtime-driver.ts';
+import type { AppService } from './services/app-service.ts';
+import type { ProjectService } from './services/project-service.ts';
+import type { TokenService } from './services/token-service.ts';
+import type { Store } from './store/store.ts';
+
+/** Everything routes need, built once in `createControlPlane` and passed down (no singletons). */
+export interface ServerContext {
+  config: MinipaasConfig;
+  version: string;
+  store: Store;
+  driver: RuntimeDriver;
+  tokens: TokenService;
+  projects: ProjectService;
+  apps: AppService;
+  deploys: DeployService;
+  log: Logger;
+}

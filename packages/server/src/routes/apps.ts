@@ -1,0 +1,56 @@
+import { createAppSchema, MinipaasError, patchAppSchema, scaleSchema, scaleToMap } from '@minipaas/core';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { ServerContext } from '../context.ts';
+import { parse } from '../http/validate.ts';
+
+type IdParams = { Params: { id: string } };
+
+export function appRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  app.post('/api/v1/apps', async (req, reply) => {
+    const row = await ctx.apps.create(parse(createAppSchema, req.body, 'app'));
+    return reply.status(201).send(await ctx.apps.view(row, null));
+  });
+
+  app.get<{ Querystring: { project?: string } }>('/api/v1/apps', async (req) => {
+    const q = parse(z.object({ project: z.string().max(100).optional() }).strict(), req.query, 'query');
+    const rows = await ctx.apps.list(q.project);
+    const states = await ctx.driver.list().catch(() => []);
+    return { apps: await Promise.all(rows.map((r) => ctx.apps.view(r, states.find((s) => s.name === r.name)))) };
+  });
+
+  app.get<IdParams>('/api/v1/apps/:id', async (req) => {
+    const row = await ctx.apps.get(req.params.id);
+    return ctx.apps.view(row, await ctx.apps.observed(row.name));
+  });
+
+  app.patch<IdParams>('/api/v1/apps/:id', async (req) => {
+    const row = await ctx.apps.patch(req.params.id, parse(patchAppSchema, req.body, 'app update'));
+    return ctx.apps.view(row, await ctx.apps.observed(row.name));
+  });
+
+  app.delete<IdParams>('/api/v1/apps/:id', async (req, reply) => {
+    await ctx.apps.delete(req.params.id);
+    return reply.status(204).send();
+  });
+
+  const scale = async (id: string, body: unknown) => {
+    const counts = scaleToMap(parse(scaleSchema, body, 'scale request'));
+    const row = await ctx.apps.scale(id, counts);
+    return ctx.apps.view(row, await ctx.apps.observed(row.name));
+  };
+  app.post<IdParams>('/api/v1/apps/:id/scale', async (req) => scale(req.params.id, req.body));
+  app.post<IdParams>('/api/v1/services/:id/scale', async (req) => scale(req.params.id, req.body));
+
+  app.post<IdParams>('/api/v1/apps/:id/restart', async (req, reply) => {
+    const row = await ctx.apps.get(req.params.id);
+    if (row.status === 'stopped') throw new MinipaasError('MINIPAAS_ERR_CONFLICT', `app "${row.name}" is stopped`);
+    return reply.status(202).send(await ctx.deploys.deploy(row, { kind: 'restart' }));
+  });
+
+  app.get<IdParams>('/api/v1/apps/:id/instances', async (req) => {
+    const row = await ctx.apps.get(req.params.id);
+    const state = await ctx.driver.get(row.name);
+    return { instances: state?.instances ?? [] };
+  });
+}

@@ -1,0 +1,83 @@
+import { deployJsonSchema, deployQuerySchema, MinipaasError } from '@minipaas/core';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { ServerContext } from '../context.ts';
+import { openSse } from '../http/sse.ts';
+import { parse } from '../http/validate.ts';
+
+type IdParams = { Params: { id: string } };
+export const ARCHIVE_TYPES = ['application/gzip', 'application/x-gzip', 'application/x-tar', 'application/octet-stream'];
+
+export function deploymentRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  app.addContentTypeParser(ARCHIVE_TYPES, { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  app.post<IdParams>('/api/v1/apps/:id/deploy', { bodyLimit: ctx.config.uploads.maxBytes }, async (req, reply) => {
+    const row = await ctx.apps.get(req.params.id);
+    const query = parse(deployQuerySchema, req.query, 'query');
+    if (Buffer.isBuffer(req.body)) {
+      const d = await ctx.deploys.deploy(row, { kind: 'upload', archive: req.body }, query.message);
+      return reply.status(202).send(d);
+    }
+    const body = parse(deployJsonSchema, req.body, 'deploy request');
+    const command = body.command ?? query.command;
+    if (!command) {
+      throw new MinipaasError(
+        'MINIPAAS_ERR_VALIDATION',
+        'send a gzipped tarball of the app (Content-Type: application/gzip) or JSON {"command": "..."}',
+      );
+    }
+    const d = await ctx.deploys.deploy(row, { kind: 'command', command }, body.message ?? query.message);
+    return reply.status(202).send(d);
+  });
+
+  app.get<IdParams>('/api/v1/apps/:id/deployments', async (req) => {
+    const row = await ctx.apps.get(req.params.id);
+    return { deployments: await ctx.deploys.list(row) };
+  });
+
+  app.get<IdParams>('/api/v1/deployments/:id', async (req) => {
+    if (!z.uuid().safeParse(req.params.id).success) {
+      throw new MinipaasError('MINIPAAS_ERR_DEPLOYMENT_NOT_FOUND', `deployment "${req.params.id}" not found`);
+    }
+    return ctx.deploys.get(req.params.id);
+  });
+
+  app.get<IdParams>('/api/v1/deployments/:id/log', async (req, reply) => {
+    const q = parse(
+      z.object({ follow: z.enum(['true', 'false', '1', '0']).optional() }).strict(),
+      req.query,
+      'query',
+    );
+    if (!z.uuid().safeParse(req.params.id).success) {
+      throw new MinipaasError('MINIPAAS_ERR_DEPLOYMENT_NOT_FOUND', `deployment "${req.params.id}" not found`);
+    }
+    const d = await ctx.deploys.get(req.params.id);
+    if (q.follow !== 'true' && q.follow !== '1') return { log: d.log, status: d.status };
+    const live = ctx.deploys.live(d.id);
+    const sse = openSse(req, reply);
+    if (!live) {
+      for (const line of d.log) sse.send({ line }, 'log');
+      sse.send({ status: d.status }, 'status');
+      sse.send(d, 'end');
+      sse.close();
+      return;
+    }
+    const { events } = live;
+    for (const line of live.lines) sse.send({ line }, 'log');
+    sse.send({ status: live.status }, 'status');
+    const onLine = (line: string) => sse.send({ line }, 'log');
+    const onStatus = (status: string) => sse.send({ status }, 'status');
+    const onEnd = (view: unknown) => {
+      sse.send(view, 'end');
+      sse.close();
+    };
+    events.on('log', onLine);
+    events.on('status', onStatus);
+    events.once('end', onEnd);
+    sse.signal.addEventListener('abort', () => {
+      events.off('log', onLine);
+      events.off('status', onStatus);
+      events.off('end', onEnd);
+    });
+  });
+}

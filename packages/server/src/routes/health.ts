@@ -1,0 +1,28 @@
+import type { FastifyInstance } from 'fastify';
+import type { ServerContext } from '../context.ts';
+
+export function healthRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  app.get('/health', async () => ({ status: 'ok', version: ctx.version }));
+  app.get('/health/live', async () => ({ status: 'live' }));
+  app.get('/health/ready', async (_req, reply) => {
+    const checks: Record<string, string> = {};
+    await ctx.store.ping().then(
+      () => {
+        checks.db = 'ok';
+      },
+      (err: Error) => {
+        checks.db = `error: ${err.message}`;
+      },
+    );
+    await ctx.driver.health().then(
+      () => {
+        checks.agent = 'ok';
+      },
+      (err: Error) => {
+        checks.agent = `error: ${err.message}`;
+      },
+    );
+    const ok = Object.values(checks).every((v) => v === 'ok');
+    return reply.status(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not ready', checks });
+  });
+}

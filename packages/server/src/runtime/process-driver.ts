@@ -1,0 +1,64 @@
+import type { AgentAppState, AgentHealth, AppSpec, LogLine } from '@minipaas/core';
+import { isMinipaasError } from '@minipaas/core';
+import type { LogQuery, RuntimeDriver } from './runtime-driver.ts';
+
+/** The subset of the node agent's client the process driver uses (see @minipaas/agent AgentClient). */
+export interface AgentApi {
+  health(): Promise<AgentHealth>;
+  listApps(): Promise<AgentAppState[]>;
+  getApp(name: string): Promise<AgentAppState | null>;
+  putApp(spec: AppSpec): Promise<AgentAppState>;
+  deleteApp(name: string): Promise<unknown>;
+  restartApp(name: string): Promise<AgentAppState>;
+  logs(name: string, opts: { tail?: number; process?: string }): Promise<LogLine[]>;
+  followLogs(name: string, opts: { tail?: number; process?: string; signal?: AbortSignal }): AsyncIterable<LogLine>;
+}
+
+/** Runtime driver for the default `process` runtime: apps run as OS processes under the node agent. */
+export class ProcessDriver implements RuntimeDriver {
+  readonly name = 'process';
+  readonly #agent: AgentApi;
+
+  constructor(agent: AgentApi) {
+    this.#agent = agent;
+  }
+
+  health(): Promise<AgentHealth> {
+    return this.#agent.health();
+  }
+  apply(spec: AppSpec): Promise<AgentAppState> {
+    return this.#agent.putApp(spec);
+  }
+  get(app: string): Promise<AgentAppState | null> {
+    return this.#agent.getApp(app);
+  }
+  list(): Promise<AgentAppState[]> {
+    return this.#agent.listApps();
+  }
+  async remove(app: string): Promise<void> {
+    try {
+      await this.#agent.deleteApp(app);
+    } catch (err) {
+      if (isMinipaasError(err) && err.status === 404) return;
+      throw err;
+    }
+  }
+  restart(app: string): Promise<AgentAppState> {
+    return this.#agent.restartApp(app);
+  }
+  async logs(app: string, q: LogQuery): Promise<LogLine[]> {
+    try {
+      return await this.#agent.logs(app, { ...(q.tail !== undefined ? { tail: q.tail } : {}), ...(q.process ? { process: q.process } : {}) });
+    } catch (err) {
+      if (isMinipaasError(err) && err.status === 404) return [];
+      throw err;
+    }
+  }
+  followLogs(app: string, q: LogQuery): AsyncIterable<LogLine> {
+    return this.#agent.followLogs(app, {
+      ...(q.tail !== undefined ? { tail: q.tail } : {}),
+      ...(q.process ? { process: q.process } : {}),
+      ...(q.signal ? { signal: q.signal } : {}),
+    });
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * Builds the control plane: store, services, runtime driver, Fastify app and reconciler.
+ * `createControlPlane` is what `minipaasd` runs and what in-process tests use with `app.inject`.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { homePaths, type MinipaasConfig } from '@minipaas/core';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import pino, { type Logger } from 'pino';
+import type { ServerContext } from './context.ts';
+import { DeployService } from './deploy/deploy-service.ts';
+import { registerAuth } from './http/auth.ts';
+import { registerErrorHandling } from './http/error-handler.ts';
+import { Reconciler } from './reconciler.ts';
+import { appRoutes } from './routes/apps.ts';
+import { deploymentRoutes } from './routes/deployments.ts';
+import { healthRoutes } from './routes/health.ts';
+import { logRoutes } from './routes/logs.ts';
+import { projectRoutes } from './routes/projects.ts';
+import { statusRoutes } from './routes/status.ts';
+import type { RuntimeDriver } from './runtime/runtime-driver.ts';
+import { AppService } from './services/app-service.ts';
+import { ProjectService } from './services/project-service.ts';
+import { TokenService } from './services/token-service.ts';
+import { openStore, type Store } from './store/store.ts';
+
+export const VERSION: string = (
+  JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'package.json'), 'utf8')) as { version: string }
+).version;
+
+export interface ControlPlaneOptions {
+  config: MinipaasConfig;
+  /** The runtime the apps run on. */
+  driver: RuntimeDriver;
+  /** Logger; defaults to pino at `config.logLevel`. */
+  logger?: Logger;
+  /** PGlite data dir override (`memory://` in tests). Defaults to MINIPAAS_HOME/db. */
+  dataDir?: string;
+  /** Run the reconciler loop (default true). */
+  reconcile?: boolean;
+}
+
+export interface ControlPlane {
+  app: FastifyInstance;
+  ctx: ServerContext;
+  /** The admin token when it was created by this start, else null. */
+  createdAdminToken: string | null;
+  listen(): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function createControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
+  const { config, driver } = opts;
+  const log = opts.logger ?? pino({ level: config.logLevel, base: { component: 'minipaasd' } });
+  const paths = homePaths(config.home);
+  const store: Store = await openStore({ databaseUrl: config.databaseUrl, dataDir: opts.dataDir ?? paths.db });
+  const tokens = new TokenService(store.db);
+  const createdAdminToken = await tokens.ensureAdminToken(paths.adminToken);
+  const projects = new ProjectService(store.db);
+  const apps = new AppService({ db: store.db, config, driver, projects, log });
+  const deploys = new DeployService({ db: store.db, config, driver, apps, log });
+  const interrupted = await deploys.recoverInterrupted();
+  if (interrupted > 0) log.warn({ interrupted }, 'marked deployments interrupted by a restart as failed');
+  const ctx: ServerContext = { config, version: VERSION, store, driver, tokens, projects, apps, deploys, log };
+
+  const app: FastifyInstance = Fastify({
+    loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger,
+    disableRequestLogging: false,
+    bodyLimit: 1024 * 1024,
+    return503OnClosing: true,
+    forceCloseConnections: true,
+  });
+  app.addHook('onSend', async (_req, reply) => {
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('x-frame-options', 'DENY');
+    reply.header('referrer-policy', 'no-referrer');
+  });
+  registerErrorHandling(app);
+  registerAuth(app, tokens);
+  healthRoutes(app, ctx);
+  statusRoutes(app, ctx);
+  projectRoutes(app, ctx);
+  appRoutes(app, ctx);
+  deploymentRoutes(app, ctx);
+  logRoutes(app, ctx);
+
+  const reconciler = new Reconciler({ apps, driver, log: log.child({ component: 'reconciler' }) });
+  if (opts.reconcile !== false) reconciler.start();
+
+  return {
+    app,
+    ctx,
+    createdAdminToken,
+    async listen() {
+      return app.listen({ host: config.api.host, port: config.api.port });
+    },
+    async close() {
+      await reconciler.stop();
+      await app.close();
+      await deploys.close();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,57 @@
+import { randomUUID } from 'node:crypto';
+import { type CreateProjectInput, MinipaasError, type ProjectView } from '@minipaas/core';
+import type { Kysely, Selectable } from 'kysely';
+import type { Database, ProjectsTable } from '../store/schema.ts';
+
+export function projectView(p: Selectable<ProjectsTable>): ProjectView {
+  return {
+    id: p.id,
+    name: p.name,
+    slug: p.slug,
+    description: p.description,
+    createdAt: new Date(p.created_at).toISOString(),
+  };
+}
+
+export class ProjectService {
+  readonly #db: Kysely<Database>;
+  constructor(db: Kysely<Database>) {
+    this.#db = db;
+  }
+
+  async create(input: CreateProjectInput): Promise<ProjectView> {
+    if (!input.slug) throw new MinipaasError('MINIPAAS_ERR_VALIDATION', 'project name must contain letters or digits');
+    const clash = await this.#db.selectFrom('projects').select('id').where('slug', '=', input.slug).executeTakeFirst();
+    if (clash) throw new MinipaasError('MINIPAAS_ERR_PROJECT_EXISTS', `a project with slug "${input.slug}" already exists`);
+    const row = await this.#db
+      .insertInto('projects')
+      .values({ id: randomUUID(), name: input.name, slug: input.slug, description: input.description ?? null })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return projectView(row);
+  }
+
+  async list(): Promise<ProjectView[]> {
+    const rows = await this.#db.selectFrom('projects').selectAll().orderBy('created_at').execute();
+    return rows.map(projectView);
+  }
+
+  /** Finds a project by id or slug. */
+  async get(ref: string): Promise<ProjectView> {
+    const row = await this.#db
+      .selectFrom('projects')
+      .selectAll()
+      .where((eb) => eb.or([eb('id', '=', ref), eb('slug', '=', ref)]))
+      .executeTakeFirst();
+    if (!row) throw new MinipaasError('MINIPAAS_ERR_PROJECT_NOT_FOUND', `project "${ref}" not found`);
+    return projectView(row);
+  }
+
+  async delete(ref: string): Promise<void> {
+    const p = await this.get(ref);
+    if (p.id === 'default') throw new MinipaasError('MINIPAAS_ERR_CONFLICT', 'the default project cannot be deleted');
+    const app = await this.#db.selectFrom('apps').select('name').where('project_id', '=', p.id).executeTakeFirst();
+    if (app) throw new MinipaasError('MINIPAAS_ERR_PROJECT_NOT_EMPTY', `project "${p.slug}" still has apps (e.g. "${app.name}")`);
+    await this.#db.deleteFrom('projects').where('id', '=', p.id).execute();
+  }
+}

@@ -1,0 +1,76 @@
+import type { ColumnType, Generated } from 'kysely';
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+type Json<T> = ColumnType<T, string, string>;
+
+export interface ProcessOverride {
+  command?: string | null;
+  instances?: number;
+}
+
+export interface ProjectsTable {
+  id: string;
+  name: string;
+  slug: string;
+  description: string | null;
+  created_at: Timestamp;
+}
+
+export interface AppsTable {
+  id: string;
+  project_id: string;
+  name: string;
+  runtime: string;
+  status: string;
+  processes: Json<Record<string, ProcessOverride>>;
+  env: Json<Record<string, string>>;
+  healthcheck_path: string | null;
+  current_release: number | null;
+  description: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface ReleasesTable {
+  id: string;
+  app_id: string;
+  version: number;
+  dir: string;
+  stack: string;
+  commands: Json<Record<string, string>>;
+  env: Json<Record<string, string>>;
+  source: string;
+  created_at: Timestamp;
+}
+
+export interface DeploymentsTable {
+  id: string;
+  app_id: string;
+  release_version: number | null;
+  status: string;
+  source: string;
+  message: string | null;
+  error: string | null;
+  log: Json<string[]>;
+  created_at: Timestamp;
+  started_at: Timestamp | null;
+  finished_at: Timestamp | null;
+}
+
+export interface ApiTokensTable {
+  id: string;
+  name: string;
+  role: string;
+  token_hash: string;
+  created_at: Timestamp;
+  last_used_at: Timestamp | null;
+}
+
+export interface Database {
+  projects: ProjectsTable;
+  apps: AppsTable;
+  releases: ReleasesTable;
+  deployments: DeploymentsTable;
+  api_tokens: ApiTokensTable;
+  schema_migrations: { version: Generated<string> };
+}
