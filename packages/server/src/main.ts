@@ -1,0 +1,49 @@
+/**
+ * `minipaasd`: starts the control plane on the configured store and the local node agent.
+ * Exits non-zero with one readable line on bad configuration.
+ */
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { AgentClient } from '@minipaas/agent';
+import { homePaths, isMinipaasError, loadConfig } from '@minipaas/core';
+import pino from 'pino';
+import { ProcessDriver } from './runtime/process-driver.ts';
+import { createControlPlane } from './server.ts';
+
+async function main(): Promise<void> {
+  const config = await loadConfig();
+  const paths = homePaths(config.home);
+  await mkdir(paths.run, { recursive: true, mode: 0o700 });
+  const log = pino({ level: config.logLevel, base: { component: 'minipaasd', pid: process.pid } });
+  const driver = new ProcessDriver(new AgentClient(paths.agentSocket));
+  const cp = await createControlPlane({ config, driver, logger: log });
+  if (cp.createdAdminToken) {
+    log.info({ file: paths.adminToken }, 'created the admin API token (shown once; saved to the token file, mode 0600)');
+    process.stderr.write(`\nAdmin API token (shown once, also saved to ${paths.adminToken}):\n  ${cp.createdAdminToken}\n\n`);
+  }
+  const address = await cp.listen();
+  await writeFile(paths.serverPid, `${process.pid}\n`);
+  log.info({ address, store: cp.ctx.store.kind, home: config.home }, 'control plane listening');
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping control plane (apps keep running under the agent)');
+    const force = setTimeout(() => process.exit(1), 15_000);
+    force.unref();
+    try {
+      await cp.close();
+    } finally {
+      await rm(paths.serverPid, { force: true });
+      process.exit(0);
+    }
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  const msg = isMinipaasError(err) ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+  process.stderr.write(`minipaasd: ${msg}\n`);
+  process.exit(1);
+});
