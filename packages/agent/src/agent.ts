@@ -1,0 +1,194 @@
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { connect } from 'node:net';
+import { type AgentHealth, homePaths, type MinipaasConfig, MinipaasError } from '@minipaas/core';
+import pino, { type Logger } from 'pino';
+import { handleApi } from './api-server.ts';
+import { DEFAULT_RESTART_POLICY, type RestartPolicy } from './instance.ts';
+import { LogStore } from './log-store.ts';
+import { PortAllocator } from './port-allocator.ts';
+import { type RouterHandle, startRouter } from './router.ts';
+import { type RunAs, resolveRunAs } from './run-as.ts';
+import { Supervisor } from './supervisor.ts';
+
+export const AGENT_VERSION: string = (() => {
+  try {
+    return (
+      JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+    ).version;
+  } catch {
+    return '0.0.0';
+  }
+})();
+
+/** Options of {@link startAgent}. */
+export interface StartAgentOptions {
+  config: MinipaasConfig;
+  /** Parent logger (default: pino to stderr at `config.logLevel`). */
+  logger?: Logger;
+  /** Router bind override (tests pass `{ port: 0 }`); `false` runs no router. */
+  router?: { host?: string; port?: number } | false;
+  /** Restart/crash-loop/health timing overrides. */
+  policy?: Partial<RestartPolicy>;
+  /** Max wait for in-flight requests of old instances during a rollout (default 30 s). */
+  drainTimeoutMs?: number;
+  /** App user override (`root` or a user name); default `config.apps.user`. */
+  appUser?: string;
+  /** Re-run the specs persisted by a previous agent (default true). */
+  restore?: boolean;
+  /** Called after `POST /v1/shutdown` has stopped everything (the binary exits here). */
+  onShutdown?: () => void;
+}
+
+/** A running agent. */
+export interface AgentHandle {
+  socketPath: string;
+  router: { host: string; port: number } | null;
+  supervisor: Supervisor;
+  logs: LogStore;
+  runAs: RunAs | null;
+  logger: Logger;
+  /** Stops every app gracefully, closes the socket and router, removes socket and pid file. Idempotent. */
+  close(): Promise<void>;
+}
+
+function socketInUse(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** Starts the node agent: supervisor, router and the protocol server on the unix socket. */
+export async function startAgent(options: StartAgentOptions): Promise<AgentHandle> {
+  const { config } = options;
+  const paths = homePaths(config.home);
+  const logger =
+    options.logger ?? pino({ level: config.logLevel, name: 'minipaas-agent' }, pino.destination(2));
+  mkdirSync(paths.run, { recursive: true, mode: 0o700 });
+  mkdirSync(paths.logs, { recursive: true, mode: 0o750 });
+  if (await socketInUse(paths.agentSocket)) {
+    throw new MinipaasError(
+      'MINIPAAS_ERR_CONFLICT',
+      `another agent is already listening on ${paths.agentSocket}`,
+    );
+  }
+  rmSync(paths.agentSocket, { force: true });
+
+  const runAs = await resolveRunAs(options.appUser ?? config.apps.user);
+  const policy: RestartPolicy = {
+    ...DEFAULT_RESTART_POLICY,
+    startTimeoutMs: config.apps.startTimeoutMs,
+    ...options.policy,
+  };
+  const logs = new LogStore({
+    dir: paths.logs,
+    maxBytes: config.apps.logMaxBytes,
+    files: config.apps.logFiles,
+  });
+  const supervisor = new Supervisor({
+    home: config.home,
+    logger,
+    logs,
+    ports: new PortAllocator(config.apps.portMin, config.apps.portMax),
+    runAs,
+    policy,
+    stopGraceMs: config.apps.stopGraceMs,
+    drainTimeoutMs: options.drainTimeoutMs ?? 30_000,
+    stateFile: paths.agentState,
+  });
+
+  let router: RouterHandle | null = null;
+  if (options.router !== false) {
+    router = await startRouter({
+      host: options.router?.host ?? config.router.host,
+      port: options.router?.port ?? config.router.port,
+      baseDomain: config.router.baseDomain,
+      resolve: (app) => supervisor.routeTargets(app),
+      logger: logger.child({ component: 'router' }),
+    });
+  }
+
+  const startedAt = new Date().toISOString();
+  let closing: Promise<void> | null = null;
+  const health = (): AgentHealth => ({
+    ok: true,
+    pid: process.pid,
+    version: AGENT_VERSION,
+    startedAt,
+    router: router ? { host: router.host, port: router.port } : { host: '', port: 0 },
+    apps: supervisor.appCount,
+    instances: supervisor.instanceCount,
+  });
+
+  const api: Server = createServer((req, res) => {
+    void handleApi(
+      {
+        supervisor,
+        logs,
+        logger,
+        health,
+        shutdown: () => {
+          void close().then(() => options.onShutdown?.());
+        },
+      },
+      req,
+      res,
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    api.once('error', reject);
+    api.listen(paths.agentSocket, () => {
+      api.off('error', reject);
+      resolve();
+    });
+  });
+  chmodSync(paths.agentSocket, 0o600);
+  writeFileSync(paths.agentPid, `${process.pid}\n`, { mode: 0o644 });
+
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      logger.info('agent stopping: stopping all apps');
+      const apiClosed = new Promise<void>((r) => api.close(() => r()));
+      api.closeIdleConnections();
+      await supervisor.stopAll();
+      logs.flush();
+      await router?.close();
+      api.closeAllConnections();
+      await apiClosed;
+      rmSync(paths.agentSocket, { force: true });
+      try {
+        if (readFileSync(paths.agentPid, 'utf8').trim() === String(process.pid))
+          rmSync(paths.agentPid, { force: true });
+      } catch {
+        // already gone
+      }
+      logger.info('agent stopped');
+    })();
+    return closing;
+  };
+
+  const restored = options.restore === false ? 0 : await supervisor.restore();
+  logger.info(
+    {
+      socket: paths.agentSocket,
+      router: router ? `${router.host}:${router.port}` : null,
+      runAs: runAs?.user ?? null,
+      restored,
+    },
+    'agent started',
+  );
+  return {
+    socketPath: paths.agentSocket,
+    router: router ? { host: router.host, port: router.port } : null,
+    supervisor,
+    logs,
+    runAs,
+    logger,
+    close,
+  };
+}

@@ -1,0 +1,199 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isAbsolute } from 'node:path';
+import {
+  type AgentHealth,
+  type AppSpec,
+  appNameSchema,
+  ENV_NAME_RE,
+  ERROR_CODES,
+  type ErrorBody,
+  formatIssues,
+  isMinipaasError,
+  type LogLine,
+  MinipaasError,
+  PROCESS_TYPE_RE,
+} from '@minipaas/core';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { LogStore } from './log-store.ts';
+import type { Supervisor } from './supervisor.ts';
+
+/** zod schema of the AppSpec body of `PUT /v1/apps/:name`. */
+export const appSpecSchema = z.object({
+  name: appNameSchema,
+  release: z.string().min(1).max(200),
+  dir: z.string().min(1).refine(isAbsolute, 'dir must be an absolute path'),
+  env: z.record(z.string().regex(ENV_NAME_RE, 'invalid environment variable name'), z.string()).default({}),
+  processes: z.record(
+    z.string().regex(PROCESS_TYPE_RE, 'invalid process type'),
+    z.object({ command: z.string().min(1).max(10_000), instances: z.number().int().min(0).max(100) }),
+  ),
+  healthcheck: z
+    .object({
+      path: z.string().startsWith('/').max(2000).optional(),
+      timeoutMs: z.number().int().min(1).max(600_000).optional(),
+    })
+    .optional(),
+  maskValues: z.array(z.string()).max(1000).optional(),
+});
+
+export interface ApiContext {
+  supervisor: Supervisor;
+  logs: LogStore;
+  logger: Logger;
+  health(): AgentHealth;
+  /** Called by POST /v1/shutdown after the response is sent. */
+  shutdown(): void;
+}
+
+const MAX_BODY = 1024 * 1024;
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, err: unknown, logger: Logger): void {
+  let e: MinipaasError;
+  if (isMinipaasError(err)) e = err;
+  else {
+    logger.error({ err }, 'agent API error');
+    e = new MinipaasError('MINIPAAS_ERR_INTERNAL');
+  }
+  const body: ErrorBody = { error: { code: e.code, message: e.message } };
+  if (e.details !== undefined) body.error.details = e.details;
+  if (!res.headersSent) send(res, ERROR_CODES[e.code].status, body);
+  else res.destroy();
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > MAX_BODY)
+      throw new MinipaasError('MINIPAAS_ERR_PAYLOAD_TOO_LARGE', 'request body is larger than 1 MiB');
+    chunks.push(c as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new MinipaasError('MINIPAAS_ERR_BAD_JSON');
+  }
+}
+
+function appName(raw: string): string {
+  const name = decodeURIComponent(raw);
+  const r = appNameSchema.safeParse(name);
+  if (!r.success) throw new MinipaasError('MINIPAAS_ERR_VALIDATION', formatIssues(r.error));
+  return name;
+}
+
+/** Handles one request of the agent protocol (see `@minipaas/core` agent-protocol.ts). */
+export async function handleApi(ctx: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  try {
+    const url = new URL(req.url ?? '/', 'http://agent');
+    const path = url.pathname;
+    const method = req.method ?? 'GET';
+    if (path === '/v1/health' && method === 'GET') return send(res, 200, ctx.health());
+    if (path === '/v1/apps' && method === 'GET') return send(res, 200, ctx.supervisor.list());
+    if (path === '/v1/shutdown' && method === 'POST') {
+      send(res, 200, { ok: true });
+      res.once('finish', () => ctx.shutdown());
+      return;
+    }
+    const m = /^\/v1\/apps\/([^/]+)(\/restart|\/logs)?$/.exec(path);
+    if (m) {
+      const name = appName(m[1] as string);
+      const sub = m[2];
+      if (!sub && method === 'GET') {
+        const s = ctx.supervisor.get(name);
+        if (!s)
+          throw new MinipaasError('MINIPAAS_ERR_APP_NOT_FOUND', `app ${name} is not running on this agent`);
+        return send(res, 200, s);
+      }
+      if (!sub && method === 'PUT') {
+        const body = await readJson(req);
+        const r = appSpecSchema.safeParse(body);
+        if (!r.success) throw new MinipaasError('MINIPAAS_ERR_VALIDATION', formatIssues(r.error));
+        if (r.data.name !== name) {
+          throw new MinipaasError(
+            'MINIPAAS_ERR_VALIDATION',
+            `spec name ${r.data.name} does not match the path (${name})`,
+          );
+        }
+        return send(res, 202, ctx.supervisor.apply(r.data as AppSpec));
+      }
+      if (!sub && method === 'DELETE') return send(res, 200, { stopped: await ctx.supervisor.remove(name) });
+      if (sub === '/restart' && method === 'POST') return send(res, 202, ctx.supervisor.restart(name));
+      if (sub === '/logs' && method === 'GET') return await streamLogs(ctx, name, url, req, res);
+    }
+    throw new MinipaasError('MINIPAAS_ERR_NOT_FOUND', `no route ${method} ${path}`);
+  } catch (err) {
+    sendError(res, err, ctx.logger);
+  }
+}
+
+async function streamLogs(
+  ctx: ApiContext,
+  name: string,
+  url: URL,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const tailRaw = url.searchParams.get('tail');
+  const tail = tailRaw === null ? 100 : Number(tailRaw);
+  if (!Number.isInteger(tail) || tail < 0 || tail > 100_000) {
+    throw new MinipaasError('MINIPAAS_ERR_VALIDATION', 'tail must be an integer between 0 and 100000');
+  }
+  const follow = ['1', 'true'].includes(url.searchParams.get('follow') ?? '');
+  const proc = url.searchParams.get('process') ?? undefined;
+  const sinceRaw = url.searchParams.get('since');
+  let since: string | undefined;
+  if (sinceRaw) {
+    const d = new Date(sinceRaw);
+    if (Number.isNaN(d.getTime()))
+      throw new MinipaasError('MINIPAAS_ERR_VALIDATION', 'since must be an ISO date');
+    since = d.toISOString();
+  }
+  const filter = { tail, ...(proc ? { process: proc } : {}), ...(since ? { since } : {}) };
+  const buffered: LogLine[] = [];
+  let live: ((l: LogLine) => void) | null = null;
+  const unsubscribe = follow
+    ? ctx.logs.subscribe(name, (l) => {
+        if (proc && l.processType !== proc) return;
+        if (live) live(l);
+        else buffered.push(l);
+      })
+    : () => {};
+  try {
+    const lines = await ctx.logs.tail(name, filter);
+    res.writeHead(200, {
+      'content-type': 'application/x-ndjson; charset=utf-8',
+      'cache-control': 'no-store',
+    });
+    const seen = new Set(lines.map((l) => JSON.stringify(l)));
+    res.write(lines.map((l) => `${JSON.stringify(l)}\n`).join(''));
+    if (!follow) {
+      res.end();
+      return;
+    }
+    for (const l of buffered) {
+      const s = JSON.stringify(l);
+      if (!seen.has(s)) res.write(`${s}\n`);
+    }
+    buffered.length = 0;
+    live = (l) => res.write(`${JSON.stringify(l)}\n`);
+    await new Promise<void>((resolve) => {
+      res.once('close', resolve);
+      req.once('close', resolve);
+    });
+  } finally {
+    unsubscribe();
+  }
+}

@@ -1,0 +1,4 @@
+export { AGENT_VERSION, type AgentHandle, type StartAgentOptions, startAgent } from './agent.ts';
+export { AgentClient, type AgentClientOptions, type LogsQuery } from './agent-client.ts';
+export { DEFAULT_RESTART_POLICY, type RestartPolicy } from './instance.ts';
+export { type RouterHandle, type RouterOptions, type RouteTarget, startRouter } from './router.ts';

@@ -1,0 +1,449 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { request } from 'node:http';
+import { connect } from 'node:net';
+import type { HealthcheckSpec, InstanceInfo, InstanceStatus } from '@minipaas/core';
+import type { Logger } from 'pino';
+import type { InstanceLog } from './log-store.ts';
+import type { PortAllocator } from './port-allocator.ts';
+import type { RunAs } from './run-as.ts';
+
+/** Restart, crash-loop and health timing. Every field has a production default. */
+export interface RestartPolicy {
+  /** Delays before restart number 1, 2, 3, … after consecutive crashes; the last one repeats doubled up to maxBackoffMs. */
+  backoffMs: number[];
+  maxBackoffMs: number;
+  /** An instance up this long resets its crash counters. */
+  stableMs: number;
+  /** An exit within this time of start counts as a fast crash. */
+  fastCrashMs: number;
+  /** Consecutive fast crashes that mark the instance `failed` (crash loop). */
+  maxFastCrashes: number;
+  /** Time a starting instance may take to become healthy before it is killed. */
+  startTimeoutMs: number;
+  /** A non-web instance is healthy after staying up this long. */
+  nonWebHealthyMs: number;
+  /** Interval between health probes while starting. */
+  probeIntervalMs: number;
+}
+
+export const DEFAULT_RESTART_POLICY: RestartPolicy = {
+  backoffMs: [0, 250, 500, 1000],
+  maxBackoffMs: 30_000,
+  stableMs: 10_000,
+  fastCrashMs: 5_000,
+  maxFastCrashes: 5,
+  startTimeoutMs: 60_000,
+  nonWebHealthyMs: 1_000,
+  probeIntervalMs: 100,
+};
+
+/** Delay before the n-th consecutive restart (n >= 1). */
+export function backoffDelay(policy: RestartPolicy, n: number): number {
+  const list = policy.backoffMs;
+  if (n <= list.length) return Math.min(list[n - 1] ?? 0, policy.maxBackoffMs);
+  const last = list[list.length - 1] ?? 1000;
+  return Math.min(Math.max(last, 1) * 2 ** (n - list.length), policy.maxBackoffMs);
+}
+
+export interface InstanceOptions {
+  id: string;
+  app: string;
+  processType: string;
+  release: string;
+  command: string;
+  dir: string;
+  /** Full environment (base + app env + metadata); PORT is added for web instances. */
+  env: Record<string, string>;
+  web: boolean;
+  healthcheck?: HealthcheckSpec;
+  runAs: RunAs | null;
+  ports: PortAllocator;
+  log: InstanceLog;
+  policy: RestartPolicy;
+  logger: Logger;
+  /** Called with the pid whenever a process is spawned or exits (for orphan bookkeeping). */
+  onProcess?: (inst: Instance) => void;
+}
+
+let seq = 0;
+
+/**
+ * One instance slot of an app's process type: it keeps its id, port and log file across restarts.
+ * Emits `status` on every status change.
+ */
+export class Instance extends EventEmitter {
+  readonly id: string;
+  readonly app: string;
+  readonly processType: string;
+  readonly release: string;
+  readonly createdAt: string;
+  /** Creation order, for "remove newest first". */
+  readonly seq: number;
+  status: InstanceStatus = 'pending';
+  pid: number | null = null;
+  port: number | null = null;
+  restarts = 0;
+  lastExitCode: number | null = null;
+  lastExitSignal: string | null = null;
+  startedAt: string | null = null;
+  error: string | undefined;
+  /** Requests the router is currently proxying to this instance. */
+  inFlight = 0;
+
+  private readonly opts: InstanceOptions;
+  private child: ChildProcess | null = null;
+  private startedMs = 0;
+  private consecutiveCrashes = 0;
+  private fastCrashes = 0;
+  private restartTimer: NodeJS.Timeout | null = null;
+  private healthTimer: NodeJS.Timeout | null = null;
+  private generation = 0;
+  private stopRequested = false;
+  private exitWaiters: Array<() => void> = [];
+  private healthTimedOut = false;
+
+  constructor(opts: InstanceOptions) {
+    super();
+    this.opts = opts;
+    this.id = opts.id;
+    this.app = opts.app;
+    this.processType = opts.processType;
+    this.release = opts.release;
+    this.createdAt = new Date().toISOString();
+    this.seq = ++seq;
+  }
+
+  get log(): InstanceLog {
+    return this.opts.log;
+  }
+
+  /** True while a process is (or is about to be) alive. */
+  get live(): boolean {
+    return this.status !== 'stopped' && this.status !== 'failed';
+  }
+
+  info(): InstanceInfo {
+    const i: InstanceInfo = {
+      id: this.id,
+      app: this.app,
+      processType: this.processType,
+      release: this.release,
+      pid: this.pid,
+      port: this.port,
+      status: this.status,
+      restarts: this.restarts,
+      lastExitCode: this.lastExitCode,
+      lastExitSignal: this.lastExitSignal,
+      startedAt: this.startedAt,
+      createdAt: this.createdAt,
+    };
+    if (
+      this.error &&
+      (this.status === 'failed' || this.status === 'crashed' || this.status === 'restarting')
+    ) {
+      i.error = this.error;
+    }
+    return i;
+  }
+
+  private setStatus(s: InstanceStatus): void {
+    if (this.status === s) return;
+    this.status = s;
+    this.emit('status', s);
+  }
+
+  private system(line: string): void {
+    this.opts.log.write('system', line);
+  }
+
+  /** Allocates a port (web) and spawns the first process. */
+  async start(): Promise<void> {
+    if (this.opts.web && this.port === null) {
+      try {
+        this.port = await this.opts.ports.allocate();
+      } catch (err) {
+        this.fail(`cannot allocate a port: ${(err as Error).message}`);
+        return;
+      }
+    }
+    if (this.stopRequested) return;
+    this.spawnProcess();
+  }
+
+  private spawnProcess(): void {
+    const gen = ++this.generation;
+    const env = { ...this.opts.env };
+    if (this.opts.web && this.port !== null) env.PORT = String(this.port);
+    this.setStatus('starting');
+    this.healthTimedOut = false;
+    this.startedMs = Date.now();
+    this.startedAt = new Date(this.startedMs).toISOString();
+    let child: ChildProcess;
+    try {
+      child = spawn('/bin/sh', ['-c', `exec ${this.opts.command}`], {
+        cwd: this.opts.dir,
+        env,
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        ...(this.opts.runAs ? { uid: this.opts.runAs.uid, gid: this.opts.runAs.gid } : {}),
+      });
+    } catch (err) {
+      this.onExit(gen, null, null, `spawn failed: ${(err as Error).message}`);
+      return;
+    }
+    this.child = child;
+    this.pid = child.pid ?? null;
+    this.system(
+      `starting ${this.processType} (release ${this.release}${this.port !== null ? `, port ${this.port}` : ''}, pid ${this.pid ?? '?'}): ${this.opts.command}`,
+    );
+    this.opts.logger.info({ pid: this.pid, port: this.port }, 'instance started');
+    this.opts.onProcess?.(this);
+    pipeLines(child.stdout, (l) => this.opts.log.write('stdout', l));
+    pipeLines(child.stderr, (l) => this.opts.log.write('stderr', l));
+    let done = false;
+    child.once('error', (err) => {
+      if (done) return;
+      done = true;
+      this.onExit(gen, null, null, `spawn failed: ${err.message}`);
+    });
+    child.once('exit', (code, signal) => {
+      if (done) return;
+      done = true;
+      this.onExit(gen, code, signal, undefined);
+    });
+    this.scheduleProbe(gen);
+  }
+
+  private scheduleProbe(gen: number): void {
+    const policy = this.opts.policy;
+    const deadline = this.startedMs + policy.startTimeoutMs;
+    const tick = async (): Promise<void> => {
+      this.healthTimer = null;
+      if (gen !== this.generation || this.status !== 'starting') return;
+      let ok: boolean;
+      if (!this.opts.web) ok = Date.now() - this.startedMs >= policy.nonWebHealthyMs;
+      else ok = await probe(this.port as number, this.opts.healthcheck);
+      if (gen !== this.generation || this.status !== 'starting') return;
+      if (ok) {
+        this.setStatus('running');
+        this.system(`${this.processType} is running${this.port !== null ? ` on port ${this.port}` : ''}`);
+        return;
+      }
+      if (Date.now() > deadline) {
+        this.healthTimedOut = true;
+        this.error = `not healthy within ${policy.startTimeoutMs}ms`;
+        this.system(`${this.error}; killing it`);
+        this.signal('SIGKILL');
+        return;
+      }
+      this.healthTimer = setTimeout(() => void tick(), policy.probeIntervalMs);
+    };
+    this.healthTimer = setTimeout(() => void tick(), this.opts.web ? 20 : policy.nonWebHealthyMs);
+  }
+
+  private onExit(
+    gen: number,
+    code: number | null,
+    signal: NodeJS.Signals | null,
+    spawnError: string | undefined,
+  ): void {
+    if (gen !== this.generation) return;
+    if (this.healthTimer) clearTimeout(this.healthTimer);
+    this.healthTimer = null;
+    const pid = this.pid;
+    // Whatever the process left behind in its group goes with it.
+    if (pid) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // group already gone
+      }
+    }
+    this.child = null;
+    this.lastExitCode = code;
+    this.lastExitSignal = signal;
+    const uptime = Date.now() - this.startedMs;
+    const how = spawnError ?? (signal ? `killed by ${signal}` : `exited with code ${code}`);
+    this.opts.logger.info({ pid, code, signal, uptime }, 'instance exited');
+    this.opts.onProcess?.(this);
+    const waiters = this.exitWaiters;
+    this.exitWaiters = [];
+    if (this.stopRequested) {
+      this.system(`${this.processType} stopped (${how})`);
+      this.finishStop();
+      for (const w of waiters) w();
+      return;
+    }
+    this.pid = null;
+    if (uptime >= this.opts.policy.stableMs) {
+      this.consecutiveCrashes = 0;
+      this.fastCrashes = 0;
+    }
+    this.consecutiveCrashes++;
+    if (uptime < this.opts.policy.fastCrashMs && !this.healthTimedOut) this.fastCrashes++;
+    else this.fastCrashes = 0;
+    if (!this.healthTimedOut) this.error = `${this.processType} ${how}`;
+    this.setStatus('crashed');
+    if (this.fastCrashes >= this.opts.policy.maxFastCrashes) {
+      const secs = Math.ceil(this.opts.policy.fastCrashMs / 1000);
+      this.fail(
+        `${this.processType} ${how} ${this.fastCrashes} times within ${secs}s of starting (crash loop)`,
+      );
+      for (const w of waiters) w();
+      return;
+    }
+    const delay = backoffDelay(this.opts.policy, this.consecutiveCrashes);
+    this.system(`${this.processType} ${how}; restarting in ${delay}ms`);
+    this.setStatus('restarting');
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = null;
+      if (this.stopRequested) return;
+      this.restarts++;
+      this.spawnProcess();
+    }, delay);
+    for (const w of waiters) w();
+  }
+
+  private fail(reason: string): void {
+    this.error = reason;
+    this.system(`${reason} → failed`);
+    this.opts.logger.warn({ reason }, 'instance failed');
+    this.pid = null;
+    this.opts.ports.release(this.port);
+    this.port = null;
+    this.setStatus('failed');
+    this.opts.log.flush();
+  }
+
+  private finishStop(): void {
+    this.pid = null;
+    this.opts.ports.release(this.port);
+    this.port = null;
+    this.setStatus('stopped');
+    this.opts.log.close();
+  }
+
+  private signal(sig: NodeJS.Signals): void {
+    const pid = this.child?.pid;
+    if (!pid) return;
+    try {
+      process.kill(-pid, sig);
+    } catch {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  /** Takes the instance out of service without signalling it yet (used while draining). */
+  beginStop(): void {
+    this.stopRequested = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = null;
+    if (this.healthTimer) clearTimeout(this.healthTimer);
+    this.healthTimer = null;
+    if (this.child && this.status !== 'stopping') {
+      this.setStatus('stopping');
+      this.system(`draining ${this.processType}`);
+    }
+  }
+
+  /** Stops the instance: SIGTERM to its process group, SIGKILL after `graceMs`. Resolves once it is gone. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopRequested = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = null;
+    if (this.healthTimer) clearTimeout(this.healthTimer);
+    this.healthTimer = null;
+    if (!this.child) {
+      if (this.status === 'failed') {
+        this.opts.log.close();
+        return;
+      }
+      if (this.status !== 'stopped') {
+        this.system(`${this.processType} stopped`);
+        this.finishStop();
+      }
+      return;
+    }
+    const exited = new Promise<void>((r) => this.exitWaiters.push(r));
+    this.setStatus('stopping');
+    this.system(`stopping ${this.processType} (SIGTERM)`);
+    this.signal('SIGTERM');
+    const killTimer = setTimeout(() => {
+      this.system(`${this.processType} did not stop within ${graceMs}ms; SIGKILL`);
+      this.signal('SIGKILL');
+    }, graceMs);
+    try {
+      await exited;
+    } finally {
+      clearTimeout(killTimer);
+    }
+  }
+}
+
+/** Splits a stream into lines (without the newline) and calls `fn` for each, flushing the last partial line. */
+export function pipeLines(stream: NodeJS.ReadableStream | null, fn: (line: string) => void): void {
+  if (!stream) return;
+  let buf = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    buf += chunk;
+    let i = buf.indexOf('\n');
+    while (i !== -1) {
+      fn(buf.slice(0, i).replace(/\r$/, ''));
+      buf = buf.slice(i + 1);
+      i = buf.indexOf('\n');
+    }
+    if (buf.length > 64 * 1024) {
+      fn(buf);
+      buf = '';
+    }
+  });
+  stream.on('end', () => {
+    if (buf) fn(buf);
+    buf = '';
+  });
+  stream.on('error', () => {});
+}
+
+/** One health probe: TCP connect, or an HTTP GET of `hc.path` answering < 500. */
+export function probe(port: number, hc?: HealthcheckSpec): Promise<boolean> {
+  const timeout = hc?.timeoutMs ?? 2000;
+  return new Promise((resolve) => {
+    if (hc?.path) {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port,
+          path: hc.path,
+          method: 'GET',
+          agent: false,
+          timeout,
+          headers: { 'user-agent': 'minipaas-agent/health' },
+        },
+        (res) => {
+          res.resume();
+          resolve((res.statusCode ?? 500) < 500);
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', () => resolve(false));
+      req.end();
+      return;
+    }
+    const s = connect({ host: '127.0.0.1', port });
+    s.setTimeout(timeout, () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}

@@ -1,0 +1,406 @@
+import {
+  createServer,
+  Agent as HttpAgent,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  request,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { connect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { APP_NAME_RE } from '@minipaas/core';
+import type { Logger } from 'pino';
+
+/** An upstream the router can send requests to (an app's healthy web instance). */
+export interface RouteTarget {
+  port: number | null;
+  /** Requests currently proxied to this target; the router keeps it up to date. */
+  inFlight: number;
+}
+
+/** Options of the router. */
+export interface RouterOptions {
+  /** Interface to bind (default `0.0.0.0`). */
+  host?: string;
+  /** Port to bind; 0 picks a free one. */
+  port: number;
+  /** Apps are served at `{app}.{baseDomain}`. */
+  baseDomain: string;
+  /** Healthy targets of an app, or null when no such app exists. Called on every request. */
+  resolve(app: string): RouteTarget[] | null;
+  logger?: Logger;
+}
+
+export interface RouterHandle {
+  server: Server;
+  host: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+type Route =
+  | { kind: 'app'; app: string; path: string; prefix?: string }
+  | { kind: 'redirect'; location: string }
+  | { kind: 'landing' }
+  | { kind: 'unknown' };
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'trailers',
+  'transfer-encoding',
+  'upgrade',
+]);
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+
+function hostName(host: string | undefined): string {
+  if (!host) return '';
+  const h = host.trim().toLowerCase();
+  if (h.startsWith('[')) return h.slice(0, h.indexOf(']') + 1);
+  const i = h.lastIndexOf(':');
+  return (i === -1 ? h : h.slice(0, i)).replace(/\.$/, '');
+}
+
+/** Decides where a request goes: `{app}.{base}` host routing first, then `/apps/{app}/…` path routing. */
+export function routeRequest(hostHeader: string | undefined, url: string, baseDomain: string): Route {
+  const host = hostName(hostHeader);
+  const base = baseDomain.toLowerCase();
+  if (host.endsWith(`.${base}`)) {
+    const label = host.slice(0, -(base.length + 1));
+    return APP_NAME_RE.test(label) ? { kind: 'app', app: label, path: url } : { kind: 'unknown' };
+  }
+  const m = /^\/apps\/([^/?#]+)(\/[^?#]*)?(\?.*)?$/.exec(url);
+  if (m) {
+    const app = m[1] as string;
+    if (!APP_NAME_RE.test(app)) return { kind: 'unknown' };
+    if (m[2] === undefined) return { kind: 'redirect', location: `/apps/${app}/${m[3] ?? ''}` };
+    return { kind: 'app', app, path: `${m[2]}${m[3] ?? ''}`, prefix: `/apps/${app}` };
+  }
+  if (url === '/' || url.startsWith('/?')) return { kind: 'landing' };
+  return { kind: 'unknown' };
+}
+
+function connectionTokens(v: string | string[] | undefined): Set<string> {
+  const s = Array.isArray(v) ? v.join(',') : (v ?? '');
+  return new Set(
+    s
+      .split(',')
+      .map((t) => t.trim().toLowerCase())
+      .filter(Boolean),
+  );
+}
+
+/** Copies headers without hop-by-hop ones (including those named by `Connection`). */
+export function stripHopByHop(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const named = connectionTokens(headers.connection);
+  const out: OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(headers)) {
+    if (v === undefined || HOP_BY_HOP.has(k) || named.has(k)) continue;
+    out[k] = v;
+  }
+  return out;
+}
+
+function clientAddress(req: IncomingMessage): string {
+  const a = req.socket.remoteAddress ?? '';
+  return a.startsWith('::ffff:') ? a.slice(7) : a;
+}
+
+function forwardHeaders(req: IncomingMessage, prefix: string | undefined): OutgoingHttpHeaders {
+  const h = stripHopByHop(req.headers);
+  const prior = req.headers['x-forwarded-for'];
+  const addr = clientAddress(req);
+  h['x-forwarded-for'] = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${addr}` : addr;
+  h['x-forwarded-proto'] = 'http';
+  if (req.headers.host) h['x-forwarded-host'] = req.headers.host;
+  if (prefix) h['x-forwarded-prefix'] = prefix;
+  else delete h['x-forwarded-prefix'];
+  return h;
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function page(
+  res: ServerResponse,
+  status: number,
+  title: string,
+  text: string,
+  extra: OutgoingHttpHeaders = {},
+): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${status} ${escapeHtml(title)}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}h1{font-size:1.4rem}p{color:#555}</style>
+</head><body><h1>${status} · ${escapeHtml(title)}</h1><p>${escapeHtml(text)}</p><p><small>MiniPaaS router</small></p></body></html>
+`;
+  res.writeHead(status, {
+    'content-type': 'text/html; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    ...extra,
+  });
+  res.end(body);
+}
+
+function rawError(socket: Duplex, status: number, reason: string): void {
+  if (socket.writable) {
+    socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+  }
+  socket.destroy();
+}
+
+/** The reverse proxy in front of the apps of this node. */
+export class Router {
+  private readonly opts: RouterOptions;
+  private readonly agent = new HttpAgent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' });
+  private readonly rr = new Map<string, number>();
+  private readonly upgraded = new Set<Socket>();
+  readonly server: Server;
+
+  constructor(opts: RouterOptions) {
+    this.opts = opts;
+    this.server = createServer((req, res) => this.handle(req, res));
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.upgrade(req, socket, head),
+    );
+    this.server.on('clientError', (_err, socket) => rawError(socket, 400, 'Bad Request'));
+  }
+
+  /** Picks the next target round-robin, skipping `tried`. */
+  private pick(app: string, targets: RouteTarget[], tried: Set<RouteTarget>): RouteTarget | null {
+    const usable = targets.filter((t) => t.port !== null && !tried.has(t));
+    if (usable.length === 0) return null;
+    const n = this.rr.get(app) ?? 0;
+    this.rr.set(app, (n + 1) % 1_000_000_000);
+    return usable[n % usable.length] as RouteTarget;
+  }
+
+  private resolveOr(res: ServerResponse | null, route: Route & { kind: 'app' }): RouteTarget[] | null {
+    const targets = this.opts.resolve(route.app);
+    if (targets === null) {
+      if (res) page(res, 404, 'App not found', `There is no app called "${route.app}" on this server.`);
+      return null;
+    }
+    if (targets.length === 0) {
+      if (res) {
+        page(
+          res,
+          503,
+          'App unavailable',
+          `The app "${route.app}" has no healthy instance right now. Try again shortly.`,
+          {
+            'retry-after': '5',
+          },
+        );
+      }
+      return null;
+    }
+    return targets;
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const route = routeRequest(req.headers.host, req.url ?? '/', this.opts.baseDomain);
+    if (route.kind === 'redirect') {
+      res.writeHead(308, { location: route.location, 'content-length': 0 });
+      res.end();
+      return;
+    }
+    if (route.kind === 'landing') {
+      page(
+        res,
+        404,
+        'MiniPaaS',
+        `No app is served at this address. Apps are reachable at http://APP.${this.opts.baseDomain}/ or at /apps/APP/.`,
+      );
+      return;
+    }
+    if (route.kind === 'unknown') {
+      page(res, 404, 'Not found', 'No app is served at this address.');
+      return;
+    }
+    const targets = this.resolveOr(res, route);
+    if (!targets) return;
+    this.proxy(req, res, route, targets);
+  }
+
+  private proxy(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: Route & { kind: 'app' },
+    targets: RouteTarget[],
+  ): void {
+    const headers = forwardHeaders(req, route.prefix);
+    const method = req.method ?? 'GET';
+    const tried = new Set<RouteTarget>();
+    let current: { target: RouteTarget; up: ReturnType<typeof request> } | null = null;
+    const cl = req.headers['content-length'];
+    const hasBody = (cl !== undefined && cl !== '0') || req.headers['transfer-encoding'] !== undefined;
+    let finished = false;
+    let attempts = 0;
+    const release = () => {
+      if (current) {
+        current.target.inFlight--;
+        current = null;
+      }
+    };
+    res.once('close', () => {
+      finished = true;
+      if (current && !res.writableFinished) current.up.destroy();
+      release();
+    });
+
+    const attempt = (): void => {
+      const target = this.pick(route.app, targets, tried);
+      if (!target) {
+        page(res, 502, 'Bad gateway', `The app "${route.app}" did not answer.`);
+        return;
+      }
+      tried.add(target);
+      target.inFlight++;
+      let connected = false;
+      let responded = false;
+      const up = request({
+        host: '127.0.0.1',
+        port: target.port as number,
+        method,
+        path: route.path,
+        headers,
+        agent: this.agent,
+        setHost: false,
+      });
+      current = { target, up };
+      up.on('socket', (s: Socket) => {
+        const go = () => {
+          connected = true;
+          if (!hasBody) up.end();
+          else req.pipe(up);
+        };
+        if (s.connecting) s.once('connect', go);
+        else go();
+      });
+      up.on('response', (ur) => {
+        responded = true;
+        if (finished) {
+          ur.resume();
+          return;
+        }
+        res.writeHead(ur.statusCode ?? 502, ur.statusMessage, stripHopByHop(ur.headers));
+        ur.pipe(res);
+        ur.on('error', () => res.destroy());
+      });
+      up.on('error', (err: NodeJS.ErrnoException) => {
+        if (finished) return;
+        const neverSent = !connected;
+        const staleKeepAlive =
+          up.reusedSocket && !responded && !hasBody && IDEMPOTENT.has(method) && err.code === 'ECONNRESET';
+        if (!responded && (neverSent || staleKeepAlive)) {
+          release();
+          if (staleKeepAlive) tried.delete(target);
+          if (++attempts <= targets.length + 3) {
+            attempt();
+            return;
+          }
+        }
+        this.opts.logger?.warn({ app: route.app, port: target.port, err: err.message }, 'upstream error');
+        if (!res.headersSent)
+          page(res, 502, 'Bad gateway', `The app "${route.app}" did not answer (${err.code ?? 'error'}).`);
+        else res.destroy();
+      });
+    };
+    attempt();
+  }
+
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const route = routeRequest(req.headers.host, req.url ?? '/', this.opts.baseDomain);
+    if (route.kind !== 'app') {
+      rawError(socket, 404, 'Not Found');
+      return;
+    }
+    const targets = this.opts.resolve(route.app);
+    if (targets === null || targets.length === 0) {
+      rawError(socket, targets === null ? 404 : 503, targets === null ? 'Not Found' : 'Service Unavailable');
+      return;
+    }
+    const headers = forwardHeaders(req, route.prefix);
+    headers.connection = 'Upgrade';
+    if (req.headers.upgrade) headers.upgrade = req.headers.upgrade;
+    let lines = `${req.method ?? 'GET'} ${route.path} HTTP/1.1\r\n`;
+    for (const [k, v] of Object.entries(headers)) {
+      if (v === undefined) continue;
+      for (const one of Array.isArray(v) ? v : [v]) lines += `${k}: ${one}\r\n`;
+    }
+    lines += '\r\n';
+    const tried = new Set<RouteTarget>();
+    socket.on('error', () => {});
+    const attempt = (): void => {
+      const target = this.pick(route.app, targets, tried);
+      if (!target) {
+        rawError(socket, 502, 'Bad Gateway');
+        return;
+      }
+      tried.add(target);
+      const up = connect({ host: '127.0.0.1', port: target.port as number });
+      let connected = false;
+      up.once('connect', () => {
+        connected = true;
+        this.upgraded.add(up);
+        up.setNoDelay(true);
+        up.write(lines);
+        if (head.length > 0) up.write(head);
+        up.pipe(socket);
+        socket.pipe(up);
+      });
+      up.on('error', () => {
+        if (!connected) return attempt();
+        socket.destroy();
+      });
+      up.on('close', () => {
+        this.upgraded.delete(up);
+        socket.destroy();
+      });
+      socket.on('close', () => up.destroy());
+    };
+    attempt();
+  }
+
+  async listen(): Promise<RouterHandle> {
+    const host = this.opts.host ?? '0.0.0.0';
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen({ host, port: this.opts.port }, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    const addr = this.server.address();
+    const port = typeof addr === 'object' && addr ? addr.port : this.opts.port;
+    return { server: this.server, host, port, close: () => this.close() };
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.upgraded) s.destroy();
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeIdleConnections();
+      setTimeout(() => this.server.closeAllConnections(), 1000).unref();
+    });
+    this.agent.destroy();
+  }
+}
+
+/** Starts a router; returns once it listens. */
+export function startRouter(opts: RouterOptions): Promise<RouterHandle> {
+  return new Router(opts).listen();
+}

@@ -1,0 +1,249 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { AgentAppState, AppSpec } from '@minipaas/core';
+import { MinipaasError } from '@minipaas/core';
+import type { Logger } from 'pino';
+import { AppRuntime } from './app-runtime.ts';
+import { Instance, type RestartPolicy } from './instance.ts';
+import type { LogStore } from './log-store.ts';
+import type { PortAllocator } from './port-allocator.ts';
+import { prepareReleaseDir, type RunAs } from './run-as.ts';
+
+/** Options of the supervisor. */
+export interface SupervisorOptions {
+  home: string;
+  logger: Logger;
+  logs: LogStore;
+  ports: PortAllocator;
+  /** User apps run as (null: same user as the agent). */
+  runAs: RunAs | null;
+  policy: RestartPolicy;
+  stopGraceMs: number;
+  drainTimeoutMs: number;
+  /** JSON file holding the desired specs and the pids of live processes; null disables persistence. */
+  stateFile: string | null;
+}
+
+interface PersistedState {
+  version: 1;
+  apps: AppSpec[];
+  /** Process groups of live instances, with their kernel start time to survive pid reuse. */
+  processes: Array<{ pid: number; start: string | null }>;
+}
+
+/** Kernel start time of a process (field 22 of /proc/<pid>/stat), or null. */
+function procStart(pid: number): string | null {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return rest[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** Environment every instance starts from (never the agent's whole environment). */
+export function baseEnv(runAs: RunAs | null): Record<string, string> {
+  const nodeBin = dirname(process.execPath);
+  const path = [nodeBin, ...(process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(':')]
+    .filter((p, i, a) => p && a.indexOf(p) === i)
+    .join(':');
+  const env: Record<string, string> = { PATH: path, LANG: process.env.LANG || 'C.UTF-8' };
+  for (const k of ['LC_ALL', 'TZ', 'TMPDIR']) {
+    const v = process.env[k];
+    if (v) env[k] = v;
+  }
+  if (runAs) {
+    env.USER = runAs.user;
+    env.LOGNAME = runAs.user;
+  }
+  return env;
+}
+
+/** Owns every app runtime of this node. */
+export class Supervisor {
+  private readonly opts: SupervisorOptions;
+  private readonly apps = new Map<string, AppRuntime>();
+  private persistScheduled = false;
+  private closed = false;
+
+  constructor(opts: SupervisorOptions) {
+    this.opts = opts;
+  }
+
+  get appCount(): number {
+    return this.apps.size;
+  }
+
+  get instanceCount(): number {
+    let n = 0;
+    for (const a of this.apps.values()) n += a.allInstances().filter((i) => i.live).length;
+    return n;
+  }
+
+  /** Kills processes left by a previous agent that died without stopping them, then re-applies saved specs. */
+  async restore(): Promise<number> {
+    const file = this.opts.stateFile;
+    if (!file || !existsSync(file)) return 0;
+    let state: PersistedState;
+    try {
+      state = JSON.parse(readFileSync(file, 'utf8')) as PersistedState;
+    } catch (err) {
+      this.opts.logger.warn({ err: (err as Error).message }, 'ignoring unreadable agent state');
+      return 0;
+    }
+    for (const p of state.processes ?? []) {
+      if (!p.start || procStart(p.pid) !== p.start) continue;
+      this.opts.logger.warn({ pid: p.pid }, 'killing orphaned app process of a previous agent');
+      try {
+        process.kill(-p.pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    for (const spec of state.apps ?? []) this.apply(spec);
+    return state.apps?.length ?? 0;
+  }
+
+  apply(spec: AppSpec): AgentAppState {
+    let app = this.apps.get(spec.name);
+    if (!app) {
+      app = new AppRuntime(spec, this.depsFor(spec.name));
+      this.apps.set(spec.name, app);
+      app.apply(spec, true);
+    } else {
+      app.apply(spec);
+    }
+    this.persist();
+    return app.state();
+  }
+
+  get(name: string): AgentAppState | null {
+    return this.apps.get(name)?.state() ?? null;
+  }
+
+  list(): AgentAppState[] {
+    return [...this.apps.values()].map((a) => a.state()).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  has(name: string): boolean {
+    return this.apps.has(name);
+  }
+
+  restart(name: string): AgentAppState {
+    const app = this.apps.get(name);
+    if (!app)
+      throw new MinipaasError('MINIPAAS_ERR_APP_NOT_FOUND', `app ${name} is not running on this agent`);
+    app.restart();
+    return app.state();
+  }
+
+  async remove(name: string): Promise<number> {
+    const app = this.apps.get(name);
+    if (!app)
+      throw new MinipaasError('MINIPAAS_ERR_APP_NOT_FOUND', `app ${name} is not running on this agent`);
+    this.apps.delete(name);
+    this.persist();
+    return app.destroy();
+  }
+
+  /** Instances the router may use for an app, or null when the app is unknown. */
+  routeTargets(name: string): Instance[] | null {
+    const app = this.apps.get(name);
+    return app ? app.routeTargets() : null;
+  }
+
+  /** Stops every instance of every app (the specs stay persisted so a restarted agent brings them back). */
+  async stopAll(): Promise<void> {
+    this.writeState();
+    this.closed = true;
+    await Promise.all([...this.apps.values()].map((a) => a.destroy()));
+    this.writeState(true);
+  }
+
+  private depsFor(name: string) {
+    const logger = this.opts.logger.child({ app: name });
+    return {
+      logger,
+      createInstance: (spec: AppSpec, processType: string) => this.createInstance(spec, processType, logger),
+      prepare: (spec: AppSpec) => this.prepare(spec),
+      startTimeoutMs: this.opts.policy.startTimeoutMs,
+      stopGraceMs: this.opts.stopGraceMs,
+      drainTimeoutMs: this.opts.drainTimeoutMs,
+      onChange: () => this.persist(),
+    };
+  }
+
+  private async prepare(spec: AppSpec): Promise<void> {
+    let st: Awaited<ReturnType<typeof stat>>;
+    try {
+      st = await stat(spec.dir);
+    } catch {
+      throw new Error(`release directory ${spec.dir} does not exist`);
+    }
+    if (!st.isDirectory()) throw new Error(`release directory ${spec.dir} is not a directory`);
+    if (this.opts.runAs) await prepareReleaseDir(this.opts.home, spec.dir, this.opts.runAs);
+  }
+
+  private createInstance(spec: AppSpec, processType: string, appLogger: Logger): Instance {
+    const id = `${spec.name}-${processType}-${randomBytes(3).toString('hex')}`.toLowerCase();
+    const proc = spec.processes[processType];
+    const env: Record<string, string> = {
+      ...baseEnv(this.opts.runAs),
+      HOME: spec.dir,
+      ...spec.env,
+      MINIPAAS_APP: spec.name,
+      MINIPAAS_PROCESS_TYPE: processType,
+      MINIPAAS_RELEASE: spec.release,
+      MINIPAAS_INSTANCE: id,
+    };
+    return new Instance({
+      id,
+      app: spec.name,
+      processType,
+      release: spec.release,
+      command: proc?.command ?? 'false',
+      dir: spec.dir,
+      env,
+      web: processType === 'web',
+      ...(spec.healthcheck ? { healthcheck: spec.healthcheck } : {}),
+      runAs: this.opts.runAs,
+      ports: this.opts.ports,
+      log: this.opts.logs.open(spec.name, id, processType, spec.maskValues ?? []),
+      policy: this.opts.policy,
+      logger: appLogger.child({ instance: id }),
+      onProcess: () => this.persist(),
+    });
+  }
+
+  /** Schedules a write of the state file (coalesced). */
+  persist(): void {
+    if (!this.opts.stateFile || this.persistScheduled || this.closed) return;
+    this.persistScheduled = true;
+    setImmediate(() => {
+      this.persistScheduled = false;
+      if (!this.closed) this.writeState();
+    });
+  }
+
+  private writeState(noProcesses = false): void {
+    const file = this.opts.stateFile;
+    if (!file) return;
+    const processes: PersistedState['processes'] = [];
+    if (!noProcesses) {
+      for (const a of this.apps.values()) {
+        for (const i of a.allInstances()) if (i.pid) processes.push({ pid: i.pid, start: procStart(i.pid) });
+      }
+    }
+    const state: PersistedState = { version: 1, apps: [...this.apps.values()].map((a) => a.spec), processes };
+    try {
+      const tmp = `${file}.${process.pid}.tmp`;
+      writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+      renameSync(tmp, file);
+    } catch (err) {
+      this.opts.logger.error({ err: (err as Error).message }, 'cannot write agent state');
+    }
+  }
+}
