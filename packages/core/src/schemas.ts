@@ -2,9 +2,17 @@
 import { z } from 'zod';
 import { appNameSchema, ENV_NAME_RE, PROCESS_TYPE_RE, processTypeSchema, slugify } from './names.ts';
 
-export const envSchema = z
-  .record(z.string().regex(ENV_NAME_RE, 'env var names must match [A-Za-z_][A-Za-z0-9_]*'), z.string().max(65536))
-  .refine((r) => Object.keys(r).length <= 500, 'at most 500 env vars');
+function checkEnvKeys(r: Record<string, unknown>, ctx: z.RefinementCtx): void {
+  const keys = Object.keys(r);
+  if (keys.length > 500) ctx.addIssue({ code: 'custom', message: 'at most 500 env vars' });
+  for (const k of keys) {
+    if (!ENV_NAME_RE.test(k)) {
+      ctx.addIssue({ code: 'custom', path: [k], message: `env var names must match [A-Za-z_][A-Za-z0-9_]* (got "${k}")` });
+    }
+  }
+}
+
+export const envSchema = z.record(z.string(), z.string().max(65536)).superRefine(checkEnvKeys);
 
 export const processSchema = z.object({
   command: z.string().min(1).max(4096).optional(),
@@ -26,8 +34,8 @@ export type CreateProjectInput = z.infer<typeof createProjectSchema>;
 
 export const createAppSchema = z
   .object({
-    name: appNameSchema.optional(),
-    /** seed 002 shape: `slug` is the app name, `name` may be a display name */
+    /** The app name (DNS-safe). In the seed-002 service shape `name` is a display name and `slug` the app name. */
+    name: z.string().max(100).optional(),
     slug: appNameSchema.optional(),
     project: z.string().min(1).max(100).optional(),
     runtime: z.enum(['process']).default('process'),
@@ -42,12 +50,25 @@ export const createAppSchema = z
     ports: z.unknown().optional(),
     repo_url: z.string().max(2000).optional(),
   })
-  .strict();
-export type CreateAppInput = z.infer<typeof createAppSchema>;
+  .strict()
+  .transform((a, ctx) => {
+    const appName = a.slug ?? a.name;
+    if (appName === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['name'], message: 'name is required' });
+      return z.NEVER;
+    }
+    const check = appNameSchema.safeParse(appName);
+    if (!check.success) {
+      ctx.addIssue({ code: 'custom', path: [a.slug ? 'slug' : 'name'], message: check.error.issues[0]?.message ?? 'invalid app name' });
+      return z.NEVER;
+    }
+    return { ...a, name: appName, displayName: a.slug && a.name ? a.name : undefined };
+  });
+export type CreateAppInput = z.output<typeof createAppSchema>;
 
 export const patchAppSchema = z
   .object({
-    env: z.record(z.string().regex(ENV_NAME_RE), z.string().max(65536).nullable()).optional(),
+    env: z.record(z.string(), z.string().max(65536).nullable()).superRefine(checkEnvKeys).optional(),
     processes: z.record(processTypeSchema, processSchema).optional(),
     command: z.string().min(1).max(4096).optional(),
     status: z.enum(['stopped', 'running']).optional(),

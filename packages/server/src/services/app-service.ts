@@ -93,8 +93,7 @@ export class AppService {
   }
 
   async create(input: CreateAppInput, projectRef?: string): Promise<AppRow> {
-    const name = input.name ?? input.slug;
-    if (!name) throw new MinipaasError('MINIPAAS_ERR_VALIDATION', 'name is required');
+    const name = input.name;
     const project = await this.#d.projects.get(projectRef ?? input.project ?? 'default');
     const clash = await this.#d.db.selectFrom('apps').select('id').where('name', '=', name).executeTakeFirst();
     if (clash) throw new MinipaasError('MINIPAAS_ERR_APP_EXISTS', `an app named "${name}" already exists`);
@@ -114,7 +113,7 @@ export class AppService {
         processes: JSON.stringify(processes),
         env: JSON.stringify(input.env ?? {}),
         healthcheck_path: input.healthcheckPath ?? null,
-        description: input.description ?? null,
+        description: input.description ?? input.displayName ?? null,
       })
       .returningAll()
       .executeTakeFirstOrThrow();
