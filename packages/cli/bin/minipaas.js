@@ -1,0 +1,11 @@
+#!/usr/bin/env node
+// The `minipaas` / `paas` entry point. Node >= 22.18 runs the TypeScript sources directly (type stripping).
+const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+if (major < 22 || (major === 22 && minor < 18)) {
+  process.stderr.write(
+    `error: minipaas needs Node.js >= 22.18 (this is ${process.version}); run it with npx minipaas or npm run\n`,
+  );
+  process.exit(1);
+}
+const { main } = await import('../src/main.ts');
+await main(process.argv);

@@ -1,0 +1,130 @@
+/** `minipaas deploy [DIR] --app NAME [-m MSG] [-- command...]`. */
+import type { Command } from 'commander';
+import type { ApiClient } from '../api-client.ts';
+import { CliError } from '../cli-error.ts';
+import { type Context, clientFor } from '../context.ts';
+import { argsAfterDashDash, type DeployPlan, planDeploy } from '../deploy-plan.ts';
+import { followDeployment } from '../follow-deployment.ts';
+import { bytes, colors, json, line, type Output } from '../output.ts';
+import { displayPath, packDirectory } from '../pack.ts';
+
+interface DeployOptions {
+  app?: string;
+  project?: string;
+  message?: string;
+  json?: boolean;
+}
+
+async function ensureApp(
+  client: ApiClient,
+  plan: DeployPlan,
+  project: string | undefined,
+  p: Output,
+): Promise<void> {
+  if (await client.findApp(plan.app)) return;
+  const body: { name: string; project?: string } = { name: plan.app };
+  if (project) body.project = project;
+  await client.createApp(body);
+  line(
+    p,
+    `Created app ${plan.app}${plan.kind === 'upload' && plan.appDerived ? ' (named after the directory; use --app to choose)' : ''}.`,
+  );
+}
+
+export function registerDeploy(program: Command, ctx: Context): void {
+  program
+    .command('deploy')
+    .description('deploy a directory (uploaded as a tarball honouring .gitignore) or a command')
+    .argument('[dir]', 'app directory (default: .), or a command line (see below)')
+    .argument('[command...]', 'after --: a command to run instead of detecting one')
+    .option('-a, --app <name>', 'app to deploy to; created if missing (default: the directory name)')
+    .option('--project <project>', 'project of a newly created app (default: default)')
+    .option('-m, --message <text>', 'deployment message')
+    .option('--json', 'print the final deployment as JSON (progress goes to stderr)')
+    .addHelpText(
+      'after',
+      `
+How the app runs: a Procfile (web: ...), else package.json's start script, else a static site (index.html),
+or the command given after --. Files matched by .gitignore (at any level) and .minipaasignore are not
+uploaded; .git/ and node_modules/ never are. A single argument that is not a directory but a file or a
+quoted command line is deployed as a command (then --app is required). After --, arguments are quoted
+for the shell while $NAME references such as $PORT stay live; they expand where the app runs.
+
+Examples:
+  $ minipaas deploy examples/hello-node --app hello
+  $ minipaas deploy . -m "fix the header"
+  $ minipaas deploy --app web -- python3 -m http.server '$PORT'
+  $ minipaas deploy "./my-app --port \\$PORT" --app my-app
+  $ minipaas deploy dist --app site --json`,
+    )
+    .action(async (dirArg: string | undefined, rest: string[], opts: DeployOptions, cmd: Command) => {
+      const operands = dirArg === undefined ? [] : [dirArg, ...rest];
+      const plan = planDeploy({
+        operands,
+        dashArgs: argsAfterDashDash(ctx.argv, operands),
+        app: opts.app,
+        cwd: process.cwd(),
+      });
+      // Progress goes to stderr with --json so stdout holds only the JSON document.
+      const p: Output = opts.json ? { out: ctx.out.err, err: ctx.out.err, isTTY: false } : ctx.out;
+      const c = colors(p.isTTY);
+      const client = await clientFor(cmd, ctx);
+      await ensureApp(client, plan, opts.project, p);
+
+      let started: Awaited<ReturnType<ApiClient['deployCommand']>>;
+      if (plan.kind === 'command') {
+        line(p, `Deploying command to ${c.bold(plan.app)}: ${plan.command}`);
+        started = await client.deployCommand(plan.app, {
+          command: plan.command,
+          ...(opts.message ? { message: opts.message } : {}),
+        });
+      } else {
+        const t0 = Date.now();
+        const packed = await packDirectory(plan.dir);
+        if (packed.files === 0)
+          throw new CliError(`nothing to deploy: ${displayPath(plan.dir)} has no files (after .gitignore)`);
+        line(
+          p,
+          `Packing ${displayPath(plan.dir)}: ${packed.files} files, ${bytes(packed.rawBytes)} (${bytes(packed.data.length)} gzipped) in ${Date.now() - t0} ms`,
+        );
+        p.out(`Uploading to ${client.url} (app ${c.bold(plan.app)}) ... `);
+        const t1 = Date.now();
+        try {
+          started = await client.deployTarball(plan.app, packed.data, {
+            ...(opts.message ? { message: opts.message } : {}),
+            ...(plan.command ? { command: plan.command } : {}),
+          });
+        } catch (err) {
+          p.out('failed\n');
+          throw err;
+        }
+        p.out(`done (${((Date.now() - t1) / 1000).toFixed(1)}s)\n`);
+      }
+      line(
+        p,
+        `Deployment ${started.id}${started.release ? ` (release v${started.release})` : ''}: ${started.status}`,
+      );
+
+      const { deployment, printed } = await followDeployment(client, started, p);
+      if (opts.json) json(ctx.out, deployment);
+      if (deployment.status !== 'running') {
+        if (printed === 0 && deployment.log?.length) {
+          ctx.out.err('last lines of the deploy log:\n');
+          for (const l of deployment.log.slice(-20)) ctx.out.err(`  ${l}\n`);
+        }
+        throw new CliError(
+          `deploy of ${plan.app} ${deployment.status}${deployment.error ? `: ${deployment.error}` : ''}`,
+        );
+      }
+      const app = await client.getApp(plan.app);
+      line(
+        p,
+        c.green(
+          `${c.bold(app.name)} deployed${deployment.release ? ` (release v${deployment.release})` : ''}.`,
+        ),
+      );
+      line(p, `  URL:       ${app.url}`);
+      line(p, `  Path URL:  ${app.pathUrl}`);
+      line(p, `  Logs:      minipaas logs ${app.name} -f`);
+    });
+}

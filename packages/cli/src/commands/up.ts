@@ -1,0 +1,171 @@
+/** `minipaas up [-d]` and `minipaas down`. */
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { homePaths, loadConfig } from '@minipaas/core';
+import { type Command, Option } from 'commander';
+import { CliError } from '../cli-error.ts';
+import type { Context } from '../context.ts';
+import { line } from '../output.ts';
+import {
+  agentHealth,
+  agentRequest,
+  apiReadiness,
+  CLI_BIN,
+  isAlive,
+  readPid,
+  removeFile,
+  tailFile,
+  waitFor,
+} from '../platform.ts';
+import { dashboardUrl, platformInfo, printInfo, runSupervisor } from '../supervisor.ts';
+
+interface UpOptions {
+  detach?: boolean;
+  timeout: string;
+  daemonized?: boolean;
+}
+
+export function registerUp(program: Command, ctx: Context): void {
+  program
+    .command('up')
+    .description('start MiniPaaS: the node agent, the control plane (minipaasd) and the router')
+    .option('-d, --detach', 'run in the background and return once the platform is ready')
+    .option('--timeout <seconds>', 'with -d: how long to wait for the platform to become ready', '30')
+    .addOption(new Option('--daemonized').hideHelp())
+    .addHelpText(
+      'after',
+      `
+In the foreground, Ctrl-C (or SIGTERM) stops the control plane, then the apps and the agent.
+With -d the supervisor runs in its own session and logs to $MINIPAAS_HOME/logs/minipaas.log.
+If minipaasd crashes it is restarted with backoff; apps keep running (the agent owns them).
+
+Examples:
+  $ minipaas up                  # foreground
+  $ minipaas up -d               # background; stop with: minipaas down
+  $ MINIPAAS_HOME=/tmp/mp MINIPAAS_API_PORT=7171 MINIPAAS_ROUTER_PORT=8181 minipaas up -d`,
+    )
+    .action(async (opts: UpOptions) => {
+      const config = await loadConfig(ctx.env);
+      const paths = homePaths(config.home);
+      const info = platformInfo(config);
+      const pid = readPid(paths.supervisorPid);
+      if (!opts.daemonized && pid !== undefined && isAlive(pid, 'minipaas')) {
+        line(ctx.out, `MiniPaaS is already running (supervisor pid ${pid}).`);
+        if ((await apiReadiness(info.apiUrl)).ready) {
+          info.dashboardUrl = await dashboardUrl(info.apiUrl);
+          printInfo(ctx.out, info, 'detached');
+        }
+        return;
+      }
+      if (!opts.detach) {
+        const code = await runSupervisor({
+          config,
+          env: ctx.env,
+          out: ctx.out,
+          detached: Boolean(opts.daemonized),
+        });
+        if (code !== 0) throw new CliError('MiniPaaS stopped because a component kept crashing', code);
+        return;
+      }
+      const timeoutMs = Number(opts.timeout) * 1000;
+      if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
+        throw new CliError('--timeout must be a number of seconds');
+      mkdirSync(paths.logs, { recursive: true });
+      const logFile = join(paths.logs, 'minipaas.log');
+      const fd = openSync(logFile, 'a', 0o600);
+      const offset = statSync(logFile).size;
+      writeSync(fd, `\n=== minipaas up -d at ${new Date().toISOString()} ===\n`);
+      const child = spawn(process.execPath, [CLI_BIN, 'up', '--daemonized'], {
+        detached: true,
+        stdio: ['ignore', fd, fd],
+        env: { ...ctx.env, MINIPAAS_HOME: config.home, NO_COLOR: '1' },
+      });
+      closeSync(fd);
+      let exit: string | undefined;
+      child.on('exit', (code, signal) => {
+        exit = signal ? `signal ${signal}` : `code ${code}`;
+      });
+      child.unref();
+      line(ctx.out, `Starting MiniPaaS in the background (log: ${logFile}) ...`);
+      let last = '';
+      const ok = await waitFor(async () => {
+        if (exit) return false;
+        const r = await apiReadiness(info.apiUrl);
+        last = r.detail;
+        return r.ready && readPid(paths.supervisorPid) === child.pid ? true : undefined;
+      }, timeoutMs);
+      if (ok) {
+        info.dashboardUrl = await dashboardUrl(info.apiUrl);
+        printInfo(ctx.out, info, 'detached');
+        return;
+      }
+      let reason: string;
+      if (exit) reason = `the supervisor exited (${exit})`;
+      else {
+        reason = `not ready within ${opts.timeout}s (${last}); stopped it — retry with a larger --timeout if this machine is slow`;
+        try {
+          if (child.pid) process.kill(child.pid, 'SIGTERM');
+        } catch {
+          // gone
+        }
+        await waitFor(() => (child.pid && isAlive(child.pid) && !exit ? undefined : true), 20_000);
+      }
+      const tail = tailFile(logFile, 25, offset);
+      if (tail.length) {
+        ctx.out.err(`last lines of ${logFile}:\n`);
+        for (const l of tail) ctx.out.err(`  ${l}\n`);
+      }
+      throw new CliError(`MiniPaaS failed to start: ${reason}`);
+    });
+
+  program
+    .command('down')
+    .description('stop MiniPaaS: the control plane, then the apps and the node agent')
+    .addHelpText(
+      'after',
+      `
+Stops the supervisor started by "minipaas up -d" (or a foreground one in another terminal), which stops
+minipaasd and asks the agent to stop every app cleanly. An agent running on its own is shut down too.
+
+Examples:
+  $ minipaas down`,
+    )
+    .action(async () => {
+      const config = await loadConfig(ctx.env);
+      const paths = homePaths(config.home);
+      const graceMs = config.apps.stopGraceMs + 45_000;
+      let stopped = false;
+      const pid = readPid(paths.supervisorPid);
+      if (pid !== undefined && isAlive(pid, 'minipaas')) {
+        line(ctx.out, `Stopping MiniPaaS (supervisor pid ${pid}) ...`);
+        process.kill(pid, 'SIGTERM');
+        if (!(await waitFor(() => (isAlive(pid, 'minipaas') ? undefined : true), graceMs))) {
+          throw new CliError(`the supervisor (pid ${pid}) did not stop within ${graceMs / 1000}s`);
+        }
+        stopped = true;
+      } else if (pid !== undefined) removeFile(paths.supervisorPid);
+
+      const serverPid = readPid(paths.serverPid);
+      if (serverPid !== undefined && isAlive(serverPid, 'minipaasd')) {
+        line(ctx.out, `Stopping minipaasd (pid ${serverPid}) ...`);
+        process.kill(serverPid, 'SIGTERM');
+        await waitFor(() => (isAlive(serverPid) ? undefined : true), 20_000);
+        stopped = true;
+      }
+      const agent = await agentHealth(paths.agentSocket);
+      if (agent) {
+        line(ctx.out, `Stopping the apps and the node agent (pid ${agent.pid}) ...`);
+        try {
+          await agentRequest(paths.agentSocket, 'POST', '/v1/shutdown', 5000);
+        } catch {
+          process.kill(agent.pid, 'SIGTERM');
+        }
+        const gone = await waitFor(() => (isAlive(agent.pid) ? undefined : true), graceMs);
+        if (!gone)
+          throw new CliError(`the node agent (pid ${agent.pid}) did not stop within ${graceMs / 1000}s`);
+        stopped = true;
+      }
+      line(ctx.out, stopped ? 'MiniPaaS stopped.' : 'MiniPaaS is not running.');
+    });
+}
