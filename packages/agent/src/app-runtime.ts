@@ -89,9 +89,23 @@ export class AppRuntime {
     return 'rollout';
   }
 
-  /** Rolling restart of the desired spec (same release). */
+  /**
+   * Rolling restart of what serves (same release). When nothing serves yet (first rollout failed),
+   * the desired spec is tried again. The restarted spec becomes the desired one.
+   */
   restart(): void {
+    if (this.current) this.spec = this.current.spec;
     this.startRollout(this.spec);
+  }
+
+  /** The spec of the generation that serves, or null. */
+  get servingSpec(): AppSpec | null {
+    return this.current?.spec ?? null;
+  }
+
+  /** Resolves when no rollout is in progress. */
+  async settled(): Promise<void> {
+    while (this.pending && !this.destroyed) await sleep(50);
   }
 
   /** Web instances the router may send traffic to. */

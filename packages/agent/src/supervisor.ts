@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import type { AgentAppState, AppSpec } from '@minipaas/core';
 import { MinipaasError } from '@minipaas/core';
 import type { Logger } from 'pino';
-import { AppRuntime } from './app-runtime.ts';
+import { AppRuntime, stableStringify } from './app-runtime.ts';
 import { Instance, type RestartPolicy } from './instance.ts';
 import type { LogStore } from './log-store.ts';
 import type { PortAllocator } from './port-allocator.ts';
@@ -28,7 +28,8 @@ export interface SupervisorOptions {
 
 interface PersistedState {
   version: 1;
-  apps: AppSpec[];
+  /** Per app: the desired spec and the one that served (they differ after a failed rollout). */
+  apps: Array<{ spec: AppSpec; serving: AppSpec | null }>;
   /** Process groups of live instances, with their kernel start time to survive pid reuse. */
   processes: Array<{ pid: number; start: string | null }>;
 }
@@ -103,7 +104,20 @@ export class Supervisor {
         // gone
       }
     }
-    for (const spec of state.apps ?? []) this.apply(spec);
+    for (const entry of state.apps ?? []) {
+      const { spec, serving } = entry;
+      if (!spec?.name) continue;
+      if (serving && stableStringify(serving) !== stableStringify(spec)) {
+        // Bring back what served first, then retry the desired spec (old keeps serving if it fails again).
+        this.apply(serving);
+        const app = this.apps.get(spec.name);
+        void app?.settled().then(() => {
+          if (!this.closed && this.apps.get(spec.name) === app) this.apply(spec);
+        });
+      } else {
+        this.apply(spec);
+      }
+    }
     return state.apps?.length ?? 0;
   }
 
@@ -237,7 +251,11 @@ export class Supervisor {
         for (const i of a.allInstances()) if (i.pid) processes.push({ pid: i.pid, start: procStart(i.pid) });
       }
     }
-    const state: PersistedState = { version: 1, apps: [...this.apps.values()].map((a) => a.spec), processes };
+    const state: PersistedState = {
+      version: 1,
+      apps: [...this.apps.values()].map((a) => ({ spec: a.spec, serving: a.servingSpec })),
+      processes,
+    };
     try {
       const tmp = `${file}.${process.pid}.tmp`;
       writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });

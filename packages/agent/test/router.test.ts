@@ -2,10 +2,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentClient } from '../src/agent-client.ts';
 import type { AgentHandle } from '../src/agent.ts';
-import { type RouterHandle, startRouter } from '../src/router.ts';
+import { AgentClient } from '../src/agent-client.ts';
 import { canBind } from '../src/port-allocator.ts';
+import { type RouterHandle, startRouter } from '../src/router.ts';
 import { httpGet, makeHome, NODE, removeHome, startTestAgent, waitFor, webSpec } from './helpers.ts';
 
 describe('router in front of real app processes', () => {
@@ -19,12 +19,24 @@ describe('router in front of real app processes', () => {
     agent = await startTestAgent(home);
     client = new AgentClient({ home });
     port = agent.router?.port as number;
-    await client.putApp(webSpec(home, 'echo', 'v1', { processes: { web: { command: `${NODE} web.js`, instances: 2 } } }));
     await client.putApp(
-      webSpec(home, 'workeronly', 'v1', { processes: { worker: { command: `${NODE} worker.js`, instances: 1 } } }),
+      webSpec(home, 'echo', 'v1', { processes: { web: { command: `${NODE} web.js`, instances: 2 } } }),
     );
-    await waitFor(async () => (await client.getApp('echo'))?.rollout.status === 'ready', 20_000, 'echo ready');
-    await waitFor(async () => (await client.getApp('workeronly'))?.rollout.status === 'ready', 20_000, 'worker ready');
+    await client.putApp(
+      webSpec(home, 'workeronly', 'v1', {
+        processes: { worker: { command: `${NODE} worker.js`, instances: 1 } },
+      }),
+    );
+    await waitFor(
+      async () => (await client.getApp('echo'))?.rollout.status === 'ready',
+      20_000,
+      'echo ready',
+    );
+    await waitFor(
+      async () => (await client.getApp('workeronly'))?.rollout.status === 'ready',
+      20_000,
+      'worker ready',
+    );
   });
 
   afterAll(async () => {
@@ -43,7 +55,13 @@ describe('router in front of real app processes', () => {
 
   it('strips hop-by-hop headers in both directions and keeps the others', async () => {
     const r = await httpGet(port, '/hop', 'echo.localhost', {
-      headers: { connection: 'x-drop-me', 'x-drop-me': '1', 'x-keep-me': '2', te: 'trailers', 'proxy-authorization': 'x' },
+      headers: {
+        connection: 'x-drop-me',
+        'x-drop-me': '1',
+        'x-keep-me': '2',
+        te: 'trailers',
+        'proxy-authorization': 'x',
+      },
     });
     const seen = (JSON.parse(r.body) as { headers: Record<string, string> }).headers;
     expect(seen['x-keep-me']).toBe('2');
@@ -107,7 +125,10 @@ describe('router retries and 502', () => {
   let upstreamPort: number;
   let deadPort: number;
   let router: RouterHandle;
-  const targets = { live: { port: 0 as number | null, inFlight: 0 }, dead: { port: 0 as number | null, inFlight: 0 } };
+  const targets = {
+    live: { port: 0 as number | null, inFlight: 0 },
+    dead: { port: 0 as number | null, inFlight: 0 },
+  };
   let mode: 'both' | 'dead' = 'both';
 
   beforeAll(async () => {
@@ -122,7 +143,8 @@ describe('router retries and 502', () => {
       host: '127.0.0.1',
       port: 0,
       baseDomain: 'localhost',
-      resolve: (app) => (app === 'x' ? (mode === 'both' ? [targets.dead, targets.live] : [targets.dead]) : null),
+      resolve: (app) =>
+        app === 'x' ? (mode === 'both' ? [targets.dead, targets.live] : [targets.dead]) : null,
     });
   });
 
