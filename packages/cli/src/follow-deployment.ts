@@ -43,14 +43,14 @@ export async function followDeployment(
         } catch {
           // raw text
         }
-        say(`       ${text}\n`);
+        say(`${text}\n`);
         printed++;
       } else if (ev.event === 'status') {
         try {
           const next = (JSON.parse(ev.data) as { status?: string }).status;
           if (next && next !== status) {
             status = next;
-            say(`${c.cyan('----->')} ${next}\n`);
+            say(c.cyan(`-----> status: ${next}\n`));
           }
         } catch {
           // ignore malformed
@@ -75,7 +75,7 @@ export async function followDeployment(
       lostSince = undefined;
       if (d.status !== status) {
         status = d.status;
-        say(`${c.cyan('----->')} ${status}\n`);
+        say(c.cyan(`-----> status: ${status}\n`));
       }
       if (isTerminal(d.status)) return { deployment: d, printed };
     } catch (err) {

@@ -32,6 +32,8 @@ export class ManagedProcess {
   #fastExits = 0;
   #startedAt = 0;
   #exit: Promise<void> = Promise.resolve();
+  #restarts = false;
+  #lastExit: string | undefined;
 
   constructor(opts: ManagedProcessOptions) {
     this.opts = opts;
@@ -39,6 +41,16 @@ export class ManagedProcess {
 
   get pid(): number | undefined {
     return this.#child?.pid ?? this.#adoptedPid;
+  }
+
+  /** How the process last exited (`code 1`, `signal SIGKILL`). */
+  get lastExit(): string | undefined {
+    return this.#lastExit;
+  }
+
+  /** Turns on restart-with-backoff. Before this (while starting up) an exit is left to the caller. */
+  enableRestarts(): void {
+    this.#restarts = true;
   }
 
   get running(): boolean {
@@ -77,13 +89,16 @@ export class ManagedProcess {
       this.#watch = undefined;
       this.opts.log(`${this.opts.name} (pid ${pid}) is gone; starting a new one`);
       this.start();
+      this.enableRestarts();
     }, 1000);
     this.#watch.unref();
   }
 
   #exited(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
-    if (child !== this.#child || this.#stopping) return;
+    if (child !== this.#child) return;
     const how = signal ? `signal ${signal}` : `code ${code}`;
+    this.#lastExit = how;
+    if (this.#stopping || !this.#restarts) return;
     const ranMs = Date.now() - this.#startedAt;
     if (ranMs >= STABLE_MS) this.#attempts = 0;
     this.#fastExits = ranMs < (this.opts.fastExitMs ?? 5000) ? this.#fastExits + 1 : 0;

@@ -103,5 +103,6 @@ export async function packDirectory(root: string): Promise<PackResult> {
 
 /** For messages: the path of `p` relative to the current directory. */
 export function displayPath(p: string): string {
-  return toPosix(relative(process.cwd(), p)) || '.';
+  const rel = toPosix(relative(process.cwd(), p));
+  return rel.startsWith('..') ? p : rel || '.';
 }

@@ -101,7 +101,7 @@ export interface SupervisorOptions {
 }
 
 /** Runs the platform until SIGINT/SIGTERM; resolves with the exit code. */
-export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
+export async function runSupervisor(opts: SupervisorOptions): Promise<{ code: number; failure?: string }> {
   const { config, out } = opts;
   const paths = homePaths(config.home);
   const info = platformInfo(config);
@@ -120,10 +120,13 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
   const stopRequested = new Promise<number>((r) => {
     resolveStop = r;
   });
-  const onCrashLoop = (reason: string) => {
-    log(c.red(`${reason}; giving up (see the log lines above)`));
-    resolveStop(1);
+  let failure: string | undefined;
+  const fail = (reason: string): number => {
+    failure ??= reason;
+    log(c.red(`${reason}; stopping`));
+    return 1;
   };
+  const onCrashLoop = (reason: string) => resolveStop(fail(reason));
   const env = { ...opts.env, MINIPAAS_HOME: config.home };
   const agent = new ManagedProcess({
     name: 'agent',
@@ -165,7 +168,7 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
     process.off('SIGTERM', onSignal);
     process.off('SIGHUP', onSignal);
   }
-  return code;
+  return failure ? { code, failure } : { code };
 
   /** Starts agent and server, waits until ready; -1 = running (wait for a stop request). */
   async function startAll(): Promise<number> {
@@ -181,15 +184,13 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
         20_000,
       );
       if (!up) {
-        log(
-          c.red(
-            agent.running
-              ? 'the node agent did not answer on its socket within 20s'
-              : 'the node agent exited at start',
-          ),
+        return fail(
+          agent.running
+            ? 'the node agent did not answer on its socket within 20s'
+            : `the node agent exited at start (${agent.lastExit ?? 'unknown'})`,
         );
-        return 1;
       }
+      agent.enableRestarts();
     }
     log('starting minipaasd');
     server.start();
@@ -197,6 +198,7 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
     const started = Date.now();
     for (;;) {
       if (stopping) return 1;
+      if (!server.running) return fail(`minipaasd exited at start (${server.lastExit ?? 'unknown'})`);
       const r = await apiReadiness(info.apiUrl);
       if (r.ready) break;
       if (!warned && Date.now() - started > 30_000) {
@@ -205,6 +207,7 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
       }
       await sleep(250);
     }
+    server.enableRestarts();
     info.dashboardUrl = await dashboardUrl(info.apiUrl);
     printInfo(out, info, opts.detached ? 'detached' : 'foreground');
     return -1;

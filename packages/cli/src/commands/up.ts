@@ -59,13 +59,14 @@ Examples:
         return;
       }
       if (!opts.detach) {
-        const code = await runSupervisor({
+        const res = await runSupervisor({
           config,
           env: ctx.env,
           out: ctx.out,
           detached: Boolean(opts.daemonized),
         });
-        if (code !== 0) throw new CliError('MiniPaaS stopped because a component kept crashing', code);
+        if (res.code !== 0)
+          throw new CliError(`MiniPaaS stopped: ${res.failure ?? 'a component failed'}`, res.code);
         return;
       }
       const timeoutMs = Number(opts.timeout) * 1000;
