@@ -59,17 +59,18 @@ describe('planDeploy', () => {
   });
 
   it('treats one operand that is a file or a command line as a command (seed 004)', () => {
+    // a local program given by relative path is made absolute (the command runs in an empty release dir)
     expect(planDeploy({ operands: ['./my-app'], dashArgs: [], app: 'mine', cwd })).toEqual({
       kind: 'command',
-      command: './my-app',
+      command: join(cwd, 'my-app'),
       app: 'mine',
     });
-    expect(planDeploy({ operands: ['./bin/srv --port $PORT'], dashArgs: [], app: 'srv', cwd })).toMatchObject(
-      {
-        kind: 'command',
-        command: './bin/srv --port $PORT',
-      },
-    );
+    const withArgs = planDeploy({ operands: ['./my-app --port $PORT'], dashArgs: [], app: 'm', cwd });
+    expect(withArgs).toMatchObject({ command: `${join(cwd, 'my-app')} --port $PORT` });
+    const missing = planDeploy({ operands: ['./bin/srv --port $PORT'], dashArgs: [], app: 'srv', cwd });
+    expect(missing).toMatchObject({ kind: 'command', command: './bin/srv --port $PORT' });
+    const dashed = planDeploy({ operands: ['./my-app', 'x'], dashArgs: ['./my-app', 'x'], app: 'm', cwd });
+    expect(dashed).toMatchObject({ command: `${join(cwd, 'my-app')} x` });
     expect(() => planDeploy({ operands: ['./my-app'], dashArgs: [], cwd })).toThrow(/needs --app/);
   });
 

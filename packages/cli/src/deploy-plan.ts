@@ -3,7 +3,7 @@ import { statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { APP_NAME_RE } from '@minipaas/core';
 import { CliError } from './cli-error.ts';
-import { shellJoin } from './shell-quote.ts';
+import { quoteArg, shellJoin } from './shell-quote.ts';
 
 export type DeployPlan =
   | { kind: 'upload'; dir: string; app: string; appDerived: boolean; command?: string }
@@ -17,6 +17,16 @@ export function argsAfterDashDash(argv: readonly string[], operands: readonly st
   if (rest.length > operands.length) return [];
   const tail = operands.slice(operands.length - rest.length);
   return tail.every((v, k) => v === rest[k]) ? rest : [];
+}
+
+/**
+ * Command deploys run in an empty release directory on the server, so a program given as a relative
+ * path to a local file (`./my-app`) is made absolute: on a local platform that is the same file.
+ */
+export function absolutizeProgram(program: string, cwd: string): string {
+  if (!program.includes('/') || program.startsWith('/')) return program;
+  const abs = resolve(cwd, program);
+  return kindOf(abs) === 'file' ? abs : program;
 }
 
 function kindOf(path: string): 'dir' | 'file' | 'missing' {
@@ -49,6 +59,11 @@ export function planDeploy(input: {
   }
   const first = positional[0];
   const dashCommand = dashArgs.length ? shellJoin(dashArgs) : undefined;
+  const dashProgram = dashArgs[0];
+  const dashCommandAbs =
+    dashProgram === undefined
+      ? undefined
+      : shellJoin([absolutizeProgram(dashProgram, input.cwd), ...dashArgs.slice(1)]);
 
   if (first !== undefined) {
     const path = resolve(input.cwd, first);
@@ -62,13 +77,16 @@ export function planDeploy(input: {
       }
       if (dashCommand) throw new CliError('give either a command or arguments after --, not both');
       if (!app) throw new CliError(`deploying the command "${first}" needs --app NAME`);
-      return { kind: 'command', command: first.trim(), app };
+      const line = first.trim();
+      const word = /^\S+/.exec(line)?.[0] ?? line;
+      const abs = absolutizeProgram(word, input.cwd);
+      return { kind: 'command', command: abs === word ? line : quoteArg(abs) + line.slice(word.length), app };
     }
     return uploadPlan(path, app, dashCommand);
   }
   if (dashCommand) {
     if (!app) throw new CliError('deploying a command needs --app NAME');
-    return { kind: 'command', command: dashCommand, app };
+    return { kind: 'command', command: dashCommandAbs ?? dashCommand, app };
   }
   return uploadPlan(resolve(input.cwd), app, undefined);
 }

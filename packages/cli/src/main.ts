@@ -24,7 +24,7 @@ export function createProgram(ctx: Context): Command {
       '--token <token>',
       'API token (env MINIPAAS_TOKEN; default: saved login, else the local admin token)',
     )
-    .showSuggestionAfterError(true)
+    .showSuggestionAfterError(false)
     .configureOutput({
       writeOut: (s) => ctx.out.out(s),
       writeErr: (s) => ctx.out.err(s),
