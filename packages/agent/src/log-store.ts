@@ -100,12 +100,19 @@ export class InstanceLog {
       chunkBytes += n;
     }
     if (chunkBytes > 0) this.writeOut(chunk, chunkBytes);
+    // Lines that arrive after close (e.g. the last partial line of a dead process) do not keep a file open.
+    if (this.closed) this.closeFd();
+  }
+
+  private closeFd(): void {
+    if (this.fd !== null) {
+      closeSync(this.fd);
+      this.fd = null;
+    }
   }
 
   private open(): number {
     if (this.fd === null) {
-      this.closed = false;
-      this.store.track(this, true);
       mkdirSync(join(this.store.options.dir, this.app), { recursive: true, mode: 0o750 });
       this.fd = openSync(this.file, 'a', 0o640);
       this.size = fstatSync(this.fd).size;
@@ -123,10 +130,7 @@ export class InstanceLog {
   }
 
   private rotate(): void {
-    if (this.fd !== null) {
-      closeSync(this.fd);
-      this.fd = null;
-    }
+    this.closeFd();
     const keep = this.store.options.files;
     try {
       rmSync(`${this.file}.${keep}`, { force: true });
@@ -140,16 +144,13 @@ export class InstanceLog {
     this.size = 0;
   }
 
-  /** Flushes and closes the file (a later write reopens it). */
+  /** Flushes and closes the file; later lines are still appended, without keeping the file open. */
   close(): void {
     if (this.closed) return;
-    this.flush();
     this.closed = true;
+    this.flush();
     this.store.track(this, false);
-    if (this.fd !== null) {
-      closeSync(this.fd);
-      this.fd = null;
-    }
+    this.closeFd();
   }
 }
 

@@ -187,4 +187,15 @@ describe('rollout timeout', () => {
       'stopped',
     );
   });
+
+  it('uses the HTTP health check path when set', async () => {
+    await client.putApp(webSpec(home, 'sick', 'v1', { healthcheck: { path: '/unhealthy', timeoutMs: 500 } }));
+    const s = await waitFor(async () => {
+      const st = await client.getApp('sick');
+      return st?.rollout.status === 'failed' ? st : null;
+    });
+    expect(s.rollout.error).toMatch(/not healthy within/);
+    await client.putApp(webSpec(home, 'sick', 'v2', { healthcheck: { path: '/health', timeoutMs: 500 } }));
+    await waitFor(async () => (await client.getApp('sick'))?.rollout.status === 'ready', 10_000, 'healthy');
+  });
 });
