@@ -38,11 +38,13 @@ describe.each(backends)('queues on $name', (factory) => {
     expect(Number(enq.rows[0]!.id)).toBe(1);
     expect(enq.rows[0]!.payload).toEqual({ email: 'a@b.com' });
     const deq = await db.query<{ id: number; payload: unknown; read_count: number }>(
-      'SELECT * FROM minipaas_queue_dequeue(\'emails_q\', 10);',
+      "SELECT * FROM minipaas_queue_dequeue('emails_q', 10);",
     );
     expect(deq.rows.map((r) => Number(r.id))).toEqual([1]);
     expect(deq.rows[0]!.read_count).toBe(1);
-    const ack = await db.query<{ minipaas_queue_ack: number }>("SELECT minipaas_queue_ack('emails_q', ARRAY[1,2,3]);");
+    const ack = await db.query<{ minipaas_queue_ack: number }>(
+      "SELECT minipaas_queue_ack('emails_q', ARRAY[1,2,3]);",
+    );
     expect(ack.rows[0]!.minipaas_queue_ack).toBe(1);
     await db.query('LISTEN "emails_q";');
     await eventually(() => notes.length > 0, 'NOTIFY on channel emails_q');
@@ -91,13 +93,30 @@ describe.each(backends)('queues on $name', (factory) => {
     expect(await q.ack([...got, ...more].map((m) => m.id))).toBe(10);
     expect(await q.ack(got[0]!.id)).toBe(0);
     const m = await q.metrics();
-    expect(m).toMatchObject({ name: 'typed_q', depth: 0, ready: 0, inFlight: 0, delayed: 0, dead: 0, oldestAgeMs: null });
+    expect(m).toMatchObject({
+      name: 'typed_q',
+      depth: 0,
+      ready: 0,
+      inFlight: 0,
+      delayed: 0,
+      dead: 0,
+      oldestAgeMs: null,
+    });
   });
 
   it('keeps any JSON payload', async () => {
     const q = new Queue<unknown>(b.db, 'json_q');
     await q.create();
-    const values = ['text', 42, 1.5, true, null, [1, 'two'], { nested: { a: [null] } }, "quote ' and \\ and \u00e9"];
+    const values = [
+      'text',
+      42,
+      1.5,
+      true,
+      null,
+      [1, 'two'],
+      { nested: { a: [null] } },
+      "quote ' and \\ and \u00e9",
+    ];
     for (const v of values) await q.enqueue(v);
     await q.enqueueBatch(values);
     const got = await q.dequeue(100);
@@ -110,9 +129,9 @@ describe.each(backends)('queues on $name', (factory) => {
     await q.create();
     for (const n of [0, -1, 1001, 1.5]) await expect(q.dequeue(n)).rejects.toBeInstanceOf(MinipaasSqlError);
     for (const n of [0, -5, 1001]) {
-      await expect(b.db.query('SELECT * FROM minipaas_queue_dequeue($1, $2)', ['bounds_q', n])).rejects.toThrow(
-        /minipaas_queue_dequeue: queue "bounds_q": batch size must be between 1 and 1000/,
-      );
+      await expect(
+        b.db.query('SELECT * FROM minipaas_queue_dequeue($1, $2)', ['bounds_q', n]),
+      ).rejects.toThrow(/minipaas_queue_dequeue: queue "bounds_q": batch size must be between 1 and 1000/);
     }
     await expect(q.enqueueBatch(new Array(10_001).fill(1))).rejects.toThrow(/at most 10000/);
     await expect(
@@ -126,7 +145,10 @@ describe.each(backends)('queues on $name', (factory) => {
     const m = await q.enqueue({ job: 1 });
     const [first] = await q.dequeue(1, { visibilityTimeoutMs: 150 });
     expect(first!.id).toBe(m.id);
-    const again = await eventually(async () => (await q.dequeue(1, { visibilityTimeoutMs: 60_000 }))[0], 'redelivery');
+    const again = await eventually(
+      async () => (await q.dequeue(1, { visibilityTimeoutMs: 60_000 }))[0],
+      'redelivery',
+    );
     expect(again.id).toBe(m.id);
     expect(again.readCount).toBe(2);
     expect((await q.metrics()).inFlight).toBe(1);
@@ -225,7 +247,9 @@ describe.each(backends)('queues on $name', (factory) => {
     await expect(new Stream(b.db, 'purge_q').create()).rejects.toMatchObject({ code: '42710' });
     expect(await q.drop()).toBe(true);
     expect(await q.drop()).toBe(false);
-    const tables = await b.db.query("SELECT 1 FROM pg_tables WHERE schemaname = 'minipaas' AND tablename LIKE '%purge_q'");
+    const tables = await b.db.query(
+      "SELECT 1 FROM pg_tables WHERE schemaname = 'minipaas' AND tablename LIKE '%purge_q'",
+    );
     expect(tables.rows).toHaveLength(0);
     await expect(q.enqueue(1)).rejects.toMatchObject({ code: '42704' });
   });
@@ -260,7 +284,9 @@ describe.each(backends)('queues on $name', (factory) => {
     const before = await b.db.query("SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'minipaas'");
     for (const name of HOSTILE_NAMES) {
       for (const [fn, sql] of calls) {
-        const err = await b.db.query(sql, [name]).catch((e: unknown) => e as { code?: string; message: string });
+        const err = await b.db
+          .query(sql, [name])
+          .catch((e: unknown) => e as { code?: string; message: string });
         expect(err, `${fn}(${String(name)})`).toMatchObject({ code: '22023' });
         expect((err as Error).message).toContain(`${fn}: invalid`);
       }
@@ -310,9 +336,12 @@ describe.each(backends)('queues on $name', (factory) => {
     const q = new Queue<string>(b.db, 'wake_q');
     await q.create();
     const got: string[] = [];
-    const worker = q.work((m) => {
-      got.push(m.payload);
-    }, { pollIntervalMs: 120_000 });
+    const worker = q.work(
+      (m) => {
+        got.push(m.payload);
+      },
+      { pollIntervalMs: 120_000 },
+    );
     await delay(100); // let the worker find the queue empty and go to sleep
     await new Queue<string>(b.other, 'wake_q').enqueue('ping');
     await eventually(() => got.length === 1, 'notified worker', 20_000);

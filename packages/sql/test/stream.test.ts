@@ -21,7 +21,7 @@ describe.each(backends)('streams on $name', (factory) => {
     );
     expect(pub.rows[0]!.payload).toEqual({ action: 'signup' });
     expect(Number(pub.rows[0]!.id)).toBe(1);
-    const consumed = await db.query('SELECT * FROM minipaas_stream_consume(\'activity_s\', 42, 25);');
+    const consumed = await db.query("SELECT * FROM minipaas_stream_consume('activity_s', 42, 25);");
     expect(consumed.rows).toEqual([]);
     const all = await db.query<{ id: number }>("SELECT * FROM minipaas_stream_consume('activity_s', 0, 25);");
     expect(all.rows.map((r) => Number(r.id))).toEqual([1]);
@@ -42,7 +42,12 @@ describe.each(backends)('streams on $name', (factory) => {
     const next = await s.consume(first.at(-1)!.id, 1000);
     expect(next.map((e) => e.payload.n)).toEqual(Array.from({ length: 35 }, (_, i) => i + 25));
     expect(await s.consume(next.at(-1)!.id)).toEqual([]);
-    expect(await s.metrics()).toMatchObject({ name: 'order_s', events: 60, firstId: one.id, lastId: next.at(-1)!.id });
+    expect(await s.metrics()).toMatchObject({
+      name: 'order_s',
+      events: 60,
+      firstId: one.id,
+      lastId: next.at(-1)!.id,
+    });
     await expect(s.consume(0, 0)).rejects.toBeInstanceOf(MinipaasSqlError);
     await expect(s.publish(undefined as never)).rejects.toThrow(/payload/);
   });
@@ -54,7 +59,9 @@ describe.each(backends)('streams on $name', (factory) => {
     expect(await s.position('mailer')).toBe(0);
     expect(await s.checkpoint('mailer', events[1]!.id)).toBe(events[1]!.id);
     expect(await s.checkpoint('mailer', events[0]!.id)).toBe(events[1]!.id); // never backwards
-    const after = await b.db.query<{ payload: string }>("SELECT * FROM minipaas_stream_consume_as('ckpt_s', 'mailer', 10)");
+    const after = await b.db.query<{ payload: string }>(
+      "SELECT * FROM minipaas_stream_consume_as('ckpt_s', 'mailer', 10)",
+    );
     expect(after.rows.map((r) => r.payload)).toEqual(['c', 'd']);
     expect(await s.seek('audit', 0)).toBe(0);
     expect(await s.seek('mailer', events[0]!.id)).toBe(events[0]!.id);
@@ -72,7 +79,9 @@ describe.each(backends)('streams on $name', (factory) => {
     expect(await s.trim()).toBe(0); // nothing older than the retention
     expect(await s.trim({ beforeId: ev[2]!.id })).toBe(2);
     expect((await s.consume(0)).map((e) => e.payload)).toEqual([3, 4, 5]);
-    await b.db.query("UPDATE minipaas.s_trim_s SET published_at = now() - interval '2 hours' WHERE payload = '3'");
+    await b.db.query(
+      "UPDATE minipaas.s_trim_s SET published_at = now() - interval '2 hours' WHERE payload = '3'",
+    );
     expect(await s.trim()).toBe(1);
     await delay(20);
     expect(await s.trim({ olderThanMs: 0 })).toBe(2);
