@@ -1,0 +1,260 @@
+/** bench/results/platform.json and the "Platform" section of docs/benchmarks.md. */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Summary } from './lib.ts';
+import { ROOT } from './minipaas.ts';
+import type { WrkResult } from './wrk.ts';
+
+export interface Results {
+  benchmark: 'platform';
+  date: string;
+  durationS: number;
+  cleanupMs: number;
+  platformStartMs: number;
+  error?: string;
+  notes: string[];
+  config: {
+    runs: number;
+    apps: number;
+    pollIntervalMs: number;
+    stableMs: number;
+    repeatCrashAfterMs: number;
+    wrk: { durationS: number; threads: number; connections: number } | null;
+  };
+  machine: {
+    cpuModel: string;
+    cores: number;
+    totalMemGiB: number;
+    kernel: string;
+    node: string;
+    appNode: { path: string; version: string } | null;
+    loadavgStart: number[];
+    loadavgEnd: number[];
+    gitCommit: string;
+  };
+  versions: { pm2: string; caddy: string | null; wrk: string | null };
+  deploy: {
+    warmup: unknown;
+    samples: unknown[];
+    summary: {
+      minipaas: Summary;
+      bare: Summary;
+      minipaasCliExit: Summary;
+      /** `minipaas --version`: the CLI's start-up floor. */
+      cliVersionMs: Summary;
+      ratioMedian: number;
+      ratioP90: number;
+    };
+  };
+  crash: {
+    samples: unknown[];
+    summary: Record<
+      'first' | 'repeat',
+      { minipaas: Summary; pm2: Summary; ratioMedian: number; ratioP90: number }
+    >;
+  };
+  memory: {
+    pids: unknown;
+    samples: unknown[];
+    summary: {
+      supervisorMiB: number;
+      agentMiB: number;
+      minipaasdMiB: number;
+      platformMiB: number;
+      pm2DaemonMiB: number;
+      minipaasAppsMiB: number;
+      pm2AppsMiB: number;
+      platformPssMiB: number;
+      pm2DaemonPssMiB: number;
+      overheadRatio: number;
+      agentOnlyRatio: number;
+      appsRatio: number;
+    };
+  };
+  router:
+    | { skipped: string }
+    | {
+        results: WrkResult[];
+        summary: {
+          routerVsDirectRps: number;
+          caddyVsDirectRps: number;
+          routerVsCaddyRps: number;
+          routerVsCaddyP99: number;
+        };
+      };
+}
+
+export const RESULTS_FILE = join(ROOT, 'bench', 'results', 'platform.json');
+export const DOC_FILE = join(ROOT, 'docs', 'benchmarks.md');
+
+export async function writeResults(r: Partial<Results>): Promise<string> {
+  await mkdir(join(ROOT, 'bench', 'results'), { recursive: true });
+  await writeFile(RESULTS_FILE, `${JSON.stringify(r, null, 2)}\n`);
+  return RESULTS_FILE;
+}
+
+const ms = (x: number): string => `${Math.round(x)} ms`;
+const x = (r: number): string => `${r.toFixed(2)}×`;
+
+export function platformSection(r: Results): string {
+  const d = r.deploy.summary;
+  const c = r.crash.summary;
+  const m = r.memory.summary;
+  const cfg = r.config;
+  const L: string[] = [];
+  L.push('## Platform');
+  L.push('');
+  L.push(
+    `MiniPaaS against its peers, side by side in one run of \`bench/platform/run.ts\` (${r.date.slice(0, 10)}, ` +
+      `${r.machine.cpuModel}, ${r.machine.cores} cores, ${r.machine.totalMemGiB} GiB, Linux ${r.machine.kernel}, ` +
+      `harness and platform on Node ${r.machine.node}, apps on ${r.machine.appNode?.version ?? '?'}, commit ` +
+      `${r.machine.gitCommit}; load average ${r.machine.loadavgStart.join(' / ')} at the start). These machines ` +
+      'are shared and noisy: compare the ratios, not the absolute times. Raw samples: ' +
+      '[bench/results/platform.json](../bench/results/platform.json).',
+  );
+  L.push('');
+  L.push(`| measurement (n = ${cfg.runs}) | MiniPaaS | peer | MiniPaaS / peer |`);
+  L.push('| --- | --- | --- | --- |');
+  L.push(
+    `| deploy → first 200, median (p90) | ${ms(d.minipaas.median)} (${ms(d.minipaas.p90)}) | bare \`node server.js\`: ${ms(d.bare.median)} (${ms(d.bare.p90)}) | ${x(d.ratioMedian)} (p90 ${x(d.ratioP90)}) |`,
+  );
+  L.push(
+    `| \`kill -9\` → first 200, first crash, median (p90) | ${ms(c.first.minipaas.median)} (${ms(c.first.minipaas.p90)}) | pm2: ${ms(c.first.pm2.median)} (${ms(c.first.pm2.p90)}) | ${x(c.first.ratioMedian)} (p90 ${x(c.first.ratioP90)}) |`,
+  );
+  L.push(
+    `| \`kill -9\` again ${(cfg.repeatCrashAfterMs / 1000).toFixed(1)} s after recovery, median (p90) | ${ms(c.repeat.minipaas.median)} (${ms(c.repeat.minipaas.p90)}) | pm2: ${ms(c.repeat.pm2.median)} (${ms(c.repeat.pm2.p90)}) | ${x(c.repeat.ratioMedian)} (p90 ${x(c.repeat.ratioP90)}) |`,
+  );
+  L.push(
+    `| platform RSS with ${cfg.apps} apps | ${m.platformMiB} MiB (supervisor ${m.supervisorMiB} + agent ${m.agentMiB} + minipaasd ${m.minipaasdMiB}) | pm2 God daemon: ${m.pm2DaemonMiB} MiB | ${x(m.overheadRatio)} (agent alone ${x(m.agentOnlyRatio)}) |`,
+  );
+  L.push(
+    `| the ${cfg.apps} app processes' RSS (sum) | ${m.minipaasAppsMiB} MiB | pm2: ${m.pm2AppsMiB} MiB | ${x(m.appsRatio)} |`,
+  );
+  L.push('');
+  L.push(
+    `Deploy: the real CLI's \`minipaas deploy examples/hello-node --app hello-N\` on a running platform (new app ` +
+      `name each time) is timed from spawning the CLI to the first 200 through the router (\`Host: hello-N.localhost\`); ` +
+      `the CLI itself exits after a median of ${ms(d.minipaasCliExit.median)}. It includes the CLI's Node start ` +
+      `(\`minipaas --version\` alone takes ${ms(d.cliVersionMs.median)}), packing ` +
+      'and upload, release creation, spawn, the health check and the route switch. The bare start is ' +
+      '`node server.js` with the same Node binary the agent uses. Both are polled with the same loop: one GET on a ' +
+      `new connection, then ${cfg.pollIntervalMs} ms pause. The two alternate (A,B then B,A), after one uncounted ` +
+      `warm-up each. Platform start (\`minipaas up\` to ready) took ${ms(r.platformStartMs)}, not counted.`,
+  );
+  L.push('');
+  L.push(
+    `Crash: \`kill -9\` of the pid from \`minipaas ps hello-N --json\` (polled through the router) and of the pid from ` +
+      '`pm2 jlist` (polled directly on its port), timed to the first 200 served by a new pid (`x-served-by`). ' +
+      `Each app is up for more than ${cfg.stableMs / 1000} s before the first kill, so MiniPaaS restarts it ` +
+      `immediately (backoff 0, 250, 500, 1000 ms … for consecutive crashes of an instance up less than ` +
+      `${cfg.stableMs / 1000} s); the second kill, ${(cfg.repeatCrashAfterMs / 1000).toFixed(1)} s after recovery, ` +
+      `shows that backoff. pm2 runs with its defaults: \`restart_delay\` 0, no \`exp_backoff_restart_delay\`, ` +
+      `\`min_uptime\` 1 s, \`max_restarts\` 16, fork mode (pm2 ${r.versions.pm2}, own \`PM2_HOME\` in a temp dir).`,
+  );
+  L.push('');
+  L.push(
+    `Memory: \`VmRSS\` from \`/proc/<pid>/status\`, median of 5 samples 1 s apart after 5 s idle, with ${cfg.apps} ` +
+      `hello-node apps on each side. minipaasd includes the embedded PGlite database (Postgres compiled to WASM); ` +
+      `the agent alone (process supervisor + router) is the part that plays pm2's role. PSS (shared pages split): ` +
+      `MiniPaaS platform ${m.platformPssMiB} MiB, pm2 daemon ${m.pm2DaemonPssMiB} MiB. The app processes are the same ` +
+      "`node server.js` either way (pm2's sit inside its ProcessContainerFork wrapper; MiniPaaS's run as `nobody` " +
+      'when the agent runs as root).',
+  );
+  L.push('');
+  L.push('### Router overhead');
+  L.push('');
+  if ('skipped' in r.router) {
+    L.push(`Not measured in this run: ${r.router.skipped}.`);
+  } else {
+    const w = cfg.wrk;
+    const direct = r.router.results.find((y) => y.target === 'direct');
+    L.push(
+      `\`wrk -t${w?.threads} -c${w?.connections} -d${w?.durationS}s --latency\` against one hello-node instance (after ` +
+        `a 2 s warm-up per target); wrk ${r.versions.wrk}, Caddy ${r.versions.caddy} (\`caddy run --config\` with a ` +
+        'single `reverse_proxy`, admin API off). wrk, the proxy and the app share the same 2 cores, so a proxy ' +
+        'mostly costs CPU the app would otherwise get.',
+    );
+    L.push('');
+    L.push('| target | req/s | p50 | p99 | req/s vs direct | non-2xx |');
+    L.push('| --- | --- | --- | --- | --- | --- |');
+    const label: Record<string, string> = {
+      direct: 'app directly',
+      'minipaas-router': 'MiniPaaS router (`Host: hello-1.localhost`)',
+      caddy: 'Caddy reverse_proxy',
+    };
+    for (const y of r.router.results) {
+      const rel = direct ? x(y.requestsPerSec / direct.requestsPerSec) : '-';
+      L.push(
+        `| ${label[y.target] ?? y.target} | ${y.requestsPerSec} | ${y.latencyP50Ms} ms | ${y.latencyP99Ms} ms | ${rel} | ${y.non2xx}${y.socketErrors ? ` (socket errors: ${y.socketErrors})` : ''} |`,
+      );
+    }
+    L.push('');
+    L.push(
+      `MiniPaaS router vs Caddy: ${x(r.router.summary.routerVsCaddyRps)} the requests per second, ` +
+        `${x(r.router.summary.routerVsCaddyP99)} the p99 latency.`,
+    );
+  }
+  L.push('');
+  L.push('### Reproduce');
+  L.push('');
+  L.push('```bash');
+  L.push('npm install                                  # once: Node 24 comes with the devDependencies');
+  L.push(
+    'apt-get install -y wrk caddy                 # optional, for the router row (the run tries it when root)',
+  );
+  L.push(
+    `npx node bench/platform/run.ts              # --runs ${cfg.runs} --apps ${cfg.apps} --interval-ms ${cfg.pollIntervalMs} --wrk-seconds ${wrkSeconds(cfg)}; --no-wrk, --no-write`,
+  );
+  L.push('```');
+  L.push('');
+  L.push(
+    `The run installs pm2 7 into \`bench/.scratch/\` (gitignored) when missing, starts \`minipaas up\` on a temp ` +
+      '`MINIPAAS_HOME` with free ports and otherwise default settings, and stops everything it started at the end ' +
+      `(SIGTERM to \`minipaas up\`, \`pm2 kill\`, bare node and Caddy killed), also on failure or Ctrl-C. ` +
+      `This run took ${r.durationS} s. It writes bench/results/platform.json and this section.` +
+      (r.notes.length ? ` Notes: ${r.notes.join('; ')}.` : ''),
+  );
+  L.push('');
+  return L.join('\n');
+}
+
+function wrkSeconds(cfg: Results['config']): string {
+  return String(cfg.wrk?.durationS ?? 10);
+}
+
+/** Replaces the "## Platform" section (up to the next "## " heading) and keeps every other section as it is. */
+export function spliceSection(doc: string, section: string): string {
+  const lines = doc.split('\n');
+  const start = lines.findIndex((l) => /^## Platform\s*$/.test(l));
+  if (start === -1) {
+    const base = doc.trimEnd();
+    return `${base}${base ? '\n\n' : ''}${section.trimEnd()}\n`;
+  }
+  let end = lines.length;
+  for (let i = start + 1; i < lines.length; i++) {
+    if (/^## /.test(lines[i] as string) || /^# /.test(lines[i] as string)) {
+      end = i;
+      break;
+    }
+  }
+  const before = lines.slice(0, start).join('\n');
+  const after = lines.slice(end).join('\n');
+  return `${before}${before ? '\n' : ''}${section.trimEnd()}\n${after ? `\n${after}` : ''}`.replace(
+    /\n*$/,
+    '\n',
+  );
+}
+
+export async function writeDoc(r: Results): Promise<string> {
+  const section = platformSection(r);
+  // read just before writing: another engineer owns other sections of this file
+  let doc = '';
+  try {
+    doc = await readFile(DOC_FILE, 'utf8');
+  } catch {
+    doc =
+      '# Benchmarks\n\nEach section is written by its benchmark under `bench/`; run them on one machine and compare ratios.\n';
+  }
+  await writeFile(DOC_FILE, spliceSection(doc, section));
+  return DOC_FILE;
+}
