@@ -60,4 +60,23 @@ describe('LogStore', () => {
     a.close();
     b.close();
   });
+
+  it('keeps the files of at most keepInstances stopped instances per app', async () => {
+    const store = new LogStore({ dir, maxBytes: 1_000_000, files: 1, keepInstances: 2 });
+    const live = store.open('prune', 'prune-web-live', 'web');
+    live.write('stdout', 'still running');
+    live.flush();
+    for (const id of ['a', 'b', 'c', 'd']) {
+      const l = store.open('prune', `prune-web-${id}`, 'web');
+      l.write('stdout', id);
+      l.close();
+      await new Promise((r) => setTimeout(r, 15));
+    }
+    expect(readdirSync(join(dir, 'prune')).sort()).toEqual([
+      'prune-web-c.log',
+      'prune-web-d.log',
+      'prune-web-live.log',
+    ]);
+    live.close();
+  });
 });

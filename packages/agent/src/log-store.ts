@@ -4,9 +4,11 @@ import {
   fstatSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readSync,
   renameSync,
   rmSync,
+  statSync,
   writeSync,
 } from 'node:fs';
 import { readdir } from 'node:fs/promises';
@@ -17,6 +19,8 @@ import type { LogLine } from '@minipaas/core';
 export interface LogStoreOptions {
   /** Root directory; files live at `<dir>/<app>/<instance>.log`. */
   dir: string;
+  /** Log files of stopped instances kept per app (oldest deleted first); default 50. */
+  keepInstances?: number;
   /** Size at which a file is rotated. */
   maxBytes: number;
   /** Rotated files kept per instance (`.log.1` … `.log.N`). */
@@ -151,6 +155,7 @@ export class InstanceLog {
     this.flush();
     this.store.track(this, false);
     this.closeFd();
+    this.store.prune(this.app);
   }
 }
 
@@ -186,6 +191,36 @@ export class LogStore {
   track(w: InstanceLog, open: boolean): void {
     if (open) this.writers.add(w);
     else this.writers.delete(w);
+  }
+
+  /** Deletes the files of the oldest stopped instances of an app beyond `keepInstances`. */
+  prune(app: string): void {
+    const keep = this.options.keepInstances ?? 50;
+    const dir = join(this.options.dir, app);
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      return;
+    }
+    const open = new Set([...this.writers].filter((w) => w.app === app).map((w) => w.instance));
+    const newest = new Map<string, number>();
+    for (const name of names) {
+      const id = /^(.+)\.log(?:\.\d+)?$/.exec(name)?.[1];
+      if (!id || open.has(id)) continue;
+      try {
+        newest.set(id, Math.max(newest.get(id) ?? 0, statSync(join(dir, name)).mtimeMs));
+      } catch {
+        // vanished
+      }
+    }
+    if (newest.size <= keep) return;
+    const drop = [...newest.entries()].sort((a, b) => a[1] - b[1]).slice(0, newest.size - keep);
+    const ids = new Set(drop.map(([id]) => id));
+    for (const name of names) {
+      const id = /^(.+)\.log(?:\.\d+)?$/.exec(name)?.[1];
+      if (id && ids.has(id)) rmSync(join(dir, name), { force: true });
+    }
   }
 
   /** Writes every queued line of an app (or of all apps) to disk. */

@@ -214,6 +214,22 @@ describe('agent: supervisor and socket API', () => {
     expect((await client.deleteApp('ghost')).stopped).toBe(0);
   });
 
+  it('refuses to start a second agent on the same socket', async () => {
+    await expect(startTestAgent(home)).rejects.toMatchObject({ code: 'MINIPAAS_ERR_CONFLICT' });
+    expect((await client.health()).ok).toBe(true);
+  });
+
+  it('SIGKILLs an instance that ignores SIGTERM after the grace period', async () => {
+    await client.putApp(webSpec(home, 'stubborn', 'v1', { env: { IGNORE_SIGTERM: '1' } }));
+    const s = await running('stubborn');
+    const pid = s.instances[0]?.pid as number;
+    expect(await client.deleteApp('stubborn')).toEqual({ stopped: 1 });
+    expect(alive(pid)).toBe(false);
+    const lines = (await client.logs('stubborn', { tail: 50 })).map((l) => l.line);
+    expect(lines).toContain('ignoring SIGTERM');
+    expect(lines.some((l) => /did not stop within 3000ms; SIGKILL/.test(l))).toBe(true);
+  });
+
   it('DELETE stops every instance', async () => {
     const pids = (await client.getApp('hello'))?.instances.map((i) => i.pid as number) ?? [];
     expect(pids.length).toBeGreaterThan(0);
