@@ -11,6 +11,8 @@ export interface Results {
   durationS: number;
   cleanupMs: number;
   platformStartMs: number;
+  /** loadavg (1, 5, 15 min) at the start of each phase. */
+  phaseLoad: Record<string, number[]>;
   error?: string;
   notes: string[];
   config: {
@@ -74,7 +76,8 @@ export interface Results {
   router:
     | { skipped: string }
     | {
-        results: WrkResult[];
+        results: Array<WrkResult & { round: number }>;
+        targets: RouterTarget[];
         summary: {
           routerVsDirectRps: number;
           caddyVsDirectRps: number;
@@ -82,6 +85,18 @@ export interface Results {
           routerVsCaddyP99: number;
         };
       };
+}
+
+/** One wrk target over both rounds: means of the rounds, and each round's value. */
+export interface RouterTarget {
+  target: string;
+  requestsPerSec: number;
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+  rpsRounds: number[];
+  p99Rounds: number[];
+  non2xx: number;
+  socketErrors: string[];
 }
 
 export const RESULTS_FILE = join(ROOT, 'bench', 'results', 'platform.json');
@@ -108,7 +123,9 @@ export function platformSection(r: Results): string {
     `MiniPaaS against its peers, side by side in one run of \`bench/platform/run.ts\` (${r.date.slice(0, 10)}, ` +
       `${r.machine.cpuModel}, ${r.machine.cores} cores, ${r.machine.totalMemGiB} GiB, Linux ${r.machine.kernel}, ` +
       `harness and platform on Node ${r.machine.node}, apps on ${r.machine.appNode?.version ?? '?'}, commit ` +
-      `${r.machine.gitCommit}; load average ${r.machine.loadavgStart.join(' / ')} at the start). These machines ` +
+      `${r.machine.gitCommit}; 1-min load average at the start of each phase: ${Object.entries(r.phaseLoad)
+        .map(([k, v]) => `${k} ${v[0]}`)
+        .join(', ')}). These machines ` +
       'are shared and noisy: compare the ratios, not the absolute times. Raw samples: ' +
       '[bench/results/platform.json](../bench/results/platform.json).',
   );
@@ -167,12 +184,14 @@ export function platformSection(r: Results): string {
     L.push(`Not measured in this run: ${r.router.skipped}.`);
   } else {
     const w = cfg.wrk;
-    const direct = r.router.results.find((y) => y.target === 'direct');
+    const direct = r.router.targets.find((y) => y.target === 'direct');
     L.push(
-      `\`wrk -t${w?.threads} -c${w?.connections} -d${w?.durationS}s --latency\` against one hello-node instance (after ` +
-        `a 2 s warm-up per target); wrk ${r.versions.wrk}, Caddy ${r.versions.caddy} (\`caddy run --config\` with a ` +
-        'single `reverse_proxy`, admin API off). wrk, the proxy and the app share the same 2 cores, so a proxy ' +
-        'mostly costs CPU the app would otherwise get.',
+      `\`wrk -t${w?.threads} -c${w?.connections} -d${w?.durationS}s --latency\` against one hello-node instance, two ` +
+        'rounds in mirrored order (direct, router, Caddy, then Caddy, router, direct), each after a 2 s warm-up; ' +
+        `the table shows the mean of the two rounds (each round in brackets). wrk ${r.versions.wrk}, Caddy ` +
+        `${r.versions.caddy} (\`caddy run --config\` with a single \`reverse_proxy\`, admin API off, defaults ` +
+        'otherwise). wrk, the proxy and the app share the same 2 cores, so a proxy mostly costs CPU the app would ' +
+        'otherwise get.',
     );
     L.push('');
     L.push('| target | req/s | p50 | p99 | req/s vs direct | non-2xx |');
@@ -182,10 +201,10 @@ export function platformSection(r: Results): string {
       'minipaas-router': 'MiniPaaS router (`Host: hello-1.localhost`)',
       caddy: 'Caddy reverse_proxy',
     };
-    for (const y of r.router.results) {
+    for (const y of r.router.targets) {
       const rel = direct ? x(y.requestsPerSec / direct.requestsPerSec) : '-';
       L.push(
-        `| ${label[y.target] ?? y.target} | ${y.requestsPerSec} | ${y.latencyP50Ms} ms | ${y.latencyP99Ms} ms | ${rel} | ${y.non2xx}${y.socketErrors ? ` (socket errors: ${y.socketErrors})` : ''} |`,
+        `| ${label[y.target] ?? y.target} | ${y.requestsPerSec} (${y.rpsRounds.join(', ')}) | ${y.latencyP50Ms} ms | ${y.latencyP99Ms} ms (${y.p99Rounds.join(', ')}) | ${rel} | ${y.non2xx}${y.socketErrors.length ? ` (socket errors: ${y.socketErrors.join('; ')})` : ''} |`,
       );
     }
     L.push('');

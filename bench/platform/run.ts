@@ -34,7 +34,7 @@ import {
 } from './lib.ts';
 import { MiniPaaS, ROOT } from './minipaas.ts';
 import { ensurePm2, Pm2 } from './pm2.ts';
-import { type Results, writeDoc, writeResults } from './report.ts';
+import { type Results, type RouterTarget, writeDoc, writeResults } from './report.ts';
 import { Caddy, ensureTools, type WrkResult, wrk } from './wrk.ts';
 
 const HELLO_REL = 'examples/hello-node';
@@ -92,6 +92,13 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     void cleanup().then(() => process.exit(130));
   });
 }
+
+// a hung step must not keep the platform, pm2 or Caddy running: give up after 10 minutes
+const watchdog = setTimeout(() => {
+  log('the run exceeded 10 minutes: cleaning up and giving up');
+  void cleanup().then(() => process.exit(124));
+}, 600_000);
+watchdog.unref();
 
 // ---- measurements ----
 interface DeploySample {
@@ -306,7 +313,19 @@ async function main(): Promise<number> {
     cleanups.push(() => pm2.stop());
     await pm2.init();
 
+    const cores = cpus().length;
+    if ((loadavg()[0] ?? 0) > cores)
+      notes.push(
+        `the machine was busy at the start (1-min load ${round(loadavg()[0] ?? 0)} on ${cores} cores)`,
+      );
+    const phaseLoad: Record<string, number[]> = {};
+    results.phaseLoad = phaseLoad;
+    const mark = (phase: string): void => {
+      phaseLoad[phase] = loadavg().map(round);
+    };
+
     // ---- 1. deploy → first 200 ----
+    mark('deploy');
     log('warm-up: one MiniPaaS deploy and one bare start (not counted)');
     const warmDeploy = await mpDeploy(mp, appName(0));
     const warmInst = await mp.webInstance(appName(0));
@@ -376,6 +395,7 @@ async function main(): Promise<number> {
       await pollFirst200(now(), { port: p.port, intervalMs: 50, timeoutMs: 15_000 });
     }
 
+    mark('memory');
     // ---- 3. memory (before the crash tests, so every process is in its first life) ----
     log('memory: settling 5 s, then 5 samples 1 s apart');
     await sleep(5000);
@@ -438,6 +458,7 @@ async function main(): Promise<number> {
     );
 
     // ---- 2. kill -9 → first 200 ----
+    mark('crash');
     const crashSamples: Array<{ order: string; minipaas: CrashSample; pm2: CrashSample }> = [];
     for (let i = 1; i <= RUNS; i++) {
       const app = appName(1 + ((i - 1) % (APPS - 1)));
@@ -481,6 +502,7 @@ async function main(): Promise<number> {
     };
 
     // ---- 4. router overhead ----
+    mark('router');
     if (opts['no-wrk']) {
       results.router = { skipped: 'skipped with --no-wrk' };
     } else {
@@ -504,20 +526,41 @@ async function main(): Promise<number> {
           ['minipaas-router', `http://127.0.0.1:${mp.routerPort}/`, mp.hostHeader(appName(1))],
           ['caddy', `http://127.0.0.1:${caddy.port}/`, undefined],
         ];
-        const out: WrkResult[] = [];
-        for (const [name, url, host] of targets) {
-          log(`wrk ${name}: ${url}${host ? ` (Host ${host})` : ''}, ${WRK_SECONDS} s after a 2 s warm-up`);
+        // two rounds in mirrored order (A B C, then C B A) so drift on a shared machine hits every target alike
+        const out: Array<WrkResult & { round: number }> = [];
+        const order = [...targets, ...[...targets].reverse()];
+        for (const [k, [name, url, host]] of order.entries()) {
+          const round = k < targets.length ? 1 : 2;
+          log(
+            `wrk ${name} (round ${round}): ${url}${host ? ` (Host ${host})` : ''}, ${WRK_SECONDS} s after 2 s warm-up`,
+          );
           await wrk(name, url, host, warm, tools.wrk);
-          const r = await wrk(name, url, host, w, tools.wrk);
+          const r = { ...(await wrk(name, url, host, w, tools.wrk)), round };
           log(
             `  ${r.requestsPerSec} req/s, p50 ${r.latencyP50Ms} ms, p99 ${r.latencyP99Ms} ms, non-2xx ${r.non2xx}`,
           );
           out.push(r);
         }
         await caddy.stop();
-        const get = (n: string): WrkResult => out.find((r) => r.target === n) as WrkResult;
+        const mean = (xs: number[]): number =>
+          Math.round((xs.reduce((a, b) => a + b, 0) / xs.length) * 100) / 100;
+        const per = targets.map(([name]) => {
+          const rs = out.filter((r) => r.target === name);
+          return {
+            target: name,
+            requestsPerSec: Math.round(mean(rs.map((r) => r.requestsPerSec))),
+            latencyP50Ms: mean(rs.map((r) => r.latencyP50Ms)),
+            latencyP99Ms: mean(rs.map((r) => r.latencyP99Ms)),
+            rpsRounds: rs.map((r) => r.requestsPerSec),
+            p99Rounds: rs.map((r) => r.latencyP99Ms),
+            non2xx: rs.reduce((a, r) => a + r.non2xx, 0),
+            socketErrors: rs.map((r) => r.socketErrors).filter((e): e is string => e !== null),
+          };
+        });
+        const get = (n: string): RouterTarget => per.find((r) => r.target === n) as RouterTarget;
         results.router = {
           results: out,
+          targets: per,
           summary: {
             routerVsDirectRps: ratio(get('minipaas-router').requestsPerSec, get('direct').requestsPerSec),
             caddyVsDirectRps: ratio(get('caddy').requestsPerSec, get('direct').requestsPerSec),
