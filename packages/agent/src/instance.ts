@@ -5,7 +5,7 @@ import { connect } from 'node:net';
 import type { HealthcheckSpec, InstanceInfo, InstanceStatus } from '@minipaas/core';
 import type { Logger } from 'pino';
 import type { InstanceLog } from './log-store.ts';
-import type { PortAllocator } from './port-allocator.ts';
+import { canBind, type PortAllocator } from './port-allocator.ts';
 import type { RunAs } from './run-as.ts';
 
 /** Restart, crash-loop and health timing. Every field has a production default. */
@@ -167,8 +167,21 @@ export class Instance extends EventEmitter {
         return;
       }
     }
-    if (this.stopRequested) return;
+    if (this.stopRequested) {
+      this.opts.ports.release(this.port);
+      this.port = null;
+      return;
+    }
     this.spawnProcess();
+  }
+
+  /** Before a restart: if something else grabbed our port meanwhile, move to a fresh one. */
+  private async ensurePort(): Promise<void> {
+    if (!this.opts.web || this.port === null || (await canBind(this.port))) return;
+    const old = this.port;
+    this.port = await this.opts.ports.allocate();
+    this.opts.ports.release(old);
+    this.system(`port ${old} is taken by another process; moving to port ${this.port}`);
   }
 
   private spawnProcess(): void {
@@ -299,8 +312,13 @@ export class Instance extends EventEmitter {
     this.restartTimer = setTimeout(() => {
       this.restartTimer = null;
       if (this.stopRequested) return;
-      this.restarts++;
-      this.spawnProcess();
+      void this.ensurePort()
+        .catch((err: unknown) => this.opts.logger.warn({ err: (err as Error).message }, 'cannot move port'))
+        .then(() => {
+          if (this.stopRequested) return;
+          this.restarts++;
+          this.spawnProcess();
+        });
     }, delay);
     for (const w of waiters) w();
   }

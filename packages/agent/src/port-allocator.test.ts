@@ -9,7 +9,7 @@ describe('PortAllocator', () => {
   });
 
   it('never hands out the same port twice and skips ports in use', async () => {
-    const base = 40000 + Math.floor(Math.random() * 20000);
+    const base = 20000 + Math.floor(Math.random() * 12000);
     const blocker = createServer();
     servers.push(blocker);
     await new Promise<void>((r) => blocker.listen(base + 1, r));
@@ -22,7 +22,7 @@ describe('PortAllocator', () => {
   });
 
   it('fails clearly when the range is exhausted', async () => {
-    const base = 40000 + Math.floor(Math.random() * 20000);
+    const base = 20000 + Math.floor(Math.random() * 12000);
     const ports = new PortAllocator(base, base);
     await ports.allocate();
     await expect(ports.allocate()).rejects.toThrow(/no free port/);

@@ -121,7 +121,13 @@ export class Supervisor {
     return state.apps?.length ?? 0;
   }
 
+  private assertOpen(): void {
+    if (this.closed)
+      throw new MinipaasError('MINIPAAS_ERR_AGENT_UNAVAILABLE', 'the node agent is shutting down');
+  }
+
   apply(spec: AppSpec): AgentAppState {
+    this.assertOpen();
     let app = this.apps.get(spec.name);
     if (!app) {
       app = new AppRuntime(spec, this.depsFor(spec.name));
@@ -147,6 +153,7 @@ export class Supervisor {
   }
 
   restart(name: string): AgentAppState {
+    this.assertOpen();
     const app = this.apps.get(name);
     if (!app)
       throw new MinipaasError('MINIPAAS_ERR_APP_NOT_FOUND', `app ${name} is not running on this agent`);

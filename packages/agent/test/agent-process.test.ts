@@ -5,17 +5,9 @@ import { fileURLToPath } from 'node:url';
 import { homePaths } from '@minipaas/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '../src/agent-client.ts';
-import { canBind } from '../src/port-allocator.ts';
-import { alive, httpGet, makeHome, NODE, removeHome, waitFor, webSpec } from './helpers.ts';
+import { alive, httpGet, makeHome, NODE, portRange, removeHome, waitFor, webSpec } from './helpers.ts';
 
 const BIN = fileURLToPath(new URL('../bin/minipaas-agent.js', import.meta.url));
-
-async function freePort(): Promise<number> {
-  for (;;) {
-    const p = 40000 + Math.floor(Math.random() * 20000);
-    if (await canBind(p)) return p;
-  }
-}
 
 interface Running {
   child: ChildProcess;
@@ -27,15 +19,15 @@ const started: ChildProcess[] = [];
 const allPids = new Set<number>();
 
 async function startBinary(home: string, routerPort: number): Promise<Running> {
-  const base = 30000 + Math.floor(Math.random() * 150) * 200;
+  const range = portRange();
   const child = spawn(NODE, [BIN], {
     env: {
       PATH: process.env.PATH,
       MINIPAAS_HOME: home,
       MINIPAAS_ROUTER_HOST: '127.0.0.1',
       MINIPAAS_ROUTER_PORT: String(routerPort),
-      MINIPAAS_APP_PORT_MIN: String(base),
-      MINIPAAS_APP_PORT_MAX: String(base + 199),
+      MINIPAAS_APP_PORT_MIN: String(range.min),
+      MINIPAAS_APP_PORT_MAX: String(range.max),
       MINIPAAS_STOP_GRACE_MS: '2000',
       MINIPAAS_LOG_LEVEL: 'warn',
     },
@@ -45,11 +37,11 @@ async function startBinary(home: string, routerPort: number): Promise<Running> {
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   const client = new AgentClient({ home });
   try {
-    await waitFor(async () => (await client.health()).ok, 15_000, 'agent up');
+    const health = await waitFor(async () => await client.health(), 15_000, 'agent up');
+    return { child, exited, routerPort: health.router.port };
   } finally {
     await client.close();
   }
-  return { child, exited, routerPort };
 }
 
 /** Every pid of the app (instances and the worker's grandchild). */
@@ -101,7 +93,7 @@ describe('the minipaas-agent binary', () => {
   it('SIGTERM stops every app process (including grandchildren), removes socket and pid file, exits 0', async () => {
     const home = makeHome();
     homes.push(home);
-    const agent = await startBinary(home, await freePort());
+    const agent = await startBinary(home, 0);
     const client = new AgentClient({ home });
     await deployBoth(home, client);
     expect((await httpGet(agent.routerPort, '/', 'both.localhost')).status).toBe(200);
@@ -122,8 +114,8 @@ describe('the minipaas-agent binary', () => {
   it('brings persisted apps back after a restart, and POST /v1/shutdown stops everything', async () => {
     const home = makeHome();
     homes.push(home);
-    const routerPort = await freePort();
-    let agent = await startBinary(home, routerPort);
+    let agent = await startBinary(home, 0);
+    const routerPort = agent.routerPort;
     let client = new AgentClient({ home });
     await deployBoth(home, client);
     const first = await appPids(client, 'both');

@@ -34,9 +34,12 @@ export function webSpec(home: string, app: string, version: string, over: Partia
   };
 }
 
-/** A random, probably free port range of 200 ports for app instances. */
-function portRange(): { min: number; max: number } {
-  const min = 30000 + Math.floor(Math.random() * 150) * 200;
+/**
+ * A random, probably free range of 200 ports for app instances, below Linux's ephemeral range
+ * (32768+), where client connections in TIME_WAIT would make ports unbindable.
+ */
+export function portRange(): { min: number; max: number } {
+  const min = 20000 + Math.floor(Math.random() * 60) * 200;
   return { min, max: min + 199 };
 }
 

@@ -135,7 +135,7 @@ describe('router retries and 502', () => {
     upstream = createServer((req, res) => res.end(`ok ${req.url}`));
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
     upstreamPort = (upstream.address() as AddressInfo).port;
-    deadPort = 45000 + Math.floor(Math.random() * 5000);
+    deadPort = 20000 + Math.floor(Math.random() * 12000);
     while (!(await canBind(deadPort))) deadPort++;
     targets.live.port = upstreamPort;
     targets.dead.port = deadPort;

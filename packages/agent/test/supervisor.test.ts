@@ -62,7 +62,7 @@ describe('agent: supervisor and socket API', () => {
     const state = await running('hello');
     const inst = state.instances[0];
     expect(inst?.pid).toBeGreaterThan(0);
-    expect(inst?.port).toBeGreaterThanOrEqual(30000);
+    expect(inst?.port).toBeGreaterThanOrEqual(20000);
     expect(state.release).toBe('v1');
 
     const byHost = await httpGet(routerPort, '/some/path?x=1', 'hello.localhost:1234');
