@@ -63,6 +63,24 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * A free port in 10000-19999, below the kernel's ephemeral range, for app processes that get restarted on the
+ * same port (pm2, bare node): an outgoing connection can never be holding it when the app binds again.
+ */
+export async function freeLowPort(): Promise<number> {
+  for (let i = 0; i < 100; i++) {
+    const port = 10000 + Math.floor(Math.random() * 10000);
+    const ok = await new Promise<boolean>((res) => {
+      const srv = createServer();
+      srv.unref();
+      srv.once('error', () => res(false));
+      srv.listen(port, () => srv.close(() => res(true)));
+    });
+    if (ok) return port;
+  }
+  throw new Error('no free port in 10000-19999');
+}
+
 export interface HttpResult {
   status: number;
   servedBy: string | undefined;

@@ -50,7 +50,9 @@ export class MiniPaaS {
     this.home = await mkdtemp(join(tmpdir(), 'mp-bench-'));
     this.apiPort = await freePort();
     this.routerPort = await freePort();
-    const portMin = 40000 + Math.floor(Math.random() * 200) * 100;
+    // a random block of 100 inside the default 20000-29999: below the kernel's ephemeral range (32768+), so
+    // no client socket (wrk, the pollers) can take an app's port; random so parallel platforms rarely collide
+    const portMin = 20000 + Math.floor(Math.random() * 99) * 100;
     this.env = {
       ...process.env,
       MINIPAAS_HOME: this.home,

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   type ExecResult,
-  freePort,
+  freeLowPort,
   log,
   type Mem,
   memOf,
@@ -154,7 +154,7 @@ async function mpDeploy(mp: MiniPaaS, app: string): Promise<DeploySample> {
 }
 
 async function bareStart(node: string): Promise<BareSample> {
-  const port = await freePort();
+  const port = await freeLowPort();
   const start = now();
   const child = spawn(node, ['server.js'], {
     cwd: HELLO_DIR,
@@ -386,7 +386,7 @@ async function main(): Promise<number> {
     log(`${APPS} apps on MiniPaaS; starting ${APPS} under pm2 (PM2_HOME ${pm2.home})`);
     const pm2Started = new Map<string, number>();
     for (let i = 0; i < APPS; i++) {
-      const port = await freePort();
+      const port = await freeLowPort();
       await pm2.start(HELLO_SCRIPT, appName(i), port, appNode);
       pm2Started.set(appName(i), Date.now());
     }
