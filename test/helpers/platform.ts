@@ -64,7 +64,7 @@ export async function startPlatform(extraEnv: Record<string, string> = {}): Prom
   const home = await mkdtemp(join(tmpdir(), 'mp-e2e-'));
   const apiPort = await freePort();
   const routerPort = await freePort();
-  const portMin = 30000 + Math.floor(Math.random() * 300) * 100;
+  const portMin = 21000 + Math.floor(Math.random() * 80) * 100; // below the ephemeral range (32768+)
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     MINIPAAS_HOME: home,

@@ -41,7 +41,7 @@ async function waitDeployment(id: string): Promise<DeploymentView> {
 
 beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), 'mp-routes-'));
-  const portMin = 40000 + Math.floor(Math.random() * 200) * 100;
+  const portMin = 21000 + Math.floor(Math.random() * 80) * 100;
   config = await loadConfig({
     MINIPAAS_HOME: home,
     MINIPAAS_APP_PORT_MIN: String(portMin),
@@ -199,5 +199,22 @@ describe('deploy a static site from an upload', () => {
     expect(log.status).toBe('running');
     expect((await cp.app.inject({ method: 'DELETE', url: '/api/v1/apps/site', headers: auth })).statusCode).toBe(204);
     expect(await agent.supervisor.get?.('site')).toBeFalsy();
+  });
+
+  it('runs an uploaded directory with an explicit command when nothing is detected', async () => {
+    await cp.app.inject({ method: 'POST', url: '/api/v1/apps', headers: auth, payload: { name: 'withcmd' } });
+    const archive = rawTar([{ name: 'app.js', body: "require('http').createServer((q,s)=>s.end('explicit-'+process.env.GREETING)).listen(process.env.PORT)" }]);
+    await cp.app.inject({ method: 'PATCH', url: '/api/v1/apps/withcmd', headers: auth, payload: { env: { GREETING: 'hi' } } });
+    const r = await cp.app.inject({
+      method: 'POST',
+      url: `/api/v1/apps/withcmd/deploy?command=${encodeURIComponent('node app.js')}`,
+      headers: { ...auth, 'content-type': 'application/gzip' },
+      payload: archive,
+    });
+    expect(r.statusCode, r.body).toBe(202);
+    const d = await waitDeployment(r.json<DeploymentView>().id);
+    expect(d.status, d.log.join('\n')).toBe('running');
+    const res = await fetch(`http://127.0.0.1:${agent.router?.port}/apps/withcmd/`);
+    expect(await res.text()).toBe('explicit-hi');
   });
 });

@@ -38,7 +38,9 @@ export interface DeployServiceDeps {
   nodeBin?: string;
 }
 
-export type DeploySource = { kind: 'upload'; archive: Buffer } | { kind: 'command'; command: string } | { kind: 'restart' };
+export type DeploySource =
+  | { kind: 'upload'; archive: Buffer; /** overrides the detected web command */ command?: string | undefined }
+  | { kind: 'command'; command: string } | { kind: 'restart' };
 
 export interface DeploymentEvents {
   log: [line: string];
@@ -132,9 +134,14 @@ export class DeployService {
     if (source.kind === 'upload') {
       try {
         detected = await detectStack(staging, process.env.PATH ?? '', this.#d.nodeBin ?? process.execPath);
+        if (source.command) detected.commands.web = source.command;
       } catch (err) {
-        await rm(staging, { recursive: true, force: true });
-        throw err;
+        const noStack = err instanceof MinipaasError && err.code === 'MINIPAAS_ERR_NO_STACK';
+        if (!(noStack && source.command)) {
+          await rm(staging, { recursive: true, force: true });
+          throw err;
+        }
+        detected = { stack: 'command', commands: { web: source.command }, install: null, env: {} };
       }
     } else if (source.kind === 'command') {
       await mkdir(staging, { recursive: true });

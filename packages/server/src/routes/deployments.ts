@@ -15,7 +15,7 @@ export function deploymentRoutes(app: FastifyInstance, ctx: ServerContext): void
     const row = await ctx.apps.get(req.params.id);
     const query = parse(deployQuerySchema, req.query, 'query');
     if (Buffer.isBuffer(req.body)) {
-      const d = await ctx.deploys.deploy(row, { kind: 'upload', archive: req.body }, query.message);
+      const d = await ctx.deploys.deploy(row, { kind: 'upload', archive: req.body, command: query.command }, query.message);
       return reply.status(202).send(d);
     }
     const body = parse(deployJsonSchema, req.body, 'deploy request');
