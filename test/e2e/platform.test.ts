@@ -89,7 +89,10 @@ describe('deploy, route, restart, scale, logs', () => {
 
   it('marks an app that exits at once as failed, with its last log lines, and keeps working', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'mp-crash-'));
-    await writeFile(join(dir, 'Procfile'), 'web: node -e "console.error(\'boom: missing DATABASE_URL\'); process.exit(3)"\n');
+    await writeFile(
+      join(dir, 'Procfile'),
+      'web: node -e "console.error(\'boom: missing DATABASE_URL\'); process.exit(3)"\n',
+    );
     const r = await p.cli(['deploy', dir, '--app', 'crashy'], { timeoutMs: 90_000 });
     expect(r.code).not.toBe(0);
     expect(`${r.stdout}${r.stderr}`).toContain('boom: missing DATABASE_URL');
@@ -106,7 +109,15 @@ describe('deploy, route, restart, scale, logs', () => {
   });
 
   it('deploys a plain command', async () => {
-    const r = await p.cli(['deploy', '--app', 'cmd', '--', 'node', '-e', "require('http').createServer((q,s)=>s.end('cmd-ok')).listen(process.env.PORT)"]);
+    const r = await p.cli([
+      'deploy',
+      '--app',
+      'cmd',
+      '--',
+      'node',
+      '-e',
+      "require('http').createServer((q,s)=>s.end('cmd-ok')).listen(process.env.PORT)",
+    ]);
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
     const res = await routerGet(p.routerPort, '/', `cmd.localhost:${p.routerPort}`);
     expect(res.body).toBe('cmd-ok');
@@ -162,12 +173,16 @@ describe('bad input gets a clear 4xx', () => {
     expect(r.status).toBe(401);
     const body = (await r.json()) as { error: { message: string } };
     expect(body.error.message).toMatch(/Authorization/);
-    const r2 = await fetch(`${p.apiUrl}/api/v1/apps`, { headers: { authorization: 'Bearer mp_nottherightoneatallxxxxxxxx' } });
+    const r2 = await fetch(`${p.apiUrl}/api/v1/apps`, {
+      headers: { authorization: 'Bearer mp_nottherightoneatallxxxxxxxx' },
+    });
     expect(r2.status).toBe(401);
   });
 
   it('validates names, unknown apps and malformed JSON', async () => {
-    const bad = await p.api<{ error: { code: string; message: string } }>('POST', '/api/v1/apps', { name: 'Bad_Name!' });
+    const bad = await p.api<{ error: { code: string; message: string } }>('POST', '/api/v1/apps', {
+      name: 'Bad_Name!',
+    });
     expect(bad.status).toBe(400);
     expect(bad.body.error.message).toMatch(/app name/);
     const missing = await p.api<{ error: { code: string } }>('GET', '/api/v1/apps/does-not-exist');

@@ -96,7 +96,8 @@ export async function startPlatform(extraEnv: Record<string, string> = {}): Prom
     await waitFor(
       'the platform to be ready',
       async () => {
-        if (supervisor.exitCode !== null) throw new Error(`minipaas up exited ${supervisor.exitCode}: ${out}`);
+        if (supervisor.exitCode !== null)
+          throw new Error(`minipaas up exited ${supervisor.exitCode}: ${out}`);
         const r = await fetch(`${apiUrl}/health/ready`);
         return r.status === 200;
       },
@@ -133,7 +134,10 @@ export async function startPlatform(extraEnv: Record<string, string> = {}): Prom
     async api(method, path, body) {
       const r = await fetch(`${apiUrl}${path}`, {
         method,
-        headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
         ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
       });
       const text = await r.text();

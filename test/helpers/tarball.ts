@@ -14,7 +14,8 @@ export interface RawEntry {
 
 function header(e: RawEntry, size: number): Buffer {
   const h = Buffer.alloc(512, 0);
-  const put = (s: string, off: number, len: number) => h.write(s, off, Math.min(len, Buffer.byteLength(s)), 'utf8');
+  const put = (s: string, off: number, len: number) =>
+    h.write(s, off, Math.min(len, Buffer.byteLength(s)), 'utf8');
   const oct = (n: number, len: number) => `${n.toString(8).padStart(len - 1, '0')}\0`;
   put(e.name, 0, 100);
   put(oct(e.type === '5' ? 0o755 : 0o644, 8), 100, 8);

@@ -7,7 +7,10 @@ import { loadConfig } from './config.ts';
 describe('loadConfig', () => {
   it('applies defaults, then file, then env', async () => {
     const home = mkdtempSync(join(tmpdir(), 'mp-cfg-'));
-    writeFileSync(join(home, 'minipaas.config.yaml'), 'router:\n  port: 9000\n  baseDomain: apps.test\napi:\n  port: 7100\n');
+    writeFileSync(
+      join(home, 'minipaas.config.yaml'),
+      'router:\n  port: 9000\n  baseDomain: apps.test\napi:\n  port: 7100\n',
+    );
     const c = await loadConfig({ MINIPAAS_HOME: home, MINIPAAS_API_PORT: '7200' });
     expect(c.home).toBe(home);
     expect(c.api).toEqual({ host: '127.0.0.1', port: 7200 });
@@ -19,9 +22,9 @@ describe('loadConfig', () => {
   it('refuses bad values with a readable message', async () => {
     const home = mkdtempSync(join(tmpdir(), 'mp-cfg-'));
     await expect(loadConfig({ MINIPAAS_HOME: home, MINIPAAS_API_PORT: 'abc' })).rejects.toThrow(/api\.port/);
-    await expect(loadConfig({ MINIPAAS_HOME: home, MINIPAAS_APP_PORT_MIN: '30000', MINIPAAS_APP_PORT_MAX: '2000' })).rejects.toThrow(
-      /portMin/,
-    );
+    await expect(
+      loadConfig({ MINIPAAS_HOME: home, MINIPAAS_APP_PORT_MIN: '30000', MINIPAAS_APP_PORT_MAX: '2000' }),
+    ).rejects.toThrow(/portMin/);
     writeFileSync(join(home, 'minipaas.config.json'), '{not json');
     await expect(loadConfig({ MINIPAAS_HOME: home })).rejects.toThrow(/cannot read config file/);
   });

@@ -45,11 +45,18 @@ export const configSchema = z
         portMin: port.default(20000),
         portMax: port.default(29999),
         /** OS user apps run as when the agent runs as root (`root` disables the switch). */
-        user: z.string().regex(/^[a-z_][a-z0-9_-]*$/).optional(),
+        user: z
+          .string()
+          .regex(/^[a-z_][a-z0-9_-]*$/)
+          .optional(),
         /** Grace period between SIGTERM and SIGKILL when stopping an instance. */
         stopGraceMs: z.coerce.number().int().min(0).max(600_000).default(10_000),
         /** Log file size at which it is rotated. */
-        logMaxBytes: z.coerce.number().int().min(1024).default(10 * 1024 * 1024),
+        logMaxBytes: z.coerce
+          .number()
+          .int()
+          .min(1024)
+          .default(10 * 1024 * 1024),
         /** Rotated log files kept per instance. */
         logFiles: z.coerce.number().int().min(1).max(100).default(3),
         /** Releases kept per app. */
@@ -61,11 +68,18 @@ export const configSchema = z
     uploads: z
       .object({
         /** Maximum size of an uploaded source archive. */
-        maxBytes: z.coerce.number().int().min(1024).default(200 * 1024 * 1024),
+        maxBytes: z.coerce
+          .number()
+          .int()
+          .min(1024)
+          .default(200 * 1024 * 1024),
       })
       .prefault({}),
   })
-  .refine((c) => c.apps.portMin <= c.apps.portMax, { message: 'apps.portMin must be <= apps.portMax', path: ['apps'] });
+  .refine((c) => c.apps.portMin <= c.apps.portMax, {
+    message: 'apps.portMin must be <= apps.portMax',
+    path: ['apps'],
+  });
 
 export type MinipaasConfig = Readonly<z.infer<typeof configSchema>>;
 
@@ -102,7 +116,11 @@ const ENV_MAP: Array<[string, string[]]> = [
 ];
 
 /** The environment variables the config module reads (for docs and `--help`). */
-export const CONFIG_ENV_VARS: readonly string[] = ['MINIPAAS_HOME', 'MINIPAAS_CONFIG', ...ENV_MAP.map(([k]) => k)];
+export const CONFIG_ENV_VARS: readonly string[] = [
+  'MINIPAAS_HOME',
+  'MINIPAAS_CONFIG',
+  ...ENV_MAP.map(([k]) => k),
+];
 
 function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {
   let cur = obj;
@@ -121,7 +139,12 @@ function findConfigFile(home: string, env: Env): string | undefined {
     if (!existsSync(p)) throw new MinipaasError('MINIPAAS_ERR_VALIDATION', `config file not found: ${p}`);
     return p;
   }
-  for (const name of ['minipaas.config.json', 'minipaas.config.yaml', 'minipaas.config.yml', 'minipaas.config.js']) {
+  for (const name of [
+    'minipaas.config.json',
+    'minipaas.config.yaml',
+    'minipaas.config.yml',
+    'minipaas.config.js',
+  ]) {
     const p = join(home, name);
     if (existsSync(p)) return p;
   }
@@ -139,7 +162,10 @@ async function readConfigFile(file: string): Promise<Record<string, unknown>> {
       data = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
     }
   } catch (err) {
-    throw new MinipaasError('MINIPAAS_ERR_VALIDATION', `cannot read config file ${file}: ${(err as Error).message}`);
+    throw new MinipaasError(
+      'MINIPAAS_ERR_VALIDATION',
+      `cannot read config file ${file}: ${(err as Error).message}`,
+    );
   }
   if (data == null) return {};
   if (typeof data !== 'object' || Array.isArray(data)) {

@@ -11,7 +11,9 @@ export const appNameSchema = z
 
 /** Process type names as in a Procfile (web, worker, release, clock, ...). */
 export const PROCESS_TYPE_RE = /^[a-zA-Z0-9][a-zA-Z0-9_-]{0,29}$/;
-export const processTypeSchema = z.string().regex(PROCESS_TYPE_RE, 'process type must be alphanumeric (dashes and underscores allowed)');
+export const processTypeSchema = z
+  .string()
+  .regex(PROCESS_TYPE_RE, 'process type must be alphanumeric (dashes and underscores allowed)');
 
 /** Environment variable names. */
 export const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;

@@ -3,7 +3,8 @@ import { parseProcfile } from './procfile.ts';
 
 describe('parseProcfile', () => {
   it('parses types, skipping comments and blank lines', () => {
-    const text = '# comment\n\nweb: node server.js --port $PORT\nworker:   node worker.js\r\n  # indented comment\n';
+    const text =
+      '# comment\n\nweb: node server.js --port $PORT\nworker:   node worker.js\r\n  # indented comment\n';
     expect(parseProcfile(text)).toEqual({ web: 'node server.js --port $PORT', worker: 'node worker.js' });
   });
   it('keeps colons inside the command', () => {

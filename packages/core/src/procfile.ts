@@ -13,16 +13,26 @@ export function parseProcfile(text: string): Record<string, string> {
     const line = raw.trim();
     if (line === '' || line.startsWith('#')) continue;
     const m = /^([^:\s]+)\s*:\s*(.*)$/.exec(line);
-    if (!m) throw new MinipaasError('MINIPAAS_ERR_VALIDATION', `Procfile line ${i + 1}: expected "type: command"`);
+    if (!m)
+      throw new MinipaasError('MINIPAAS_ERR_VALIDATION', `Procfile line ${i + 1}: expected "type: command"`);
     const [, type = '', command = ''] = m;
     if (!PROCESS_TYPE_RE.test(type)) {
-      throw new MinipaasError('MINIPAAS_ERR_VALIDATION', `Procfile line ${i + 1}: invalid process type "${type}"`);
+      throw new MinipaasError(
+        'MINIPAAS_ERR_VALIDATION',
+        `Procfile line ${i + 1}: invalid process type "${type}"`,
+      );
     }
     if (command.trim() === '') {
-      throw new MinipaasError('MINIPAAS_ERR_VALIDATION', `Procfile line ${i + 1}: process type "${type}" has no command`);
+      throw new MinipaasError(
+        'MINIPAAS_ERR_VALIDATION',
+        `Procfile line ${i + 1}: process type "${type}" has no command`,
+      );
     }
     if (Object.hasOwn(out, type)) {
-      throw new MinipaasError('MINIPAAS_ERR_VALIDATION', `Procfile line ${i + 1}: duplicate process type "${type}"`);
+      throw new MinipaasError(
+        'MINIPAAS_ERR_VALIDATION',
+        `Procfile line ${i + 1}: duplicate process type "${type}"`,
+      );
     }
     out[type] = command.trim();
   }

@@ -7,7 +7,11 @@ function checkEnvKeys(r: Record<string, unknown>, ctx: z.RefinementCtx): void {
   if (keys.length > 500) ctx.addIssue({ code: 'custom', message: 'at most 500 env vars' });
   for (const k of keys) {
     if (!ENV_NAME_RE.test(k)) {
-      ctx.addIssue({ code: 'custom', path: [k], message: `env var names must match [A-Za-z_][A-Za-z0-9_]* (got "${k}")` });
+      ctx.addIssue({
+        code: 'custom',
+        path: [k],
+        message: `env var names must match [A-Za-z_][A-Za-z0-9_]* (got "${k}")`,
+      });
     }
   }
 }
@@ -45,7 +49,11 @@ export const createAppSchema = z
     env: envSchema.optional(),
     type: z.string().max(40).optional(),
     description: z.string().max(1000).optional(),
-    healthcheckPath: z.string().regex(/^\/[^\s]*$/, 'healthcheckPath must start with /').max(500).optional(),
+    healthcheckPath: z
+      .string()
+      .regex(/^\/[^\s]*$/, 'healthcheckPath must start with /')
+      .max(500)
+      .optional(),
     build_source: z.unknown().optional(),
     ports: z.unknown().optional(),
     repo_url: z.string().max(2000).optional(),
@@ -59,7 +67,11 @@ export const createAppSchema = z
     }
     const check = appNameSchema.safeParse(appName);
     if (!check.success) {
-      ctx.addIssue({ code: 'custom', path: [a.slug ? 'slug' : 'name'], message: check.error.issues[0]?.message ?? 'invalid app name' });
+      ctx.addIssue({
+        code: 'custom',
+        path: [a.slug ? 'slug' : 'name'],
+        message: check.error.issues[0]?.message ?? 'invalid app name',
+      });
       return z.NEVER;
     }
     return { ...a, name: appName, displayName: a.slug && a.name ? a.name : undefined };
@@ -73,14 +85,21 @@ export const patchAppSchema = z
     command: z.string().min(1).max(4096).optional(),
     status: z.enum(['stopped', 'running']).optional(),
     description: z.string().max(1000).optional(),
-    healthcheckPath: z.string().regex(/^\/[^\s]*$/).max(500).nullable().optional(),
+    healthcheckPath: z
+      .string()
+      .regex(/^\/[^\s]*$/)
+      .max(500)
+      .nullable()
+      .optional(),
   })
   .strict();
 export type PatchAppInput = z.infer<typeof patchAppSchema>;
 
 /** `{"replicas": N}` scales web; `{"web": 2, "worker": 1}` or `{"processes": {...}}` scale per type. */
 export const scaleSchema = z.union([
-  z.object({ replicas: z.number().int().min(0).max(100), processType: processTypeSchema.optional() }).strict(),
+  z
+    .object({ replicas: z.number().int().min(0).max(100), processType: processTypeSchema.optional() })
+    .strict(),
   z.object({ processes: z.record(processTypeSchema, z.number().int().min(0).max(100)) }).strict(),
   z
     .record(z.string().regex(PROCESS_TYPE_RE), z.number().int().min(0).max(100))
@@ -92,7 +111,8 @@ export function scaleToMap(input: ScaleInput): Record<string, number> {
   if ('replicas' in input && typeof input.replicas === 'number') {
     return { [(input as { processType?: string }).processType ?? 'web']: input.replicas };
   }
-  if ('processes' in input && typeof input.processes === 'object') return input.processes as Record<string, number>;
+  if ('processes' in input && typeof input.processes === 'object')
+    return input.processes as Record<string, number>;
   return input as Record<string, number>;
 }
 

@@ -17,8 +17,13 @@ async function main(): Promise<void> {
   const driver = new ProcessDriver(new AgentClient(paths.agentSocket));
   const cp = await createControlPlane({ config, driver, logger: log });
   if (cp.createdAdminToken) {
-    log.info({ file: paths.adminToken }, 'created the admin API token (shown once; saved to the token file, mode 0600)');
-    process.stderr.write(`\nAdmin API token (shown once, also saved to ${paths.adminToken}):\n  ${cp.createdAdminToken}\n\n`);
+    log.info(
+      { file: paths.adminToken },
+      'created the admin API token (shown once; saved to the token file, mode 0600)',
+    );
+    process.stderr.write(
+      `\nAdmin API token (shown once, also saved to ${paths.adminToken}):\n  ${cp.createdAdminToken}\n\n`,
+    );
   }
   const address = await cp.listen();
   await writeFile(paths.serverPid, `${process.pid}\n`);
@@ -43,7 +48,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  const msg = isMinipaasError(err) ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+  const msg = isMinipaasError(err)
+    ? err.message
+    : err instanceof Error
+      ? (err.stack ?? err.message)
+      : String(err);
   process.stderr.write(`minipaasd: ${msg}\n`);
   process.exit(1);
 });

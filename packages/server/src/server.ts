@@ -26,7 +26,9 @@ import { TokenService } from './services/token-service.ts';
 import { openStore, type Store } from './store/store.ts';
 
 export const VERSION: string = (
-  JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'package.json'), 'utf8')) as { version: string }
+  JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'package.json'), 'utf8')) as {
+    version: string;
+  }
 ).version;
 
 export interface ControlPlaneOptions {
@@ -54,7 +56,10 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
   const { config, driver } = opts;
   const log = opts.logger ?? pino({ level: config.logLevel, base: { component: 'minipaasd' } });
   const paths = homePaths(config.home);
-  const store: Store = await openStore({ databaseUrl: config.databaseUrl, dataDir: opts.dataDir ?? paths.db });
+  const store: Store = await openStore({
+    databaseUrl: config.databaseUrl,
+    dataDir: opts.dataDir ?? paths.db,
+  });
   const tokens = new TokenService(store.db);
   const createdAdminToken = await tokens.ensureAdminToken(paths.adminToken);
   const projects = new ProjectService(store.db);
@@ -62,7 +67,17 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
   const deploys = new DeployService({ db: store.db, config, driver, apps, log });
   const interrupted = await deploys.recoverInterrupted();
   if (interrupted > 0) log.warn({ interrupted }, 'marked deployments interrupted by a restart as failed');
-  const ctx: ServerContext = { config, version: VERSION, store, driver, tokens, projects, apps, deploys, log };
+  const ctx: ServerContext = {
+    config,
+    version: VERSION,
+    store,
+    driver,
+    tokens,
+    projects,
+    apps,
+    deploys,
+    log,
+  };
 
   const app: FastifyInstance = Fastify({
     loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger,

@@ -5,7 +5,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type AgentHandle, AgentClient, startAgent } from '@minipaas/agent';
+import { AgentClient, type AgentHandle, startAgent } from '@minipaas/agent';
 import { type DeploymentView, loadConfig, type MinipaasConfig } from '@minipaas/core';
 import pino from 'pino';
 import { c as tarCreate } from 'tar';
@@ -53,7 +53,13 @@ beforeAll(async () => {
   });
   const logger = pino({ level: 'silent' });
   agent = await startAgent({ config, logger, router: { host: '127.0.0.1', port: 0 } });
-  cp = await createControlPlane({ config, driver: new ProcessDriver(new AgentClient(agent.socketPath)), logger, dataDir: 'memory://', reconcile: false });
+  cp = await createControlPlane({
+    config,
+    driver: new ProcessDriver(new AgentClient(agent.socketPath)),
+    logger,
+    dataDir: 'memory://',
+    reconcile: false,
+  });
   auth = { authorization: `Bearer ${cp.createdAdminToken}` };
 }, 60_000);
 
@@ -80,7 +86,11 @@ describe('auth', () => {
       expect(r.statusCode).toBe(401);
       expect(r.json().error.code).toBe('MINIPAAS_ERR_UNAUTHENTICATED');
     }
-    const wrong = await cp.app.inject({ method: 'GET', url: '/api/v1/apps', headers: { authorization: 'Basic abc' } });
+    const wrong = await cp.app.inject({
+      method: 'GET',
+      url: '/api/v1/apps',
+      headers: { authorization: 'Basic abc' },
+    });
     expect(wrong.json().error.message).toMatch(/Bearer/);
     const me = await cp.app.inject({ method: 'GET', url: '/api/v1/whoami', headers: auth });
     expect(me.json()).toMatchObject({ token: { name: 'admin', role: 'owner' } });
@@ -89,7 +99,12 @@ describe('auth', () => {
 
 describe('projects and services (seed shapes)', () => {
   it('creates a project, a service in it, scales it, and refuses deleting a non-empty project', async () => {
-    const p = await cp.app.inject({ method: 'POST', url: '/api/v1/projects', headers: auth, payload: { name: 'My App', slug: 'my-app' } });
+    const p = await cp.app.inject({
+      method: 'POST',
+      url: '/api/v1/projects',
+      headers: auth,
+      payload: { name: 'My App', slug: 'my-app' },
+    });
     expect(p.statusCode).toBe(201);
     const project = p.json<{ id: string; slug: string }>();
     expect(project.slug).toBe('my-app');
@@ -99,21 +114,47 @@ describe('projects and services (seed shapes)', () => {
       method: 'POST',
       url: `/api/v1/projects/${project.id}/services`,
       headers: auth,
-      payload: { name: 'API Server', slug: 'api-server', type: 'webapp', build_source: { type: 'git', repository: 'https://example.invalid/r', branch: 'main' }, ports: [{ name: 'http', port: 8080, public: true }] },
+      payload: {
+        name: 'API Server',
+        slug: 'api-server',
+        type: 'webapp',
+        build_source: { type: 'git', repository: 'https://example.invalid/r', branch: 'main' },
+        ports: [{ name: 'http', port: 8080, public: true }],
+      },
     });
     expect(s.statusCode).toBe(201);
     const svc = s.json<{ id: string; name: string; projectId: string }>();
     expect(svc).toMatchObject({ name: 'api-server', projectId: project.id });
-    const scaled = await cp.app.inject({ method: 'POST', url: `/api/v1/services/${svc.id}/scale`, headers: auth, payload: { replicas: 3 } });
+    const scaled = await cp.app.inject({
+      method: 'POST',
+      url: `/api/v1/services/${svc.id}/scale`,
+      headers: auth,
+      payload: { replicas: 3 },
+    });
     expect(scaled.statusCode).toBe(200);
     expect(scaled.json().processes.web.instances).toBe(3);
-    const svcs = await cp.app.inject({ method: 'GET', url: '/api/v1/projects/my-app/services', headers: auth });
+    const svcs = await cp.app.inject({
+      method: 'GET',
+      url: '/api/v1/projects/my-app/services',
+      headers: auth,
+    });
     expect(svcs.json().services).toHaveLength(1);
-    const del = await cp.app.inject({ method: 'DELETE', url: `/api/v1/projects/${project.id}`, headers: auth });
+    const del = await cp.app.inject({
+      method: 'DELETE',
+      url: `/api/v1/projects/${project.id}`,
+      headers: auth,
+    });
     expect(del.statusCode).toBe(409);
-    expect((await cp.app.inject({ method: 'DELETE', url: '/api/v1/apps/api-server', headers: auth })).statusCode).toBe(204);
-    expect((await cp.app.inject({ method: 'DELETE', url: `/api/v1/projects/${project.id}`, headers: auth })).statusCode).toBe(204);
-    expect((await cp.app.inject({ method: 'GET', url: '/api/v1/projects/nope', headers: auth })).statusCode).toBe(404);
+    expect(
+      (await cp.app.inject({ method: 'DELETE', url: '/api/v1/apps/api-server', headers: auth })).statusCode,
+    ).toBe(204);
+    expect(
+      (await cp.app.inject({ method: 'DELETE', url: `/api/v1/projects/${project.id}`, headers: auth }))
+        .statusCode,
+    ).toBe(204);
+    expect(
+      (await cp.app.inject({ method: 'GET', url: '/api/v1/projects/nope', headers: auth })).statusCode,
+    ).toBe(404);
   });
 });
 
@@ -132,30 +173,66 @@ describe('bad input', () => {
   });
 
   it('malformed JSON, wrong content type, duplicates, unknown ids, bad scale', async () => {
-    const bad = await cp.app.inject({ method: 'POST', url: '/api/v1/apps', headers: { ...auth, 'content-type': 'application/json' }, payload: '{"name":' });
+    const bad = await cp.app.inject({
+      method: 'POST',
+      url: '/api/v1/apps',
+      headers: { ...auth, 'content-type': 'application/json' },
+      payload: '{"name":',
+    });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().error.code).toBe('MINIPAAS_ERR_BAD_JSON');
-    const xml = await cp.app.inject({ method: 'POST', url: '/api/v1/apps', headers: { ...auth, 'content-type': 'application/xml' }, payload: '<a/>' });
+    const xml = await cp.app.inject({
+      method: 'POST',
+      url: '/api/v1/apps',
+      headers: { ...auth, 'content-type': 'application/xml' },
+      payload: '<a/>',
+    });
     expect(xml.statusCode).toBe(415);
-    expect((await cp.app.inject({ method: 'POST', url: '/api/v1/apps', headers: auth, payload: { name: 'dup' } })).statusCode).toBe(201);
-    const dup = await cp.app.inject({ method: 'POST', url: '/api/v1/apps', headers: auth, payload: { name: 'dup' } });
+    expect(
+      (await cp.app.inject({ method: 'POST', url: '/api/v1/apps', headers: auth, payload: { name: 'dup' } }))
+        .statusCode,
+    ).toBe(201);
+    const dup = await cp.app.inject({
+      method: 'POST',
+      url: '/api/v1/apps',
+      headers: auth,
+      payload: { name: 'dup' },
+    });
     expect(dup.statusCode).toBe(409);
-    for (const url of ['/api/v1/apps/nope', '/api/v1/apps/nope/instances', '/api/v1/apps/nope/logs', '/api/v1/deployments/nope', '/api/v1/deployments/00000000-0000-4000-8000-000000000000']) {
+    for (const url of [
+      '/api/v1/apps/nope',
+      '/api/v1/apps/nope/instances',
+      '/api/v1/apps/nope/logs',
+      '/api/v1/deployments/nope',
+      '/api/v1/deployments/00000000-0000-4000-8000-000000000000',
+    ]) {
       const r = await cp.app.inject({ method: 'GET', url, headers: auth });
       expect(r.statusCode, url).toBe(404);
     }
-    const scale = await cp.app.inject({ method: 'POST', url: '/api/v1/apps/dup/scale', headers: auth, payload: { replicas: -1 } });
+    const scale = await cp.app.inject({
+      method: 'POST',
+      url: '/api/v1/apps/dup/scale',
+      headers: auth,
+      payload: { replicas: -1 },
+    });
     expect(scale.statusCode).toBe(400);
     const tail = await cp.app.inject({ method: 'GET', url: '/api/v1/apps/dup/logs?tail=abc', headers: auth });
     expect(tail.statusCode).toBe(400);
     const restart = await cp.app.inject({ method: 'POST', url: '/api/v1/apps/dup/restart', headers: auth });
     expect(restart.statusCode).toBe(409);
-    expect((await cp.app.inject({ method: 'GET', url: '/api/v1/nothing-here', headers: auth })).statusCode).toBe(404);
+    expect(
+      (await cp.app.inject({ method: 'GET', url: '/api/v1/nothing-here', headers: auth })).statusCode,
+    ).toBe(404);
   });
 
   it('refuses hostile or broken uploads with a 4xx and writes nothing outside the release', async () => {
     const up = (payload: Buffer, type = 'application/gzip') =>
-      cp.app.inject({ method: 'POST', url: '/api/v1/apps/dup/deploy', headers: { ...auth, 'content-type': type }, payload });
+      cp.app.inject({
+        method: 'POST',
+        url: '/api/v1/apps/dup/deploy',
+        headers: { ...auth, 'content-type': type },
+        payload,
+      });
     const traversal = await up(rawTar([{ name: '../../escape.txt', body: 'pwned' }]));
     expect(traversal.statusCode).toBe(400);
     expect(traversal.json().error.message).toMatch(/path traversal/);
@@ -168,7 +245,12 @@ describe('bad input', () => {
     const nostack = await up(rawTar([{ name: 'README.md', body: 'hi' }]));
     expect(nostack.statusCode).toBe(422);
     expect(nostack.json().error.message).toMatch(/Procfile/);
-    const nothing = await cp.app.inject({ method: 'POST', url: '/api/v1/apps/dup/deploy', headers: auth, payload: {} });
+    const nothing = await cp.app.inject({
+      method: 'POST',
+      url: '/api/v1/apps/dup/deploy',
+      headers: auth,
+      payload: {},
+    });
     expect(nothing.statusCode).toBe(400);
     const deps = await cp.app.inject({ method: 'GET', url: '/api/v1/apps/dup/deployments', headers: auth });
     expect(deps.json().deployments).toHaveLength(0);
@@ -179,7 +261,12 @@ describe('deploy a static site from an upload', () => {
   it('builds a release, runs it, lists instances and logs, and deletes it', async () => {
     const archive = await gzipDir(join(import.meta.dirname, '..', '..', '..', 'examples', 'static-site'));
     await cp.app.inject({ method: 'POST', url: '/api/v1/apps', headers: auth, payload: { name: 'site' } });
-    const r = await cp.app.inject({ method: 'POST', url: '/api/v1/apps/site/deploy?message=first', headers: { ...auth, 'content-type': 'application/gzip' }, payload: archive });
+    const r = await cp.app.inject({
+      method: 'POST',
+      url: '/api/v1/apps/site/deploy?message=first',
+      headers: { ...auth, 'content-type': 'application/gzip' },
+      payload: archive,
+    });
     expect(r.statusCode).toBe(202);
     const d = await waitDeployment(r.json<DeploymentView>().id);
     expect(d.status, d.log.join('\n')).toBe('running');
@@ -188,23 +275,41 @@ describe('deploy a static site from an upload', () => {
     expect(d.log.join('\n')).toContain('Detected stack: static');
     const app = (await cp.app.inject({ method: 'GET', url: '/api/v1/apps/site', headers: auth })).json();
     expect(app).toMatchObject({ status: 'running', currentRelease: 1 });
-    const inst = (await cp.app.inject({ method: 'GET', url: '/api/v1/apps/site/instances', headers: auth })).json().instances;
+    const inst = (
+      await cp.app.inject({ method: 'GET', url: '/api/v1/apps/site/instances', headers: auth })
+    ).json().instances;
     expect(inst).toHaveLength(1);
     expect(inst[0]).toMatchObject({ processType: 'web', status: 'running' });
     const res = await fetch(`http://127.0.0.1:${agent.router?.port}/apps/site/`);
     expect(await res.text()).toContain('Static site on MiniPaaS');
-    const logs = (await cp.app.inject({ method: 'GET', url: '/api/v1/apps/site/logs?tail=10', headers: auth })).json();
+    const logs = (
+      await cp.app.inject({ method: 'GET', url: '/api/v1/apps/site/logs?tail=10', headers: auth })
+    ).json();
     expect(logs.lines.map((l: { line: string }) => l.line).join('\n')).toContain('listening on port');
-    const log = (await cp.app.inject({ method: 'GET', url: `/api/v1/deployments/${d.id}/log`, headers: auth })).json();
+    const log = (
+      await cp.app.inject({ method: 'GET', url: `/api/v1/deployments/${d.id}/log`, headers: auth })
+    ).json();
     expect(log.status).toBe('running');
-    expect((await cp.app.inject({ method: 'DELETE', url: '/api/v1/apps/site', headers: auth })).statusCode).toBe(204);
+    expect(
+      (await cp.app.inject({ method: 'DELETE', url: '/api/v1/apps/site', headers: auth })).statusCode,
+    ).toBe(204);
     expect(await agent.supervisor.get?.('site')).toBeFalsy();
   });
 
   it('runs an uploaded directory with an explicit command when nothing is detected', async () => {
     await cp.app.inject({ method: 'POST', url: '/api/v1/apps', headers: auth, payload: { name: 'withcmd' } });
-    const archive = rawTar([{ name: 'app.js', body: "require('http').createServer((q,s)=>s.end('explicit-'+process.env.GREETING)).listen(process.env.PORT)" }]);
-    await cp.app.inject({ method: 'PATCH', url: '/api/v1/apps/withcmd', headers: auth, payload: { env: { GREETING: 'hi' } } });
+    const archive = rawTar([
+      {
+        name: 'app.js',
+        body: "require('http').createServer((q,s)=>s.end('explicit-'+process.env.GREETING)).listen(process.env.PORT)",
+      },
+    ]);
+    await cp.app.inject({
+      method: 'PATCH',
+      url: '/api/v1/apps/withcmd',
+      headers: auth,
+      payload: { env: { GREETING: 'hi' } },
+    });
     const r = await cp.app.inject({
       method: 'POST',
       url: `/api/v1/apps/withcmd/deploy?command=${encodeURIComponent('node app.js')}`,

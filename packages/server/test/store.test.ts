@@ -58,7 +58,9 @@ describe.each(backends)('store on $name', (backend) => {
     const p = await projects.create({ name: 'My App', slug: 'my-app' });
     expect(p.slug).toBe('my-app');
     expect((await projects.get(p.id)).name).toBe('My App');
-    await expect(projects.create({ name: 'Other', slug: 'my-app' })).rejects.toMatchObject({ code: 'MINIPAAS_ERR_PROJECT_EXISTS' });
+    await expect(projects.create({ name: 'Other', slug: 'my-app' })).rejects.toMatchObject({
+      code: 'MINIPAAS_ERR_PROJECT_EXISTS',
+    });
     await projects.delete('my-app');
     await expect(projects.get('my-app')).rejects.toMatchObject({ code: 'MINIPAAS_ERR_PROJECT_NOT_FOUND' });
     await expect(projects.delete('default')).rejects.toMatchObject({ code: 'MINIPAAS_ERR_CONFLICT' });
@@ -82,7 +84,9 @@ describe.each(backends)('store on $name', (backend) => {
 
   it('serialises concurrent writes without losing any', async () => {
     const projects = new ProjectService(store.db);
-    await Promise.all(Array.from({ length: 20 }, (_, i) => projects.create({ name: `P ${i}`, slug: `p-${i}` })));
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) => projects.create({ name: `P ${i}`, slug: `p-${i}` })),
+    );
     expect((await projects.list()).filter((p) => p.slug.startsWith('p-'))).toHaveLength(20);
   });
 });

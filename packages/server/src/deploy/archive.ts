@@ -35,7 +35,13 @@ export function safeEntryPath(raw: string): string {
 }
 
 function checkEntry(e: ReadEntry): void {
-  if (e.type === 'ExtendedHeader' || e.type === 'GlobalExtendedHeader' || e.type === 'NextFileHasLongPath' || e.type === 'NextFileHasLongLinkpath') return;
+  if (
+    e.type === 'ExtendedHeader' ||
+    e.type === 'GlobalExtendedHeader' ||
+    e.type === 'NextFileHasLongPath' ||
+    e.type === 'NextFileHasLongLinkpath'
+  )
+    return;
   if (!ALLOWED_TYPES.has(e.type)) throw bad(`archive entry "${e.path}" has unsupported type ${e.type}`);
   const path = safeEntryPath(e.path);
   if (e.type === 'SymbolicLink' || e.type === 'Link') {
@@ -43,7 +49,8 @@ function checkEntry(e: ReadEntry): void {
     if (target.startsWith('/')) throw bad(`archive link "${e.path}" points to an absolute path`);
     const base = e.type === 'Link' ? '' : posix.dirname(path);
     const resolved = posix.normalize(posix.join(base, target));
-    if (resolved === '..' || resolved.startsWith('../')) throw bad(`archive link "${e.path}" points outside the app directory`);
+    if (resolved === '..' || resolved.startsWith('../'))
+      throw bad(`archive link "${e.path}" points outside the app directory`);
   }
 }
 
@@ -66,7 +73,8 @@ export async function inspectArchive(buf: Buffer, limits: ArchiveLimits): Promis
         total += e.size ?? 0;
         paths.push(e.path);
         if (paths.length > limits.maxEntries) throw bad(`archive has more than ${limits.maxEntries} entries`);
-        if (total > limits.maxUnpackedBytes) throw bad(`archive unpacks to more than ${limits.maxUnpackedBytes} bytes`);
+        if (total > limits.maxUnpackedBytes)
+          throw bad(`archive unpacks to more than ${limits.maxUnpackedBytes} bytes`);
       } catch (err) {
         failure = err as MinipaasError;
       } finally {
@@ -78,7 +86,9 @@ export async function inspectArchive(buf: Buffer, limits: ArchiveLimits): Promis
     await pipeline(Readable.from([buf]), parser);
   } catch (err) {
     if (failure) throw failure;
-    throw bad(`cannot read archive: ${(err as Error).message}${isGzip(buf) ? '' : ' (expected a gzipped tarball)'}`);
+    throw bad(
+      `cannot read archive: ${(err as Error).message}${isGzip(buf) ? '' : ' (expected a gzipped tarball)'}`,
+    );
   }
   if (failure) throw failure;
   if (paths.length === 0) throw bad('the uploaded archive contains no files (expected a gzipped tarball)');

@@ -19,7 +19,7 @@ import {
 import type { Kysely, Selectable } from 'kysely';
 import type { Logger } from 'pino';
 import type { RuntimeDriver } from '../runtime/runtime-driver.ts';
-import type { AppService, AppRow } from '../services/app-service.ts';
+import type { AppRow, AppService } from '../services/app-service.ts';
 import { buildSpec } from '../services/spec-builder.ts';
 import type { Database, DeploymentsTable } from '../store/schema.ts';
 import { extractArchive, inspectArchive } from './archive.ts';
@@ -39,8 +39,13 @@ export interface DeployServiceDeps {
 }
 
 export type DeploySource =
-  | { kind: 'upload'; archive: Buffer; /** overrides the detected web command */ command?: string | undefined }
-  | { kind: 'command'; command: string } | { kind: 'restart' };
+  | {
+      kind: 'upload';
+      archive: Buffer /** overrides the detected web command */;
+      command?: string | undefined;
+    }
+  | { kind: 'command'; command: string }
+  | { kind: 'restart' };
 
 export interface DeploymentEvents {
   log: [line: string];
@@ -85,7 +90,9 @@ export class DeployService {
    * A running deployment's log so far and its live events, or null when it is not running in this
    * process. Read `lines` and subscribe in the same tick: nothing is missed or sent twice.
    */
-  live(id: string): { lines: readonly string[]; status: DeploymentStatus; events: EventEmitter<DeploymentEvents> } | null {
+  live(
+    id: string,
+  ): { lines: readonly string[]; status: DeploymentStatus; events: EventEmitter<DeploymentEvents> } | null {
     const events = this.#events.get(id);
     const state = this.#live.get(id);
     return events && state ? { lines: state.lines, status: state.status, events } : null;
@@ -120,15 +127,24 @@ export class DeployService {
     const id = randomUUID();
     const staging = join(this.#d.config.home, 'builds', id);
     if (source.kind === 'upload') {
-      await inspectArchive(source.archive, { maxUnpackedBytes: this.#d.config.uploads.maxBytes * 4, maxEntries: 200_000 });
+      await inspectArchive(source.archive, {
+        maxUnpackedBytes: this.#d.config.uploads.maxBytes * 4,
+        maxEntries: 200_000,
+      });
       try {
         await extractArchive(source.archive, staging);
       } catch (err) {
         await rm(staging, { recursive: true, force: true });
-        throw new MinipaasError('MINIPAAS_ERR_BAD_ARCHIVE', `cannot unpack archive: ${(err as Error).message}`);
+        throw new MinipaasError(
+          'MINIPAAS_ERR_BAD_ARCHIVE',
+          `cannot unpack archive: ${(err as Error).message}`,
+        );
       }
     } else if (source.kind === 'restart' && !app.current_release) {
-      throw new MinipaasError('MINIPAAS_ERR_NO_RELEASE', `app "${app.name}" has no release to restart; deploy it first`);
+      throw new MinipaasError(
+        'MINIPAAS_ERR_NO_RELEASE',
+        `app "${app.name}" has no release to restart; deploy it first`,
+      );
     }
     let detected: DetectedStack | null = null;
     if (source.kind === 'upload') {
@@ -149,7 +165,14 @@ export class DeployService {
     }
     const row = await this.#d.db
       .insertInto('deployments')
-      .values({ id, app_id: app.id, status: 'queued', source: source.kind, message: message ?? null, log: '[]' })
+      .values({
+        id,
+        app_id: app.id,
+        status: 'queued',
+        source: source.kind,
+        message: message ?? null,
+        log: '[]',
+      })
       .returningAll()
       .executeTakeFirstOrThrow();
     const emitter = new EventEmitter<DeploymentEvents>();
@@ -158,9 +181,11 @@ export class DeployService {
     this.#live.set(id, { lines: [], status: 'queued' });
     const prev = this.#chains.get(app.id) ?? Promise.resolve();
     const job = prev.then(() => this.#run(app.id, id, staging, detected, source.kind === 'restart'));
-    const tail = job.catch(() => undefined).finally(() => {
-      if (this.#chains.get(app.id) === tail) this.#chains.delete(app.id);
-    });
+    const tail = job
+      .catch(() => undefined)
+      .finally(() => {
+        if (this.#chains.get(app.id) === tail) this.#chains.delete(app.id);
+      });
     this.#chains.set(app.id, tail);
     this.#inflight.add(tail);
     void tail.finally(() => this.#inflight.delete(tail));
@@ -177,7 +202,11 @@ export class DeployService {
     this.#events.get(id)?.emit('log', line);
   }
 
-  async #status(id: string, status: DeploymentStatus, extra: { error?: string; release?: number } = {}): Promise<void> {
+  async #status(
+    id: string,
+    status: DeploymentStatus,
+    extra: { error?: string; release?: number } = {},
+  ): Promise<void> {
     const now = new Date();
     await this.#d.db
       .updateTable('deployments')
@@ -190,14 +219,25 @@ export class DeployService {
       .where('id', '=', id)
       .execute();
     if (status === 'building' || status === 'deploying') {
-      await this.#d.db.updateTable('deployments').set({ started_at: now }).where('id', '=', id).where('started_at', 'is', null).execute();
+      await this.#d.db
+        .updateTable('deployments')
+        .set({ started_at: now })
+        .where('id', '=', id)
+        .where('started_at', 'is', null)
+        .execute();
     }
     const live = this.#live.get(id);
     if (live) live.status = status;
     this.#events.get(id)?.emit('status', status);
   }
 
-  async #run(appId: string, id: string, staging: string, detected: DetectedStack | null, restart: boolean): Promise<void> {
+  async #run(
+    appId: string,
+    id: string,
+    staging: string,
+    detected: DetectedStack | null,
+    restart: boolean,
+  ): Promise<void> {
     const log = this.#d.log.child({ deploymentId: id, appId });
     const say = (line: string) => this.#append(id, line);
     try {
@@ -224,28 +264,38 @@ export class DeployService {
         .executeTakeFirstOrThrow();
       const spec = buildSpec({ ...app, status: 'deploying' }, release);
       const types = Object.entries(spec.processes).map(([t, p]) => `${t}=${p.instances}`);
-      await say(`-----> Starting ${types.join(' ') || 'no processes'} (health check: ${spec.healthcheck?.path ?? 'port accepts connections'})`);
+      await say(
+        `-----> Starting ${types.join(' ') || 'no processes'} (health check: ${spec.healthcheck?.path ?? 'port accepts connections'})`,
+      );
       const state = restart ? await this.#d.driver.restart(app.name) : await this.#d.driver.apply(spec);
       const final = await this.#waitRollout(app.name, spec.release, state);
       if (final.rollout.status === 'failed') {
         for (const l of final.rollout.logTail ?? []) await say(`       ${l}`);
-        throw new MinipaasError('MINIPAAS_ERR_BUILD_FAILED', final.rollout.error ?? 'instances did not become healthy');
+        throw new MinipaasError(
+          'MINIPAAS_ERR_BUILD_FAILED',
+          final.rollout.error ?? 'instances did not become healthy',
+        );
       }
       const running = final.instances.filter((i) => i.status === 'running' && i.release === spec.release);
-      for (const i of running) await say(`       ${i.processType}.${i.id} pid ${i.pid}${i.port ? ` port ${i.port}` : ''}`);
+      for (const i of running)
+        await say(`       ${i.processType}.${i.id} pid ${i.pid}${i.port ? ` port ${i.port}` : ''}`);
       await this.#d.apps.setStatus(app.id, 'running', version ?? undefined);
       await say(`-----> v${version} is live at ${this.#d.apps.urls(app.name).url}`);
       await this.#status(id, 'running');
       await this.#prune(app);
       log.info({ release: version }, 'deployment succeeded');
     } catch (err) {
-      const message = err instanceof MinipaasError ? err.message : `internal error: ${(err as Error).message}`;
+      const message =
+        err instanceof MinipaasError ? err.message : `internal error: ${(err as Error).message}`;
       if (!(err instanceof MinipaasError)) log.error({ err }, 'deployment crashed');
       else log.warn({ err: message }, 'deployment failed');
       await say(`!!!    ${message}`).catch(() => undefined);
       await this.#status(id, 'failed', { error: message }).catch(() => undefined);
       const app = await this.#d.apps.get(appId).catch(() => null);
-      if (app) await this.#d.apps.setStatus(app.id, app.current_release ? 'running' : 'failed').catch(() => undefined);
+      if (app)
+        await this.#d.apps
+          .setStatus(app.id, app.current_release ? 'running' : 'failed')
+          .catch(() => undefined);
     } finally {
       await rm(staging, { recursive: true, force: true }).catch(() => undefined);
       const emitter = this.#events.get(id);
@@ -267,12 +317,20 @@ export class DeployService {
     try {
       res = await runProgram(step.manager, step.args, {
         cwd: dir,
-        env: { ...process.env, npm_config_cache: cache, YARN_CACHE_FOLDER: cache, npm_config_update_notifier: 'false' },
+        env: {
+          ...process.env,
+          npm_config_cache: cache,
+          YARN_CACHE_FOLDER: cache,
+          npm_config_update_notifier: 'false',
+        },
         timeoutMs: 15 * 60_000,
         onLine: (l) => pending.push(this.#append(id, `       ${l}`)),
       });
     } catch (err) {
-      throw new MinipaasError('MINIPAAS_ERR_BUILD_FAILED', `cannot run ${step.manager}: ${(err as Error).message}`);
+      throw new MinipaasError(
+        'MINIPAAS_ERR_BUILD_FAILED',
+        `cannot run ${step.manager}: ${(err as Error).message}`,
+      );
     }
     await Promise.all(pending);
     if (res.code !== 0) {
@@ -317,7 +375,11 @@ export class DeployService {
     const deadline = Date.now() + this.#d.config.apps.startTimeoutMs + 15_000;
     let state: AgentAppState | null = initial;
     while (Date.now() < deadline) {
-      if (state && state.rollout.release === release && (state.rollout.status === 'ready' || state.rollout.status === 'failed')) {
+      if (
+        state &&
+        state.rollout.release === release &&
+        (state.rollout.status === 'ready' || state.rollout.status === 'failed')
+      ) {
         return state;
       }
       await new Promise((r) => setTimeout(r, POLL_MS));
@@ -347,12 +409,17 @@ export class DeployService {
   async recoverInterrupted(): Promise<number> {
     const rows = await this.#d.db
       .updateTable('deployments')
-      .set({ status: 'failed', error: 'interrupted: the control plane restarted during this deployment', finished_at: new Date() })
+      .set({
+        status: 'failed',
+        error: 'interrupted: the control plane restarted during this deployment',
+        finished_at: new Date(),
+      })
       .where('status', 'in', ['queued', 'building', 'deploying'])
       .returning('id')
       .execute();
     const builds = join(this.#d.config.home, 'builds');
-    for (const d of await readdir(builds).catch(() => [] as string[])) await rm(join(builds, d), { recursive: true, force: true });
+    for (const d of await readdir(builds).catch(() => [] as string[]))
+      await rm(join(builds, d), { recursive: true, force: true });
     return rows.length;
   }
 

@@ -24,11 +24,33 @@ describe('detectStack', () => {
     expect(s.env.PATH).toBe(`${d}/node_modules/.bin:/usr/bin`);
   });
   it('uses the start script, with yarn or pnpm from their lockfiles, and no install without deps', async () => {
-    const yarn = await detectStack(await dir({ 'package.json': JSON.stringify({ scripts: { start: 'node s.js' }, dependencies: { a: '1' } }), 'yarn.lock': '' }), '', '/node');
-    expect(yarn).toMatchObject({ stack: 'node', commands: { web: 'node s.js' }, install: { manager: 'yarn' } });
-    const pnpm = await detectStack(await dir({ 'package.json': JSON.stringify({ scripts: { start: 'x' }, dependencies: { a: '1' } }), 'pnpm-lock.yaml': '' }), '', '/node');
+    const yarn = await detectStack(
+      await dir({
+        'package.json': JSON.stringify({ scripts: { start: 'node s.js' }, dependencies: { a: '1' } }),
+        'yarn.lock': '',
+      }),
+      '',
+      '/node',
+    );
+    expect(yarn).toMatchObject({
+      stack: 'node',
+      commands: { web: 'node s.js' },
+      install: { manager: 'yarn' },
+    });
+    const pnpm = await detectStack(
+      await dir({
+        'package.json': JSON.stringify({ scripts: { start: 'x' }, dependencies: { a: '1' } }),
+        'pnpm-lock.yaml': '',
+      }),
+      '',
+      '/node',
+    );
     expect(pnpm.install?.manager).toBe('pnpm');
-    const none = await detectStack(await dir({ 'package.json': JSON.stringify({ scripts: { start: 'x' } }) }), '', '/node');
+    const none = await detectStack(
+      await dir({ 'package.json': JSON.stringify({ scripts: { start: 'x' } }) }),
+      '',
+      '/node',
+    );
     expect(none.install).toBeNull();
   });
   it('serves a static site with the built-in server', async () => {
@@ -37,9 +59,15 @@ describe('detectStack', () => {
     expect(s.commands.web).toBe(`'/opt/node bin/node' '${STATIC_SERVER}' .`);
   });
   it('explains what is missing', async () => {
-    await expect(detectStack(await dir({ 'README.md': 'hi' }), '', '/node')).rejects.toMatchObject({ code: 'MINIPAAS_ERR_NO_STACK' });
-    await expect(detectStack(await dir({ 'package.json': '{}' }), '', '/node')).rejects.toThrow(/no "start" script/);
-    await expect(detectStack(await dir({ 'package.json': '{oops' }), '', '/node')).rejects.toThrow(/not valid JSON/);
+    await expect(detectStack(await dir({ 'README.md': 'hi' }), '', '/node')).rejects.toMatchObject({
+      code: 'MINIPAAS_ERR_NO_STACK',
+    });
+    await expect(detectStack(await dir({ 'package.json': '{}' }), '', '/node')).rejects.toThrow(
+      /no "start" script/,
+    );
+    await expect(detectStack(await dir({ 'package.json': '{oops' }), '', '/node')).rejects.toThrow(
+      /not valid JSON/,
+    );
     await expect(detectStack(await dir({ Procfile: 'web node x' }), '', '/node')).rejects.toThrow(/line 1/);
   });
 });

@@ -23,7 +23,13 @@ export interface DetectedStack {
   env: Record<string, string>;
 }
 
-export const STATIC_SERVER = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'assets', 'static-server.js');
+export const STATIC_SERVER = join(
+  dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  'assets',
+  'static-server.js',
+);
 
 interface PackageJson {
   scripts?: Record<string, string>;
@@ -43,7 +49,10 @@ async function readPackageJson(dir: string): Promise<PackageJson | null> {
     if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new Error('not an object');
     return data as PackageJson;
   } catch (err) {
-    throw new MinipaasError('MINIPAAS_ERR_VALIDATION', `package.json is not valid JSON: ${(err as Error).message}`);
+    throw new MinipaasError(
+      'MINIPAAS_ERR_VALIDATION',
+      `package.json is not valid JSON: ${(err as Error).message}`,
+    );
   }
 }
 
@@ -72,13 +81,19 @@ export async function detectStack(dir: string, pathEnv: string, nodeBin: string)
   const procfile = join(dir, 'Procfile');
   if (existsSync(procfile)) {
     const commands = parseProcfile(await readFile(procfile, 'utf8'));
-    if (Object.keys(commands).length === 0) throw new MinipaasError('MINIPAAS_ERR_NO_STACK', 'Procfile has no process types');
+    if (Object.keys(commands).length === 0)
+      throw new MinipaasError('MINIPAAS_ERR_NO_STACK', 'Procfile has no process types');
     return { stack: 'procfile', commands, install, env };
   }
   const start = pkg?.scripts?.start;
   if (pkg && start) return { stack: 'node', commands: { web: start }, install, env };
   if (existsSync(join(dir, 'index.html'))) {
-    return { stack: 'static', commands: { web: `${shQuote(nodeBin)} ${shQuote(STATIC_SERVER)} .` }, install: null, env: {} };
+    return {
+      stack: 'static',
+      commands: { web: `${shQuote(nodeBin)} ${shQuote(STATIC_SERVER)} .` },
+      install: null,
+      env: {},
+    };
   }
   throw new MinipaasError(
     'MINIPAAS_ERR_NO_STACK',

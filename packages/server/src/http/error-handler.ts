@@ -1,5 +1,5 @@
 /** The one place where domain errors become HTTP responses. */
-import { type ErrorBody, type ErrorCode, ERROR_CODES, isMinipaasError } from '@minipaas/core';
+import { ERROR_CODES, type ErrorBody, type ErrorCode, isMinipaasError } from '@minipaas/core';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 const FASTIFY_CODES: Record<string, ErrorCode> = {
@@ -10,7 +10,12 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'MINIPAAS_ERR_VALIDATION',
 };
 
-export function sendError(reply: FastifyReply, code: ErrorCode, message: string, details?: unknown): FastifyReply {
+export function sendError(
+  reply: FastifyReply,
+  code: ErrorCode,
+  message: string,
+  details?: unknown,
+): FastifyReply {
   const body: ErrorBody = { error: { code, message, ...(details !== undefined ? { details } : {}) } };
   return reply.status(ERROR_CODES[code].status).type('application/json').send(body);
 }
@@ -31,13 +36,23 @@ export function registerErrorHandling(app: FastifyInstance): void {
             : err.message;
       return sendError(reply, mapped, message);
     }
-    if (err instanceof SyntaxError || (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500)) {
+    if (
+      err instanceof SyntaxError ||
+      (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500)
+    ) {
       const status = err.statusCode ?? 400;
-      const code: ErrorCode = status === 413 ? 'MINIPAAS_ERR_PAYLOAD_TOO_LARGE' : status === 415 ? 'MINIPAAS_ERR_UNSUPPORTED_MEDIA' : 'MINIPAAS_ERR_VALIDATION';
+      const code: ErrorCode =
+        status === 413
+          ? 'MINIPAAS_ERR_PAYLOAD_TOO_LARGE'
+          : status === 415
+            ? 'MINIPAAS_ERR_UNSUPPORTED_MEDIA'
+            : 'MINIPAAS_ERR_VALIDATION';
       return sendError(reply, code, err.message);
     }
     req.log.error({ err }, 'unhandled error');
     return sendError(reply, 'MINIPAAS_ERR_INTERNAL', 'internal error; see the control-plane log');
   });
-  app.setNotFoundHandler((req, reply) => sendError(reply, 'MINIPAAS_ERR_NOT_FOUND', `route ${req.method} ${req.url.split('?')[0]} not found`));
+  app.setNotFoundHandler((req, reply) =>
+    sendError(reply, 'MINIPAAS_ERR_NOT_FOUND', `route ${req.method} ${req.url.split('?')[0]} not found`),
+  );
 }

@@ -16,7 +16,16 @@ export function appRoutes(app: FastifyInstance, ctx: ServerContext): void {
     const q = parse(z.object({ project: z.string().max(100).optional() }).strict(), req.query, 'query');
     const rows = await ctx.apps.list(q.project);
     const states = await ctx.driver.list().catch(() => []);
-    return { apps: await Promise.all(rows.map((r) => ctx.apps.view(r, states.find((s) => s.name === r.name)))) };
+    return {
+      apps: await Promise.all(
+        rows.map((r) =>
+          ctx.apps.view(
+            r,
+            states.find((s) => s.name === r.name),
+          ),
+        ),
+      ),
+    };
   });
 
   app.get<IdParams>('/api/v1/apps/:id', async (req) => {
@@ -44,7 +53,8 @@ export function appRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.post<IdParams>('/api/v1/apps/:id/restart', async (req, reply) => {
     const row = await ctx.apps.get(req.params.id);
-    if (row.status === 'stopped') throw new MinipaasError('MINIPAAS_ERR_CONFLICT', `app "${row.name}" is stopped`);
+    if (row.status === 'stopped')
+      throw new MinipaasError('MINIPAAS_ERR_CONFLICT', `app "${row.name}" is stopped`);
     return reply.status(202).send(await ctx.deploys.deploy(row, { kind: 'restart' }));
   });
 

@@ -6,29 +6,42 @@ import { openSse } from '../http/sse.ts';
 import { parse } from '../http/validate.ts';
 
 type IdParams = { Params: { id: string } };
-export const ARCHIVE_TYPES = ['application/gzip', 'application/x-gzip', 'application/x-tar', 'application/octet-stream'];
+export const ARCHIVE_TYPES = [
+  'application/gzip',
+  'application/x-gzip',
+  'application/x-tar',
+  'application/octet-stream',
+];
 
 export function deploymentRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.addContentTypeParser(ARCHIVE_TYPES, { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
-  app.post<IdParams>('/api/v1/apps/:id/deploy', { bodyLimit: ctx.config.uploads.maxBytes }, async (req, reply) => {
-    const row = await ctx.apps.get(req.params.id);
-    const query = parse(deployQuerySchema, req.query, 'query');
-    if (Buffer.isBuffer(req.body)) {
-      const d = await ctx.deploys.deploy(row, { kind: 'upload', archive: req.body, command: query.command }, query.message);
+  app.post<IdParams>(
+    '/api/v1/apps/:id/deploy',
+    { bodyLimit: ctx.config.uploads.maxBytes },
+    async (req, reply) => {
+      const row = await ctx.apps.get(req.params.id);
+      const query = parse(deployQuerySchema, req.query, 'query');
+      if (Buffer.isBuffer(req.body)) {
+        const d = await ctx.deploys.deploy(
+          row,
+          { kind: 'upload', archive: req.body, command: query.command },
+          query.message,
+        );
+        return reply.status(202).send(d);
+      }
+      const body = parse(deployJsonSchema, req.body, 'deploy request');
+      const command = body.command ?? query.command;
+      if (!command) {
+        throw new MinipaasError(
+          'MINIPAAS_ERR_VALIDATION',
+          'send a gzipped tarball of the app (Content-Type: application/gzip) or JSON {"command": "..."}',
+        );
+      }
+      const d = await ctx.deploys.deploy(row, { kind: 'command', command }, body.message ?? query.message);
       return reply.status(202).send(d);
-    }
-    const body = parse(deployJsonSchema, req.body, 'deploy request');
-    const command = body.command ?? query.command;
-    if (!command) {
-      throw new MinipaasError(
-        'MINIPAAS_ERR_VALIDATION',
-        'send a gzipped tarball of the app (Content-Type: application/gzip) or JSON {"command": "..."}',
-      );
-    }
-    const d = await ctx.deploys.deploy(row, { kind: 'command', command }, body.message ?? query.message);
-    return reply.status(202).send(d);
-  });
+    },
+  );
 
   app.get<IdParams>('/api/v1/apps/:id/deployments', async (req) => {
     const row = await ctx.apps.get(req.params.id);

@@ -11,7 +11,11 @@ export function logRoutes(app: FastifyInstance, ctx: ServerContext): void {
     if (!q.follow) return { lines: await ctx.driver.logs(row.name, { tail: q.tail, process: q.process }) };
     const sse = openSse(req, reply);
     try {
-      for await (const line of ctx.driver.followLogs(row.name, { tail: q.tail, process: q.process, signal: sse.signal })) {
+      for await (const line of ctx.driver.followLogs(row.name, {
+        tail: q.tail,
+        process: q.process,
+        signal: sse.signal,
+      })) {
         sse.send(line);
       }
     } catch (err) {

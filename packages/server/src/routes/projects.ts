@@ -21,6 +21,15 @@ export function projectRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get<{ Params: { id: string } }>('/api/v1/projects/:id/services', async (req) => {
     const rows = await ctx.apps.list(req.params.id);
     const states = await ctx.driver.list().catch(() => []);
-    return { services: await Promise.all(rows.map((r) => ctx.apps.view(r, states.find((s) => s.name === r.name)))) };
+    return {
+      services: await Promise.all(
+        rows.map((r) =>
+          ctx.apps.view(
+            r,
+            states.find((s) => s.name === r.name),
+          ),
+        ),
+      ),
+    };
   });
 }

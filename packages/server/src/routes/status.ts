@@ -8,13 +8,24 @@ export function statusRoutes(app: FastifyInstance, ctx: ServerContext): void {
     const agent = await ctx.driver.health().catch((err: Error) => ({ ok: false, error: err.message }));
     const rows = await ctx.apps.list();
     const states = await ctx.driver.list().catch(() => []);
-    const views = await Promise.all(rows.map((r) => ctx.apps.view(r, states.find((s) => s.name === r.name))));
+    const views = await Promise.all(
+      rows.map((r) =>
+        ctx.apps.view(
+          r,
+          states.find((s) => s.name === r.name),
+        ),
+      ),
+    );
     const host = api.host === '0.0.0.0' ? '127.0.0.1' : api.host;
     return {
       version: ctx.version,
       store: ctx.store.kind,
       api: { url: `http://${host}:${api.port}` },
-      router: { url: `http://${router.baseDomain}:${router.port}`, port: router.port, baseDomain: router.baseDomain },
+      router: {
+        url: `http://${router.baseDomain}:${router.port}`,
+        port: router.port,
+        baseDomain: router.baseDomain,
+      },
       agent,
       apps: {
         total: views.length,

@@ -11,7 +11,10 @@ export interface AgentApi {
   deleteApp(name: string): Promise<unknown>;
   restartApp(name: string): Promise<AgentAppState>;
   logs(name: string, opts: { tail?: number; process?: string }): Promise<LogLine[]>;
-  followLogs(name: string, opts: { tail?: number; process?: string; signal?: AbortSignal }): AsyncIterable<LogLine>;
+  followLogs(
+    name: string,
+    opts: { tail?: number; process?: string; signal?: AbortSignal },
+  ): AsyncIterable<LogLine>;
 }
 
 /** Runtime driver for the default `process` runtime: apps run as OS processes under the node agent. */
@@ -48,7 +51,10 @@ export class ProcessDriver implements RuntimeDriver {
   }
   async logs(app: string, q: LogQuery): Promise<LogLine[]> {
     try {
-      return await this.#agent.logs(app, { ...(q.tail !== undefined ? { tail: q.tail } : {}), ...(q.process ? { process: q.process } : {}) });
+      return await this.#agent.logs(app, {
+        ...(q.tail !== undefined ? { tail: q.tail } : {}),
+        ...(q.process ? { process: q.process } : {}),
+      });
     } catch (err) {
       if (isMinipaasError(err) && err.status === 404) return [];
       throw err;

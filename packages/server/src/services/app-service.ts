@@ -65,7 +65,8 @@ export class AppService {
     for (const [type, o] of Object.entries(app.processes)) {
       processes[type] = { command: o.command ?? null, instances: o.instances ?? defaultInstances(type) };
     }
-    for (const [type, p] of Object.entries(eff)) processes[type] = { command: p.command, instances: p.instances };
+    for (const [type, p] of Object.entries(eff))
+      processes[type] = { command: p.command, instances: p.instances };
     return {
       id: app.id,
       name: app.name,
@@ -95,11 +96,18 @@ export class AppService {
   async create(input: CreateAppInput, projectRef?: string): Promise<AppRow> {
     const name = input.name;
     const project = await this.#d.projects.get(projectRef ?? input.project ?? 'default');
-    const clash = await this.#d.db.selectFrom('apps').select('id').where('name', '=', name).executeTakeFirst();
+    const clash = await this.#d.db
+      .selectFrom('apps')
+      .select('id')
+      .where('name', '=', name)
+      .executeTakeFirst();
     if (clash) throw new MinipaasError('MINIPAAS_ERR_APP_EXISTS', `an app named "${name}" already exists`);
     const processes: Record<string, ProcessOverride> = {};
     for (const [type, p] of Object.entries(input.processes ?? {})) {
-      processes[type] = { ...(p.command ? { command: p.command } : {}), ...(p.instances !== undefined ? { instances: p.instances } : {}) };
+      processes[type] = {
+        ...(p.command ? { command: p.command } : {}),
+        ...(p.instances !== undefined ? { instances: p.instances } : {}),
+      };
     }
     if (input.command) processes.web = { ...processes.web, command: input.command };
     return this.#d.db
@@ -142,7 +150,11 @@ export class AppService {
   async setStatus(id: string, status: AppStatus, currentRelease?: number): Promise<void> {
     await this.#d.db
       .updateTable('apps')
-      .set({ status, updated_at: new Date(), ...(currentRelease !== undefined ? { current_release: currentRelease } : {}) })
+      .set({
+        status,
+        updated_at: new Date(),
+        ...(currentRelease !== undefined ? { current_release: currentRelease } : {}),
+      })
       .where('id', '=', id)
       .execute();
   }
@@ -181,7 +193,9 @@ export class AppService {
         ...(input.description !== undefined ? { description: input.description } : {}),
         ...(input.healthcheckPath !== undefined ? { healthcheck_path: input.healthcheckPath } : {}),
         ...(input.status === 'stopped' ? { status: 'stopped' } : {}),
-        ...(input.status === 'running' && app.status === 'stopped' ? { status: app.current_release ? 'running' : 'created' } : {}),
+        ...(input.status === 'running' && app.status === 'stopped'
+          ? { status: app.current_release ? 'running' : 'created' }
+          : {}),
       })
       .where('id', '=', app.id)
       .returningAll()

@@ -20,12 +20,26 @@ export class ProjectService {
   }
 
   async create(input: CreateProjectInput): Promise<ProjectView> {
-    if (!input.slug) throw new MinipaasError('MINIPAAS_ERR_VALIDATION', 'project name must contain letters or digits');
-    const clash = await this.#db.selectFrom('projects').select('id').where('slug', '=', input.slug).executeTakeFirst();
-    if (clash) throw new MinipaasError('MINIPAAS_ERR_PROJECT_EXISTS', `a project with slug "${input.slug}" already exists`);
+    if (!input.slug)
+      throw new MinipaasError('MINIPAAS_ERR_VALIDATION', 'project name must contain letters or digits');
+    const clash = await this.#db
+      .selectFrom('projects')
+      .select('id')
+      .where('slug', '=', input.slug)
+      .executeTakeFirst();
+    if (clash)
+      throw new MinipaasError(
+        'MINIPAAS_ERR_PROJECT_EXISTS',
+        `a project with slug "${input.slug}" already exists`,
+      );
     const row = await this.#db
       .insertInto('projects')
-      .values({ id: randomUUID(), name: input.name, slug: input.slug, description: input.description ?? null })
+      .values({
+        id: randomUUID(),
+        name: input.name,
+        slug: input.slug,
+        description: input.description ?? null,
+      })
       .returningAll()
       .executeTakeFirstOrThrow();
     return projectView(row);
@@ -49,9 +63,18 @@ export class ProjectService {
 
   async delete(ref: string): Promise<void> {
     const p = await this.get(ref);
-    if (p.id === 'default') throw new MinipaasError('MINIPAAS_ERR_CONFLICT', 'the default project cannot be deleted');
-    const app = await this.#db.selectFrom('apps').select('name').where('project_id', '=', p.id).executeTakeFirst();
-    if (app) throw new MinipaasError('MINIPAAS_ERR_PROJECT_NOT_EMPTY', `project "${p.slug}" still has apps (e.g. "${app.name}")`);
+    if (p.id === 'default')
+      throw new MinipaasError('MINIPAAS_ERR_CONFLICT', 'the default project cannot be deleted');
+    const app = await this.#db
+      .selectFrom('apps')
+      .select('name')
+      .where('project_id', '=', p.id)
+      .executeTakeFirst();
+    if (app)
+      throw new MinipaasError(
+        'MINIPAAS_ERR_PROJECT_NOT_EMPTY',
+        `project "${p.slug}" still has apps (e.g. "${app.name}")`,
+      );
     await this.#db.deleteFrom('projects').where('id', '=', p.id).execute();
   }
 }
