@@ -257,7 +257,7 @@ describe('bad input', () => {
   });
 });
 
-describe('deploy a static site from an upload', () => {
+describe('deploy from an upload', () => {
   it('builds a release, runs it, lists instances and logs, and deletes it', async () => {
     const archive = await gzipDir(join(import.meta.dirname, '..', '..', '..', 'examples', 'static-site'));
     await cp.app.inject({ method: 'POST', url: '/api/v1/apps', headers: auth, payload: { name: 'site' } });
@@ -321,5 +321,54 @@ describe('deploy a static site from an upload', () => {
     expect(d.status, d.log.join('\n')).toBe('running');
     const res = await fetch(`http://127.0.0.1:${agent.router?.port}/apps/withcmd/`);
     expect(await res.text()).toBe('explicit-hi');
+  });
+
+  it('installs dependencies with npm ci when the app has a lockfile', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mp-npm-'));
+    const { mkdir, writeFile } = await import('node:fs/promises');
+    await mkdir(join(dir, 'vendor', 'greeter'), { recursive: true });
+    await writeFile(
+      join(dir, 'vendor', 'greeter', 'package.json'),
+      JSON.stringify({ name: 'greeter', version: '1.0.0', main: 'index.js' }),
+    );
+    await writeFile(join(dir, 'vendor', 'greeter', 'index.js'), "module.exports = (n) => 'hello ' + n;");
+    await writeFile(
+      join(dir, 'package.json'),
+      JSON.stringify({
+        name: 'withdeps',
+        version: '1.0.0',
+        scripts: { start: 'node server.js' },
+        dependencies: { greeter: 'file:./vendor/greeter' },
+      }),
+    );
+    await writeFile(
+      join(dir, 'server.js'),
+      "const g = require('greeter'); require('http').createServer((q,s)=>s.end(g('deps'))).listen(process.env.PORT);",
+    );
+    const { execFile } = await import('node:child_process');
+    await new Promise<void>((res, rej) =>
+      execFile('npm', ['install', '--package-lock-only', '--no-audit', '--no-fund'], { cwd: dir }, (err) =>
+        err ? rej(err) : res(),
+      ),
+    );
+    await cp.app.inject({
+      method: 'POST',
+      url: '/api/v1/apps',
+      headers: auth,
+      payload: { name: 'withdeps' },
+    });
+    const r = await cp.app.inject({
+      method: 'POST',
+      url: '/api/v1/apps/withdeps/deploy',
+      headers: { ...auth, 'content-type': 'application/gzip' },
+      payload: await gzipDir(dir),
+    });
+    expect(r.statusCode, r.body).toBe(202);
+    const d = await waitDeployment(r.json<DeploymentView>().id);
+    expect(d.log.join('\n')).toContain('Installing dependencies: npm ci');
+    expect(d.status, d.log.join('\n')).toBe('running');
+    const res = await fetch(`http://127.0.0.1:${agent.router?.port}/apps/withdeps/`);
+    expect(await res.text()).toBe('hello deps');
+    await rm(dir, { recursive: true, force: true });
   });
 });
