@@ -17,6 +17,8 @@ export interface Payload {
 
 export interface System {
   name: string;
+  /** Only takes part in the drain rows (a second way to consume with the same package). */
+  drainOnly?: boolean;
   version: string;
   /** Creates a fresh, empty queue and returns its name. */
   newQueue(): Promise<string>;
@@ -24,8 +26,11 @@ export interface System {
   enqueue(queue: string, count: number, batch: number, producers: number): Promise<void>;
   /** Loads `count` messages as fast as possible (not measured). */
   preload(queue: string, count: number): Promise<void>;
-  /** Dequeues and completes `count` messages with `consumers` parallel consumers claiming `batch` at a time. */
-  drain(queue: string, count: number, batch: number, consumers: number): Promise<void>;
+  /**
+   * Dequeues and completes up to `count` messages with `consumers` parallel consumers claiming `batch`
+   * at a time, stopping early at `deadline` (ms, like now()). Returns how many were completed.
+   */
+  drain(queue: string, count: number, batch: number, consumers: number, deadline: number): Promise<number>;
   /** Starts a consumer that calls `onMessage` for each message; returns a stop function. */
   consume(queue: string, onMessage: (p: Payload) => void): Promise<() => Promise<void>>;
   /** Enqueues one message (for the latency test). */
@@ -74,13 +79,15 @@ const freshName = (prefix: string) => `${prefix}_${++queueSeq}_${process.pid}`;
 // ----------------------------------------------------------------------------------------------
 // @minipaas/sql (through its TypeScript client)
 
-export async function minipaas(url: string): Promise<System> {
+export async function minipaas(url: string): Promise<System[]> {
   const pool = new pg.Pool({ connectionString: url, max: 8 });
   await migrate(pgExecutor(pool));
   const conns: pg.Client[] = [];
   for (let i = 0; i < 4; i++) conns.push(await connect(url));
+  // one pool per worker: LISTEN, dequeue and batched acks each use a connection
+  const workerPools = Array.from({ length: 4 }, () => new pg.Pool({ connectionString: url, max: 4 }));
   const q = (c: pg.Client | pg.Pool, name: string) => new Queue<Payload>(pgExecutor(c), name);
-  return {
+  const main: System = {
     name: '@minipaas/sql',
     version: 'this repo',
     async newQueue() {
@@ -101,22 +108,30 @@ export async function minipaas(url: string): Promise<System> {
         await qq.enqueueBatch(payloads(from, n));
       });
     },
-    async drain(queue, count, batch, consumers) {
+    // the package's consumer: Queue.work() (claims `batch` at a time, batched acks)
+    async drain(queue, count, batch, consumers, deadline) {
       let done = 0;
-      await Promise.all(
-        conns.slice(0, consumers).map(async (c) => {
-          const qq = q(c, queue);
-          while (done < count) {
-            const msgs = await qq.dequeue(batch);
-            if (msgs.length === 0) continue;
-            await qq.ack(msgs.map((m) => m.id));
-            done += msgs.length;
-          }
-        }),
+      let finish: () => void = () => {};
+      const all = new Promise<void>((r) => {
+        finish = r;
+      });
+      const workers = workerPools.slice(0, consumers).map((p) =>
+        q(p, queue).work(
+          () => {
+            if (++done === count) finish();
+          },
+          { concurrency: batch, batchSize: batch, pollIntervalMs: 100 },
+        ),
       );
+      const timer = setTimeout(finish, Math.max(0, deadline - now()));
+      await all;
+      clearTimeout(timer);
+      const completed = done;
+      await Promise.all(workers.map((w) => w.stop()));
+      return completed;
     },
     async consume(queue, onMessage) {
-      const worker = q(pool, queue).work((m) => onMessage(m.payload), {
+      const worker = q(workerPools[0]!, queue).work((m) => onMessage(m.payload), {
         concurrency: 4,
         pollIntervalMs: 1000,
       });
@@ -127,9 +142,33 @@ export async function minipaas(url: string): Promise<System> {
     },
     async close() {
       await Promise.all(conns.map((c) => c.end()));
+      await Promise.all(workerPools.map((p) => p.end()));
       await pool.end();
     },
   };
+  // the same package driven by a plain dequeue/ack loop (what the pgmq and pg-boss rows do)
+  const loop: System = {
+    ...main,
+    name: '@minipaas/sql (dequeue/ack loop)',
+    drainOnly: true,
+    async drain(queue, count, batch, consumers, deadline) {
+      let done = 0;
+      await Promise.all(
+        conns.slice(0, consumers).map(async (c) => {
+          const qq = q(c, queue);
+          while (done < count && now() < deadline) {
+            const msgs = await qq.dequeue(batch);
+            if (msgs.length === 0) continue;
+            await qq.ack(msgs.map((m) => m.id));
+            done += msgs.length;
+          }
+        }),
+      );
+      return done;
+    },
+    async close() {},
+  };
+  return [main, loop];
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -174,12 +213,15 @@ export async function pgmq(url: string, sql: string, version: string): Promise<S
         ]);
       });
     },
-    async drain(queue, count, batch, consumers) {
+    async drain(queue, count, batch, consumers, deadline) {
       let done = 0;
       await Promise.all(
         conns.slice(0, consumers).map(async (c) => {
-          while (done < count) {
-            const r = await run(c, 'pgmq_read', 'SELECT msg_id FROM pgmq.read($1, 600, $2)', [queue, batch]);
+          while (done < count && now() < deadline) {
+            const r = await run(c, 'pgmq_read', 'SELECT msg_id, message FROM pgmq.read($1, 600, $2)', [
+              queue,
+              batch,
+            ]);
             if (r.rows.length === 0) continue;
             await run(c, 'pgmq_delete', 'SELECT pgmq.delete($1, $2::bigint[])', [
               queue,
@@ -189,6 +231,7 @@ export async function pgmq(url: string, sql: string, version: string): Promise<S
           }
         }),
       );
+      return done;
     },
     async consume(queue, onMessage) {
       // pgmq has no push; its documented low-latency read is read_with_poll (server-side polling)
@@ -294,7 +337,7 @@ export async function graphile(url: string, scratch: string): Promise<System> {
         await producers[w]!.addJobs(payloads(from, n).map((payload) => ({ identifier: queue, payload })));
       });
     },
-    async drain(queue, count, batch, consumers) {
+    async drain(queue, count, batch, consumers, deadline) {
       let done = 0;
       let finish: () => void = () => {};
       const all = new Promise<void>((r) => {
@@ -303,8 +346,12 @@ export async function graphile(url: string, scratch: string): Promise<System> {
       const runner = await runWorker(consumers, batch, queue, () => {
         if (++done === count) finish();
       });
+      const timer = setTimeout(finish, Math.max(0, deadline - now()));
       await all;
+      clearTimeout(timer);
+      const completed = done;
       await runner.stop();
+      return completed;
     },
     async consume(queue, onMessage) {
       const runner = await runWorker(4, 1, queue, onMessage);
@@ -381,11 +428,11 @@ export async function pgboss(url: string, scratch: string): Promise<System> {
         );
       });
     },
-    async drain(queue, count, batch, consumers) {
+    async drain(queue, count, batch, consumers, deadline) {
       let done = 0;
       await Promise.all(
         bosses.slice(0, consumers).map(async (b) => {
-          while (done < count) {
+          while (done < count && now() < deadline) {
             const jobs = await b.fetch(queue, { batchSize: batch });
             if (jobs.length === 0) continue;
             await b.complete(
@@ -396,6 +443,7 @@ export async function pgboss(url: string, scratch: string): Promise<System> {
           }
         }),
       );
+      return done;
     },
     async consume(queue, onMessage) {
       // pg-boss polls; 0.5 s is its smallest polling interval

@@ -237,6 +237,7 @@ BEGIN
       read_count integer NOT NULL,
       last_error text
     )$sql$, 'd_' || queue_name);
+  PERFORM minipaas.queue_install(queue_name);
 END
 $fn$;
 
@@ -257,64 +258,194 @@ BEGIN
     backoff_base = coalesce(minipaas_queue_configure.backoff_base, q.backoff_base),
     backoff_max = coalesce(minipaas_queue_configure.backoff_max, q.backoff_max)
   WHERE q.name = queue_name;
+  -- the settings are compiled into the queue's entry points
+  PERFORM minipaas.queue_install(queue_name);
 END
 $fn$;
+
+-- Per-queue entry points. Every queue gets small PL/pgSQL functions with *static* SQL on its own
+-- tables (minipaas.f_<queue>_enq, _enb, _deq, _ack, _nak, _swp), generated here from validated names
+-- with format('%I'/'%L'). Static SQL lets PostgreSQL cache the plans per session, so the hot path
+-- does no parsing or planning; the queue's settings are compiled in (minipaas_queue_configure
+-- regenerates them). The public minipaas_queue_* functions validate the name and dispatch to these;
+-- the TypeScript client calls them directly.
+CREATE OR REPLACE FUNCTION minipaas.queue_install(queue_name text)
+RETURNS void LANGUAGE plpgsql AS $fn$
+DECLARE
+  q minipaas.queues;
+  t text;
+  d text;
+  f text := 'f_' || queue_name;
+BEGIN
+  IF queue_name IS NULL OR queue_name !~ '^[a-z][a-z0-9_]{0,47}$' THEN
+    PERFORM minipaas.raise_invalid_name('minipaas.queue_install', 'queue', queue_name);
+  END IF;
+  SELECT * INTO q FROM minipaas.queues r WHERE r.name = queue_name;
+  IF NOT FOUND THEN
+    PERFORM minipaas.raise_not_found('minipaas.queue_install', 'queue', queue_name);
+  END IF;
+  t := format('minipaas.%I', 'q_' || queue_name);
+  d := format('minipaas.%I', 'd_' || queue_name);
+
+  -- enqueue one
+  EXECUTE format('CREATE OR REPLACE FUNCTION minipaas.%I(payload jsonb, delay interval)
+    RETURNS SETOF minipaas.queue_message LANGUAGE plpgsql AS %L', f || '_enq', format($body$
+#variable_conflict use_column
+BEGIN
+  IF payload IS NULL THEN
+    PERFORM minipaas.raise_bad_argument('minipaas_queue_enqueue', 'queue', %2$L, 'payload must not be NULL');
+  END IF;
+  RETURN QUERY INSERT INTO %1$s AS m (payload, visible_at, max_attempts)
+    VALUES (payload, now() + coalesce(delay, interval '0'), %3$s)
+    RETURNING m.id, m.payload, m.enqueued_at, m.visible_at, m.read_count;
+  PERFORM pg_notify(%2$L, '');
+END$body$, t, queue_name, q.max_attempts));
+
+  -- enqueue many
+  EXECUTE format('CREATE OR REPLACE FUNCTION minipaas.%I(payloads jsonb[], delay interval)
+    RETURNS SETOF minipaas.queue_message LANGUAGE plpgsql AS %L', f || '_enb', format($body$
+#variable_conflict use_column
+BEGIN
+  IF payloads IS NULL OR cardinality(payloads) = 0 THEN
+    RETURN;
+  END IF;
+  IF cardinality(payloads) > 10000 THEN
+    PERFORM minipaas.check_batch('minipaas_queue_enqueue_batch', 'queue', %2$L, cardinality(payloads), 10000);
+  END IF;
+  IF array_position(payloads, NULL) IS NOT NULL THEN
+    PERFORM minipaas.raise_bad_argument('minipaas_queue_enqueue_batch', 'queue', %2$L, 'payloads must not contain NULL');
+  END IF;
+  RETURN QUERY INSERT INTO %1$s AS m (payload, visible_at, max_attempts)
+    SELECT p, now() + coalesce(delay, interval '0'), %3$s FROM unnest(payloads) WITH ORDINALITY AS x(p, n) ORDER BY n
+    RETURNING m.id, m.payload, m.enqueued_at, m.visible_at, m.read_count;
+  PERFORM pg_notify(%2$L, '');
+END$body$, t, queue_name, q.max_attempts));
+
+  -- sweep: dead-letter expired final attempts
+  EXECUTE format('CREATE OR REPLACE FUNCTION minipaas.%I()
+    RETURNS integer LANGUAGE plpgsql AS %L', f || '_swp', format($body$
+#variable_conflict use_column
+DECLARE
+  n integer;
+BEGIN
+  WITH gone AS (
+    DELETE FROM %1$s m
+    WHERE m.id = ANY(ARRAY(
+      SELECT id FROM %1$s
+      WHERE read_count >= max_attempts AND visible_at <= now()
+      ORDER BY visible_at LIMIT 1000
+      FOR UPDATE SKIP LOCKED))
+    RETURNING m.id, m.payload, m.enqueued_at, m.read_count, m.last_error
+  )
+  INSERT INTO %2$s (id, payload, enqueued_at, read_count, last_error)
+  SELECT gone.id, gone.payload, gone.enqueued_at, gone.read_count,
+         concat_ws('; ', gone.last_error, 'visibility timeout expired on the final attempt') FROM gone;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
+END$body$, t, d));
+
+  -- dequeue: claim in one statement
+  EXECUTE format('CREATE OR REPLACE FUNCTION minipaas.%I(batch_size integer, vt interval)
+    RETURNS SETOF minipaas.queue_message LANGUAGE plpgsql AS %L', f || '_deq', format($body$
+#variable_conflict use_column
+DECLARE
+  n integer;
+BEGIN
+  IF batch_size IS NULL OR batch_size < 1 OR batch_size > 1000 THEN
+    PERFORM minipaas.check_batch('minipaas_queue_dequeue', 'queue', %2$L, batch_size, 1000);
+  END IF;
+  IF vt IS NOT NULL AND vt <= interval '0' THEN
+    PERFORM minipaas.raise_bad_argument('minipaas_queue_dequeue', 'queue', %2$L, 'visibility_timeout must be positive');
+  END IF;
+  -- id = ANY(ARRAY(subquery)) keeps the cached generic plan an index scan whatever the batch size
+  RETURN QUERY
+  WITH u AS (
+    UPDATE %1$s m
+    SET visible_at = now() + coalesce(vt, %3$L::interval), read_count = m.read_count + 1, dequeued_at = now()
+    WHERE m.id = ANY(ARRAY(
+      SELECT id FROM %1$s
+      WHERE visible_at <= now() AND read_count < max_attempts
+      ORDER BY visible_at, id
+      LIMIT batch_size
+      FOR UPDATE SKIP LOCKED))
+    RETURNING m.id, m.payload, m.enqueued_at, m.visible_at, m.read_count
+  )
+  SELECT u.id, u.payload, u.enqueued_at, u.visible_at, u.read_count FROM u ORDER BY u.id;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  IF n < batch_size THEN
+    -- the queue is (nearly) drained: a cheap moment to dead-letter expired final attempts
+    PERFORM minipaas.%4$I();
+  END IF;
+END$body$, t, queue_name, q.visibility_timeout::text, f || '_swp'));
+
+  -- ack: delete
+  EXECUTE format('CREATE OR REPLACE FUNCTION minipaas.%I(ids bigint[])
+    RETURNS integer LANGUAGE plpgsql AS %L', f || '_ack', format($body$
+#variable_conflict use_column
+DECLARE
+  n integer;
+BEGIN
+  IF ids IS NULL OR cardinality(ids) = 0 THEN
+    RETURN 0;
+  END IF;
+  DELETE FROM %1$s WHERE id = ANY(ids);
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
+END$body$, t));
+
+  -- nack: retry with exponential backoff, or dead-letter after max attempts
+  EXECUTE format('CREATE OR REPLACE FUNCTION minipaas.%I(ids bigint[], error text, delay interval)
+    RETURNS TABLE (retried integer, dead integer) LANGUAGE plpgsql AS %L', f || '_nak', format($body$
+#variable_conflict use_column
+BEGIN
+  IF ids IS NULL OR cardinality(ids) = 0 THEN
+    RETURN QUERY SELECT 0, 0;
+    RETURN;
+  END IF;
+  RETURN QUERY
+  WITH m AS (
+    SELECT id, read_count, max_attempts FROM %1$s WHERE id = ANY(ids) FOR UPDATE
+  ), gone AS (
+    DELETE FROM %1$s x USING m
+    WHERE x.id = m.id AND m.read_count >= m.max_attempts
+    RETURNING x.id, x.payload, x.enqueued_at, x.read_count
+  ), ins AS (
+    INSERT INTO %2$s (id, payload, enqueued_at, read_count, last_error)
+    SELECT gone.id, gone.payload, gone.enqueued_at, gone.read_count, error FROM gone
+    RETURNING id
+  ), retry AS (
+    UPDATE %1$s x
+    SET visible_at = now() + coalesce(delay,
+          least(%4$L::interval, %3$L::interval * power(2, least(greatest(m.read_count - 1, 0), 40)))),
+        dequeued_at = NULL,
+        last_error = error
+    FROM m WHERE x.id = m.id AND m.read_count < m.max_attempts
+    RETURNING x.id
+  )
+  SELECT (SELECT count(*) FROM retry)::integer, (SELECT count(*) FROM ins)::integer;
+END$body$, t, d, q.backoff_base::text, q.backoff_max::text));
+END
+$fn$;
+
+-- The public functions: validate the name, check the queue exists, dispatch to its entry point.
 
 -- Enqueues one message; returns the new row and notifies channel <queue_name>.
 -- Notifications are coalesced: Postgres folds identical (channel, payload) pairs within a
 -- transaction, so enqueuing many messages in one transaction sends one NOTIFY.
 CREATE OR REPLACE FUNCTION minipaas_queue_enqueue(queue_name text, payload jsonb, delay interval DEFAULT NULL)
 RETURNS SETOF minipaas.queue_message LANGUAGE plpgsql AS $fn$
-DECLARE
-  q minipaas.queues;
 BEGIN
-  -- inlined name check and registry lookup (hot path)
-  IF queue_name IS NULL OR queue_name !~ '^[a-z][a-z0-9_]{0,47}$' THEN
-    PERFORM minipaas.raise_invalid_name('minipaas_queue_enqueue', 'queue', queue_name);
-  END IF;
-  SELECT * INTO q FROM minipaas.queues r WHERE r.name = queue_name;
-  IF NOT FOUND THEN
-    PERFORM minipaas.raise_not_found('minipaas_queue_enqueue', 'queue', queue_name);
-  END IF;
-  IF payload IS NULL THEN
-    PERFORM minipaas.raise_bad_argument('minipaas_queue_enqueue', 'queue', queue_name, 'payload must not be NULL');
-  END IF;
-  RETURN QUERY EXECUTE format(
-    'INSERT INTO minipaas.%I (payload, visible_at, max_attempts) VALUES ($1, now() + $2, $3)
-     RETURNING id, payload, enqueued_at, visible_at, read_count', 'q_' || queue_name)
-    USING payload, coalesce(delay, interval '0'), q.max_attempts;
-  PERFORM pg_notify(queue_name, '');
+  PERFORM minipaas.queue_config('minipaas_queue_enqueue', queue_name);
+  RETURN QUERY EXECUTE format('SELECT * FROM minipaas.%I($1, $2)', 'f_' || queue_name || '_enq') USING payload, delay;
 END
 $fn$;
 
 -- Enqueues up to 10000 messages in one statement (in array order); one NOTIFY.
 CREATE OR REPLACE FUNCTION minipaas_queue_enqueue_batch(queue_name text, payloads jsonb[], delay interval DEFAULT NULL)
 RETURNS SETOF minipaas.queue_message LANGUAGE plpgsql AS $fn$
-DECLARE
-  q minipaas.queues;
 BEGIN
-  -- inlined name check and registry lookup (hot path)
-  IF queue_name IS NULL OR queue_name !~ '^[a-z][a-z0-9_]{0,47}$' THEN
-    PERFORM minipaas.raise_invalid_name('minipaas_queue_enqueue_batch', 'queue', queue_name);
-  END IF;
-  SELECT * INTO q FROM minipaas.queues r WHERE r.name = queue_name;
-  IF NOT FOUND THEN
-    PERFORM minipaas.raise_not_found('minipaas_queue_enqueue_batch', 'queue', queue_name);
-  END IF;
-  IF payloads IS NULL OR cardinality(payloads) = 0 THEN
-    RETURN;
-  END IF;
-  PERFORM minipaas.check_batch('minipaas_queue_enqueue_batch', 'queue', queue_name, cardinality(payloads), 10000);
-  IF array_position(payloads, NULL) IS NOT NULL THEN
-    PERFORM minipaas.raise_bad_argument('minipaas_queue_enqueue_batch', 'queue', queue_name,
-      'payloads must not contain NULL');
-  END IF;
-  RETURN QUERY EXECUTE format(
-    'INSERT INTO minipaas.%I (payload, visible_at, max_attempts)
-     SELECT p, now() + $2, $3 FROM unnest($1) WITH ORDINALITY AS t(p, n) ORDER BY n
-     RETURNING id, payload, enqueued_at, visible_at, read_count', 'q_' || queue_name)
-    USING payloads, coalesce(delay, interval '0'), q.max_attempts;
-  PERFORM pg_notify(queue_name, '');
+  PERFORM minipaas.queue_config('minipaas_queue_enqueue_batch', queue_name);
+  RETURN QUERY EXECUTE format('SELECT * FROM minipaas.%I($1, $2)', 'f_' || queue_name || '_enb') USING payloads, delay;
 END
 $fn$;
 
@@ -326,20 +457,7 @@ DECLARE
   n integer;
 BEGIN
   PERFORM minipaas.queue_config('minipaas_queue_sweep', queue_name);
-  EXECUTE format($sql$
-    WITH x AS (
-      SELECT id FROM minipaas.%1$I
-      WHERE read_count >= max_attempts AND visible_at <= now()
-      ORDER BY visible_at LIMIT 1000
-      FOR UPDATE SKIP LOCKED
-    ), gone AS (
-      DELETE FROM minipaas.%1$I m USING x WHERE m.id = x.id
-      RETURNING m.id, m.payload, m.enqueued_at, m.read_count, m.last_error
-    )
-    INSERT INTO minipaas.%2$I (id, payload, enqueued_at, read_count, last_error)
-    SELECT id, payload, enqueued_at, read_count,
-           concat_ws('; ', last_error, 'visibility timeout expired on the final attempt') FROM gone$sql$, 'q_' || queue_name, 'd_' || queue_name);
-  GET DIAGNOSTICS n = ROW_COUNT;
+  EXECUTE format('SELECT minipaas.%I()', 'f_' || queue_name || '_swp') INTO n;
   RETURN n;
 END
 $fn$;
@@ -350,45 +468,10 @@ $fn$;
 CREATE OR REPLACE FUNCTION minipaas_queue_dequeue(queue_name text, batch_size integer DEFAULT 1,
   visibility_timeout interval DEFAULT NULL)
 RETURNS SETOF minipaas.queue_message LANGUAGE plpgsql AS $fn$
-DECLARE
-  q minipaas.queues;
-  n integer;
 BEGIN
-  -- inlined name check and registry lookup (hot path)
-  IF queue_name IS NULL OR queue_name !~ '^[a-z][a-z0-9_]{0,47}$' THEN
-    PERFORM minipaas.raise_invalid_name('minipaas_queue_dequeue', 'queue', queue_name);
-  END IF;
-  SELECT * INTO q FROM minipaas.queues r WHERE r.name = queue_name;
-  IF NOT FOUND THEN
-    PERFORM minipaas.raise_not_found('minipaas_queue_dequeue', 'queue', queue_name);
-  END IF;
-  IF batch_size IS NULL OR batch_size < 1 OR batch_size > 1000 THEN
-    PERFORM minipaas.check_batch('minipaas_queue_dequeue', 'queue', queue_name, batch_size, 1000);
-  END IF;
-  IF visibility_timeout IS NOT NULL AND visibility_timeout <= interval '0' THEN
-    PERFORM minipaas.raise_bad_argument('minipaas_queue_dequeue', 'queue', queue_name,
-      'visibility_timeout must be positive');
-  END IF;
-  RETURN QUERY EXECUTE format($sql$
-    WITH c AS (
-      SELECT id FROM minipaas.%1$I
-      WHERE visible_at <= now() AND read_count < max_attempts
-      ORDER BY visible_at, id
-      LIMIT $1
-      FOR UPDATE SKIP LOCKED
-    ), u AS (
-      UPDATE minipaas.%1$I m
-      SET visible_at = now() + $2, read_count = m.read_count + 1, dequeued_at = now()
-      FROM c WHERE m.id = c.id
-      RETURNING m.id, m.payload, m.enqueued_at, m.visible_at, m.read_count
-    )
-    SELECT * FROM u ORDER BY id$sql$, 'q_' || queue_name)
-    USING batch_size, coalesce(visibility_timeout, q.visibility_timeout);
-  GET DIAGNOSTICS n = ROW_COUNT;
-  IF n < batch_size THEN
-    -- the queue is (nearly) drained: a cheap moment to dead-letter expired final attempts
-    PERFORM minipaas_queue_sweep(queue_name);
-  END IF;
+  PERFORM minipaas.queue_config('minipaas_queue_dequeue', queue_name);
+  RETURN QUERY EXECUTE format('SELECT * FROM minipaas.%I($1, $2)', 'f_' || queue_name || '_deq')
+    USING batch_size, visibility_timeout;
 END
 $fn$;
 
@@ -398,18 +481,8 @@ RETURNS integer LANGUAGE plpgsql AS $fn$
 DECLARE
   n integer;
 BEGIN
-  IF queue_name IS NULL OR queue_name !~ '^[a-z][a-z0-9_]{0,47}$' THEN
-    PERFORM minipaas.raise_invalid_name('minipaas_queue_ack', 'queue', queue_name);
-  END IF;
-  PERFORM FROM minipaas.queues r WHERE r.name = queue_name;
-  IF NOT FOUND THEN
-    PERFORM minipaas.raise_not_found('minipaas_queue_ack', 'queue', queue_name);
-  END IF;
-  IF ids IS NULL OR cardinality(ids) = 0 THEN
-    RETURN 0;
-  END IF;
-  EXECUTE format('DELETE FROM minipaas.%I WHERE id = ANY($1)', 'q_' || queue_name) USING ids;
-  GET DIAGNOSTICS n = ROW_COUNT;
+  PERFORM minipaas.queue_config('minipaas_queue_ack', queue_name);
+  EXECUTE format('SELECT minipaas.%I($1)', 'f_' || queue_name || '_ack') INTO n USING ids;
   RETURN n;
 END
 $fn$;
@@ -420,43 +493,10 @@ $fn$;
 CREATE OR REPLACE FUNCTION minipaas_queue_nack(queue_name text, ids bigint[], error text DEFAULT NULL,
   delay interval DEFAULT NULL)
 RETURNS TABLE (retried integer, dead integer) LANGUAGE plpgsql AS $fn$
-DECLARE
-  q minipaas.queues;
 BEGIN
-  -- inlined name check and registry lookup (hot path)
-  IF queue_name IS NULL OR queue_name !~ '^[a-z][a-z0-9_]{0,47}$' THEN
-    PERFORM minipaas.raise_invalid_name('minipaas_queue_nack', 'queue', queue_name);
-  END IF;
-  SELECT * INTO q FROM minipaas.queues r WHERE r.name = queue_name;
-  IF NOT FOUND THEN
-    PERFORM minipaas.raise_not_found('minipaas_queue_nack', 'queue', queue_name);
-  END IF;
-  IF ids IS NULL OR cardinality(ids) = 0 THEN
-    RETURN QUERY SELECT 0, 0;
-    RETURN;
-  END IF;
-  RETURN QUERY EXECUTE format($sql$
-    WITH m AS (
-      SELECT id, read_count, max_attempts FROM minipaas.%1$I WHERE id = ANY($1) FOR UPDATE
-    ), gone AS (
-      DELETE FROM minipaas.%1$I x USING m
-      WHERE x.id = m.id AND m.read_count >= m.max_attempts
-      RETURNING x.id, x.payload, x.enqueued_at, x.read_count
-    ), ins AS (
-      INSERT INTO minipaas.%2$I (id, payload, enqueued_at, read_count, last_error)
-      SELECT id, payload, enqueued_at, read_count, $2 FROM gone
-      RETURNING id
-    ), retry AS (
-      UPDATE minipaas.%1$I x
-      SET visible_at = now() + coalesce($3, least($5, $4 * power(2, least(greatest(m.read_count - 1, 0), 40)))),
-          dequeued_at = NULL,
-          last_error = $2
-      FROM m WHERE x.id = m.id AND m.read_count < m.max_attempts
-      RETURNING x.id
-    )
-    SELECT (SELECT count(*) FROM retry)::integer, (SELECT count(*) FROM gone)::integer$sql$,
-    'q_' || queue_name, 'd_' || queue_name)
-    USING ids, error, delay, q.backoff_base, q.backoff_max;
+  PERFORM minipaas.queue_config('minipaas_queue_nack', queue_name);
+  RETURN QUERY EXECUTE format('SELECT * FROM minipaas.%I($1, $2, $3)', 'f_' || queue_name || '_nak')
+    USING ids, error, delay;
 END
 $fn$;
 
@@ -573,6 +613,9 @@ BEGIN
     RETURN false;
   END IF;
   EXECUTE format('DROP TABLE IF EXISTS minipaas.%I, minipaas.%I', 'q_' || queue_name, 'd_' || queue_name);
+  EXECUTE format('DROP FUNCTION IF EXISTS minipaas.%I, minipaas.%I, minipaas.%I, minipaas.%I, minipaas.%I, minipaas.%I',
+    'f_' || queue_name || '_enq', 'f_' || queue_name || '_enb', 'f_' || queue_name || '_deq',
+    'f_' || queue_name || '_ack', 'f_' || queue_name || '_nak', 'f_' || queue_name || '_swp');
   RETURN true;
 END
 $fn$;
@@ -806,6 +849,9 @@ CREATE OR REPLACE FUNCTION minipaas_stream_list()
 RETURNS TABLE (name text, retention interval, created_at timestamptz) LANGUAGE sql STABLE AS $fn$
   SELECT s.name, s.retention, s.created_at FROM minipaas.streams s ORDER BY s.name
 $fn$;
+
+-- (Re)generate every existing queue's entry points, so re-applying the migration updates them.
+SELECT minipaas.queue_install(name) FROM minipaas.queues;
 
 -- migrate:down
 

@@ -159,8 +159,30 @@ export class Queue<T = unknown> {
     return new Queue<T>(db, this.name);
   }
 
-  #call<R>(fn: string, text: string, params: readonly unknown[]): Promise<R[]> {
-    return call<R>(this.#db, this.#target, fn, text, params);
+  async #call<R>(fn: string, text: string, params: readonly unknown[]): Promise<R[]> {
+    try {
+      return await call<R>(this.#db, this.#target, fn, text, params);
+    } catch (err) {
+      // the queue's entry point is missing: the queue does not exist
+      if (
+        err instanceof MinipaasSqlError &&
+        err.code === '42883' &&
+        err.message.includes(`f_${this.name}_`)
+      ) {
+        throw new MinipaasSqlError(`${fn}: queue "${this.name}" does not exist`, {
+          sqlFunction: fn,
+          queue: this.name,
+          code: '42704',
+          cause: err,
+        });
+      }
+      throw err;
+    }
+  }
+
+  /** The queue's generated entry point (see minipaas.queue_install in the migration). */
+  #entry(op: 'enq' | 'enb' | 'deq' | 'ack' | 'nak' | 'swp'): string {
+    return `minipaas."f_${this.name}_${op}"`;
   }
 
   #ms(value: number | undefined, what: string, fn: string): string | null {
@@ -204,8 +226,8 @@ export class Queue<T = unknown> {
     const fn = 'minipaas_queue_enqueue';
     const rows = await this.#call<RawMessage>(
       fn,
-      'SELECT * FROM minipaas_queue_enqueue($1, $2::jsonb, $3::interval)',
-      [this.name, toJson(payload, fn, this.#target), this.#ms(options.delayMs, 'delayMs', fn)],
+      `SELECT * FROM ${this.#entry('enq')}($1::jsonb, $2::interval)`,
+      [toJson(payload, fn, this.#target), this.#ms(options.delayMs, 'delayMs', fn)],
     );
     return toMessage<T>(rows[0]!);
   }
@@ -224,10 +246,10 @@ export class Queue<T = unknown> {
     const json = `[${payloads.map((p) => toJson(p, fn, this.#target)).join(',')}]`;
     const rows = await this.#call<RawMessage>(
       fn,
-      `SELECT * FROM minipaas_queue_enqueue_batch($1,
-         ARRAY(SELECT e FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n),
-         $3::interval)`,
-      [this.name, json, this.#ms(options.delayMs, 'delayMs', fn)],
+      `SELECT * FROM ${this.#entry('enb')}(
+         ARRAY(SELECT e FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n),
+         $2::interval)`,
+      [json, this.#ms(options.delayMs, 'delayMs', fn)],
     );
     return rows.map((r) => toMessage<T>(r));
   }
@@ -247,8 +269,8 @@ export class Queue<T = unknown> {
     }
     const rows = await this.#call<RawMessage>(
       fn,
-      'SELECT * FROM minipaas_queue_dequeue($1, $2::int, $3::interval)',
-      [this.name, batchSize, this.#ms(options.visibilityTimeoutMs, 'visibilityTimeoutMs', fn)],
+      `SELECT * FROM ${this.#entry('deq')}($1::int, $2::interval)`,
+      [batchSize, this.#ms(options.visibilityTimeoutMs, 'visibilityTimeoutMs', fn)],
     );
     return rows.map((r) => toMessage<T>(r));
   }
@@ -259,8 +281,8 @@ export class Queue<T = unknown> {
     if (list.length === 0) return 0;
     const rows = await this.#call<{ n: unknown }>(
       'minipaas_queue_ack',
-      'SELECT minipaas_queue_ack($1, $2::bigint[]) AS n',
-      [this.name, list],
+      `SELECT ${this.#entry('ack')}($1::bigint[]) AS n`,
+      [list],
     );
     return num(rows[0]?.n ?? 0);
   }
@@ -278,8 +300,8 @@ export class Queue<T = unknown> {
     if (list.length === 0) return { retried: 0, dead: 0 };
     const rows = await this.#call<{ retried: unknown; dead: unknown }>(
       fn,
-      'SELECT * FROM minipaas_queue_nack($1, $2::bigint[], $3::text, $4::interval)',
-      [this.name, list, options.error ?? null, this.#ms(options.delayMs, 'delayMs', fn)],
+      `SELECT * FROM ${this.#entry('nak')}($1::bigint[], $2::text, $3::interval)`,
+      [list, options.error ?? null, this.#ms(options.delayMs, 'delayMs', fn)],
     );
     return { retried: num(rows[0]?.retried ?? 0), dead: num(rows[0]?.dead ?? 0) };
   }
@@ -302,8 +324,8 @@ export class Queue<T = unknown> {
   async sweep(): Promise<number> {
     const rows = await this.#call<{ n: unknown }>(
       'minipaas_queue_sweep',
-      'SELECT minipaas_queue_sweep($1) AS n',
-      [this.name],
+      `SELECT ${this.#entry('swp')}() AS n`,
+      [],
     );
     return num(rows[0]?.n ?? 0);
   }
@@ -487,7 +509,8 @@ class Worker<T> implements QueueWorker {
     return new Promise((resolve) => {
       this.#wakeSlot = () => {
         this.#wakeSlot = null;
-        resolve();
+        // let handlers that finish in the same tick free their slots too, so the next claim is a batch
+        setImmediate(resolve);
       };
     });
   }
