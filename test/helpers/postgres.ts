@@ -25,8 +25,18 @@ export async function createTestDatabase(prefix = 't'): Promise<{ url: string; d
     async drop() {
       const c = new pg.Client({ connectionString: base });
       await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
+      try {
+        // Give connections that are closing a moment to go away before forcing, so no client in the
+        // test process gets an unexpected "terminating connection" error.
+        for (let i = 0; i < 20; i++) {
+          const r = await c.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1', [name]);
+          if ((r.rows[0] as { n: number }).n === 0) break;
+          await new Promise((res) => setTimeout(res, 100));
+        }
+        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await c.end();
+      }
     },
   };
 }

@@ -27,11 +27,17 @@ export interface OpenStoreOptions {
   databaseUrl?: string | undefined;
   /** PGlite data directory (ignored with databaseUrl). `memory://` for an in-memory database. */
   dataDir?: string;
+  /**
+   * Called when an idle pooled connection fails (server restart, admin termination). The pool drops the
+   * connection and opens a new one on the next query; without a listener such an error would crash the process.
+   */
+  onConnectionError?: (err: Error) => void;
 }
 
 export async function openStore(opts: OpenStoreOptions): Promise<Store> {
   if (opts.databaseUrl) {
     const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 10 });
+    pool.on('error', (err) => opts.onConnectionError?.(err));
     const migrations = await loadMigrations(MIGRATIONS_DIR);
     const client = await pool.connect();
     try {
