@@ -2,7 +2,7 @@
  * Queue benchmark: @minipaas/sql against pgmq, graphile-worker and pg-boss, side by side in one run
  * on one local PostgreSQL server that this script starts (and stops).
  *
- *   npx node bench/queue/run.ts [--messages 100000] [--rounds 3] [--drain-rounds 1] [--drain-cap 20]
+ *   npx node bench/queue/run.ts [--messages 100000] [--rounds 3] [--drain-rounds 2] [--drain-cap 15]
  *                               [--quick] [--systems minipaas,pgmq,graphile,pgboss] [--no-install] [--write-docs]
  *
  * Peers are installed at run time into bench/.scratch/queue (gitignored). pgmq is installed from its
@@ -41,9 +41,9 @@ const LAT_RATE = Number(opt('latency-rate', '200'));
 const LAT_COUNT = Number(opt('latency-count', quick ? '200' : '1000'));
 const wanted = opt('systems', 'minipaas,pgmq,graphile,pgboss').split(',');
 const ROUNDS = Number(opt('rounds', quick ? '1' : '3'));
-const DRAIN_ROUNDS = Number(opt('drain-rounds', '1'));
+const DRAIN_ROUNDS = Number(opt('drain-rounds', quick ? '1' : '2'));
 /** A drain stops after this many seconds; the rate is then measured over what was drained. */
-const DRAIN_CAP_S = Number(opt('drain-cap', quick ? '10' : '20'));
+const DRAIN_CAP_S = Number(opt('drain-cap', quick ? '10' : '15'));
 
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
 

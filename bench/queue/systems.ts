@@ -447,7 +447,7 @@ export async function pgboss(url: string, scratch: string): Promise<System> {
     },
     async consume(queue, onMessage) {
       // pg-boss polls; 0.5 s is its smallest polling interval
-      await bosses[1]!.work(queue, { batchSize: 10, pollingIntervalSeconds: 0.5 }, async (jobs) => {
+      await bosses[1]!.work(queue, { batchSize: 100, pollingIntervalSeconds: 0.5 }, async (jobs) => {
         for (const j of jobs) onMessage(j.data as Payload);
       });
       return () => bosses[1]!.offWork(queue);

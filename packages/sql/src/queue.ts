@@ -15,7 +15,7 @@ export interface QueueOptions {
   backoffMaxMs?: number;
 }
 
-/** A message as returned by enqueue and dequeue. */
+/** A message as returned by enqueue and dequeue (enqueue returns the payload you passed). */
 export interface QueueMessage<T> {
   id: number;
   payload: T;
@@ -224,12 +224,13 @@ export class Queue<T = unknown> {
   /** Appends one message and notifies listeners. */
   async enqueue(payload: T, options: EnqueueOptions = {}): Promise<QueueMessage<T>> {
     const fn = 'minipaas_queue_enqueue';
+    // the payload is not echoed back: the client already has it (saves parsing it again)
     const rows = await this.#call<RawMessage>(
       fn,
-      `SELECT * FROM ${this.#entry('enq')}($1::jsonb, $2::interval)`,
+      `SELECT id, enqueued_at, visible_at FROM ${this.#entry('enq')}($1::jsonb, $2::interval)`,
       [toJson(payload, fn, this.#target), this.#ms(options.delayMs, 'delayMs', fn)],
     );
-    return toMessage<T>(rows[0]!);
+    return toMessage<T>({ ...rows[0]!, payload, read_count: 0 });
   }
 
   /** Appends up to 10,000 messages in one statement (atomically, in order); one notification. */
@@ -244,14 +245,26 @@ export class Queue<T = unknown> {
       });
     }
     const json = `[${payloads.map((p) => toJson(p, fn, this.#target)).join(',')}]`;
-    const rows = await this.#call<RawMessage>(
+    // one row back: the new ids in order (identity values are drawn in array order) and the shared
+    // timestamps; the payloads are the caller's own
+    const rows = await this.#call<{ ids: unknown[]; enqueued_at: unknown; visible_at: unknown }>(
       fn,
-      `SELECT * FROM ${this.#entry('enb')}(
+      `SELECT array_agg(m.id ORDER BY m.id) AS ids, min(m.enqueued_at) AS enqueued_at, min(m.visible_at) AS visible_at
+       FROM ${this.#entry('enb')}(
          ARRAY(SELECT e FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n),
-         $2::interval)`,
+         $2::interval) m`,
       [json, this.#ms(options.delayMs, 'delayMs', fn)],
     );
-    return rows.map((r) => toMessage<T>(r));
+    const r = rows[0]!;
+    const enqueuedAt = toDate(r.enqueued_at);
+    const visibleAt = toDate(r.visible_at);
+    return r.ids.map((id, i) => ({
+      id: num(id),
+      payload: payloads[i]!,
+      enqueuedAt,
+      visibleAt,
+      readCount: 0,
+    }));
   }
 
   /** Claims up to `batchSize` (1..1000) ready messages; concurrent callers never get the same one. */
