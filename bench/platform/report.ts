@@ -166,7 +166,10 @@ export function platformSection(r: Results): string {
       `immediately (backoff 0, 250, 500, 1000 ms … for consecutive crashes of an instance up less than ` +
       `${cfg.stableMs / 1000} s); the second kill, ${(cfg.repeatCrashAfterMs / 1000).toFixed(1)} s after recovery, ` +
       `shows that backoff. pm2 runs with its defaults: \`restart_delay\` 0, no \`exp_backoff_restart_delay\`, ` +
-      `\`min_uptime\` 1 s, \`max_restarts\` 16, fork mode (pm2 ${r.versions.pm2}, own \`PM2_HOME\` in a temp dir).`,
+      `\`min_uptime\` 1 s, \`max_restarts\` 16, fork mode (pm2 ${r.versions.pm2}, own \`PM2_HOME\` in a temp dir). ` +
+      'pm2 has no health check: the new process answers as soon as it listens. The MiniPaaS router sends ' +
+      'traffic to a restarted instance once a health probe has reached its port (agent defaults when this was ' +
+      'written: first probe 20 ms after spawn, then every 100 ms), which is most of the gap.',
   );
   L.push('');
   L.push(
