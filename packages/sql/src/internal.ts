@@ -29,14 +29,16 @@ export async function call<R>(
   }
 }
 
-/** FNV-1a, base 36: a short stable statement name. */
+/** Two independent 32-bit hashes (FNV-1a and djb2), base 36: a short, stable statement name. */
 function hash(text: string): string {
-  let h = 0x811c9dc5;
+  let a = 0x811c9dc5;
+  let b = 5381;
   for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
+    const c = text.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = (Math.imul(b, 33) + c) | 0;
   }
-  return (h >>> 0).toString(36);
+  return `${(a >>> 0).toString(36)}${(b >>> 0).toString(36)}`;
 }
 
 /** Milliseconds as a Postgres interval literal, or null. */
