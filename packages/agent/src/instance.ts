@@ -231,6 +231,9 @@ export class Instance extends EventEmitter {
   private scheduleProbe(gen: number): void {
     const policy = this.opts.policy;
     const deadline = this.startedMs + policy.startTimeoutMs;
+    // Probe web instances often right after spawn (most apps listen within tens of ms), then back off
+    // geometrically to probeIntervalMs so slow starters do not cost much.
+    let delay = 10;
     const tick = async (): Promise<void> => {
       this.healthTimer = null;
       if (gen !== this.generation || this.status !== 'starting') return;
@@ -250,9 +253,10 @@ export class Instance extends EventEmitter {
         this.signal('SIGKILL');
         return;
       }
-      this.healthTimer = setTimeout(() => void tick(), policy.probeIntervalMs);
+      delay = Math.min(policy.probeIntervalMs, Math.ceil(delay * 1.5));
+      this.healthTimer = setTimeout(() => void tick(), delay);
     };
-    this.healthTimer = setTimeout(() => void tick(), this.opts.web ? 20 : policy.nonWebHealthyMs);
+    this.healthTimer = setTimeout(() => void tick(), this.opts.web ? delay : policy.nonWebHealthyMs);
   }
 
   private onExit(

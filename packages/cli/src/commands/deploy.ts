@@ -1,6 +1,6 @@
 /** `minipaas deploy [DIR] --app NAME [-m MSG] [-- command...]`. */
 import type { Command } from 'commander';
-import type { ApiClient } from '../api-client.ts';
+import { type ApiClient, ApiError } from '../api-client.ts';
 import { CliError } from '../cli-error.ts';
 import { type Context, clientFor } from '../context.ts';
 import { argsAfterDashDash, type DeployPlan, planDeploy } from '../deploy-plan.ts';
@@ -24,7 +24,13 @@ async function ensureApp(
   if (await client.findApp(plan.app)) return;
   const body: { name: string; project?: string } = { name: plan.app };
   if (project) body.project = project;
-  await client.createApp(body);
+  try {
+    await client.createApp(body);
+  } catch (err) {
+    // Another deploy created it between our lookup and our create: that is fine.
+    if (err instanceof ApiError && err.code === 'MINIPAAS_ERR_APP_EXISTS') return;
+    throw err;
+  }
   line(
     p,
     `Created app ${plan.app}${plan.kind === 'upload' && plan.appDerived ? ' (named after the directory; use --app to choose)' : ''}.`,
