@@ -72,7 +72,9 @@ export function deploymentView(d: DeploymentRow, appName: string): DeploymentVie
 }
 
 const TERMINAL = new Set(['running', 'failed', 'stopped']);
-const POLL_MS = 200;
+/** Rollout polling: fast at first (most apps are healthy within ~100 ms), then every 200 ms. */
+const POLL_MIN_MS = 20;
+const POLL_MAX_MS = 200;
 
 export class DeployService {
   readonly #d: DeployServiceDeps;
@@ -374,6 +376,7 @@ export class DeployService {
   async #waitRollout(app: string, release: string, initial: AgentAppState): Promise<AgentAppState> {
     const deadline = Date.now() + this.#d.config.apps.startTimeoutMs + 15_000;
     let state: AgentAppState | null = initial;
+    let delay = POLL_MIN_MS;
     while (Date.now() < deadline) {
       if (
         state &&
@@ -382,7 +385,8 @@ export class DeployService {
       ) {
         return state;
       }
-      await new Promise((r) => setTimeout(r, POLL_MS));
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(POLL_MAX_MS, delay * 2);
       state = await this.#d.driver.get(app);
     }
     throw new MinipaasError('MINIPAAS_ERR_BUILD_FAILED', `release ${release} did not become healthy in time`);
