@@ -323,6 +323,37 @@ describe.each(backends)('API on $name', (backend) => {
         await cp.app.inject({ method: 'GET', url: `/api/v1/deployments/${d.id}/log`, headers: auth })
       ).json();
       expect(log.status).toBe('running');
+      // a second deploy supersedes the first: the old deployment is stopped, the new one running
+      const r2 = await cp.app.inject({
+        method: 'POST',
+        url: '/api/v1/apps/site/deploy',
+        headers: { ...auth, 'content-type': 'application/gzip' },
+        payload: archive,
+      });
+      const d2 = await waitDeployment(r2.json<DeploymentView>().id);
+      expect(d2).toMatchObject({ status: 'running', release: 2 });
+      const list = (
+        await cp.app.inject({ method: 'GET', url: '/api/v1/apps/site/deployments', headers: auth })
+      ).json().deployments;
+      expect(list.map((x: DeploymentView) => [x.release, x.status])).toEqual([
+        [2, 'running'],
+        [1, 'stopped'],
+      ]);
+      const stopped = await cp.app.inject({
+        method: 'PATCH',
+        url: '/api/v1/apps/site',
+        headers: auth,
+        payload: { status: 'stopped' },
+      });
+      expect(stopped.json().status).toBe('stopped');
+      expect(
+        (await cp.app.inject({ method: 'GET', url: `/api/v1/deployments/${d2.id}`, headers: auth })).json()
+          .status,
+      ).toBe('stopped');
+      expect(
+        (await cp.app.inject({ method: 'GET', url: '/api/v1/apps/site/instances', headers: auth })).json()
+          .instances,
+      ).toEqual([]);
       expect(
         (await cp.app.inject({ method: 'DELETE', url: '/api/v1/apps/site', headers: auth })).statusCode,
       ).toBe(204);

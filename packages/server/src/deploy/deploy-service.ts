@@ -282,6 +282,7 @@ export class DeployService {
       for (const i of running)
         await say(`       ${i.processType}.${i.id} pid ${i.pid}${i.port ? ` port ${i.port}` : ''}`);
       await this.#d.apps.setStatus(app.id, 'running', version ?? undefined);
+      await this.markStopped(app.id, id);
       await say(`-----> v${version} is live at ${this.#d.apps.urls(app.name).url}`);
       await this.#status(id, 'running');
       await this.#prune(app);
@@ -407,6 +408,17 @@ export class DeployService {
       await rm(r.dir, { recursive: true, force: true });
       await this.#d.db.deleteFrom('releases').where('id', '=', r.id).execute();
     }
+  }
+
+  /** The deployments that were serving the app, except `keep`, are `stopped` (superseded or app stopped). */
+  async markStopped(appId: string, keep?: string): Promise<void> {
+    let q = this.#d.db
+      .updateTable('deployments')
+      .set({ status: 'stopped' })
+      .where('app_id', '=', appId)
+      .where('status', '=', 'running');
+    if (keep) q = q.where('id', '!=', keep);
+    await q.execute();
   }
 
   /** Marks deployments left unfinished by a previous control-plane process. */

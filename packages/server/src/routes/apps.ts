@@ -35,6 +35,7 @@ export function appRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.patch<IdParams>('/api/v1/apps/:id', async (req) => {
     const row = await ctx.apps.patch(req.params.id, parse(patchAppSchema, req.body, 'app update'));
+    if (row.status === 'stopped') await ctx.deploys.markStopped(row.id);
     return ctx.apps.view(row, await ctx.apps.observed(row.name));
   });
 
