@@ -60,11 +60,19 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-export async function startPlatform(extraEnv: Record<string, string> = {}): Promise<Platform> {
-  const home = await mkdtemp(join(tmpdir(), 'mp-e2e-'));
+/**
+ * A temp MINIPAAS_HOME and the environment that points every MiniPaaS program at it, with free API and
+ * router ports and an app port range below the kernel's ephemeral range (32768+), so a client socket in
+ * TIME_WAIT can never hold a port an app needs.
+ */
+export async function platformEnv(
+  prefix = 'mp-e2e-',
+  extraEnv: Record<string, string> = {},
+): Promise<{ home: string; env: NodeJS.ProcessEnv; apiPort: number; routerPort: number }> {
+  const home = await mkdtemp(join(tmpdir(), prefix));
   const apiPort = await freePort();
   const routerPort = await freePort();
-  const portMin = 21000 + Math.floor(Math.random() * 80) * 100; // below the ephemeral range (32768+)
+  const portMin = 21000 + Math.floor(Math.random() * 80) * 100;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     MINIPAAS_HOME: home,
@@ -83,6 +91,11 @@ export async function startPlatform(extraEnv: Record<string, string> = {}): Prom
     NO_COLOR: '1',
     ...extraEnv,
   };
+  return { home, env, apiPort, routerPort };
+}
+
+export async function startPlatform(extraEnv: Record<string, string> = {}): Promise<Platform> {
+  const { home, env, apiPort, routerPort } = await platformEnv('mp-e2e-', extraEnv);
   let out = '';
   const supervisor = spawn(process.execPath, [CLI_BIN, 'up'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   supervisor.stdout?.on('data', (d: Buffer) => {

@@ -29,7 +29,9 @@ export async function createTestDatabase(prefix = 't'): Promise<{ url: string; d
         // Give connections that are closing a moment to go away before forcing, so no client in the
         // test process gets an unexpected "terminating connection" error.
         for (let i = 0; i < 20; i++) {
-          const r = await c.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1', [name]);
+          const r = await c.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1', [
+            name,
+          ]);
           if ((r.rows[0] as { n: number }).n === 0) break;
           await new Promise((res) => setTimeout(res, 100));
         }

@@ -13,11 +13,11 @@ import {
   type CliResult,
   isAlive,
   type Platform,
+  platformEnv,
   routerGet,
   startPlatform,
   waitFor,
 } from '../../../test/helpers/platform.ts';
-import { freePort } from '../../../test/helpers/postgres-server.ts';
 
 function run(args: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<CliResult> {
   return new Promise((res) => {
@@ -59,25 +59,7 @@ describe('minipaas up -d / down', () => {
   let routerPort: number;
 
   beforeAll(async () => {
-    home = await mkdtemp(join(tmpdir(), 'mp-cli-'));
-    apiPort = await freePort();
-    routerPort = await freePort();
-    const portMin = 40000 + Math.floor(Math.random() * 200) * 100;
-    env = {
-      ...process.env,
-      MINIPAAS_HOME: home,
-      MINIPAAS_API_PORT: String(apiPort),
-      MINIPAAS_ROUTER_PORT: String(routerPort),
-      MINIPAAS_ROUTER_HOST: '127.0.0.1',
-      MINIPAAS_APP_PORT_MIN: String(portMin),
-      MINIPAAS_APP_PORT_MAX: String(portMin + 99),
-      MINIPAAS_STOP_GRACE_MS: '3000',
-      MINIPAAS_LOG_LEVEL: 'warn',
-      MINIPAAS_URL: '',
-      MINIPAAS_TOKEN: '',
-      XDG_CONFIG_HOME: join(home, 'xdg'),
-      NO_COLOR: '1',
-    };
+    ({ home, env, apiPort, routerPort } = await platformEnv('mp-cli-'));
   });
 
   afterAll(async () => {
