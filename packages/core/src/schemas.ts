@@ -74,7 +74,7 @@ export const createAppSchema = z
       });
       return z.NEVER;
     }
-    return { ...a, name: appName, displayName: a.slug && a.name ? a.name : undefined };
+    return { ...a, name: appName, ...(a.slug && a.name ? { displayName: a.name } : {}) };
   });
 export type CreateAppInput = z.output<typeof createAppSchema>;
 

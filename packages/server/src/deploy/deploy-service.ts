@@ -433,6 +433,15 @@ export class DeployService {
       .where('status', 'in', ['queued', 'building', 'deploying'])
       .returning('id')
       .execute();
+    // Apps whose deployment was cut off go back to what is really there: their last release, or failed.
+    await this.#d.db
+      .updateTable('apps')
+      .set((eb) => ({
+        status: eb.case().when('current_release', 'is not', null).then('running').else('failed').end(),
+        updated_at: new Date(),
+      }))
+      .where('status', '=', 'deploying')
+      .execute();
     const builds = join(this.#d.config.home, 'builds');
     for (const d of await readdir(builds).catch(() => [] as string[]))
       await rm(join(builds, d), { recursive: true, force: true });
