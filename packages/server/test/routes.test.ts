@@ -392,7 +392,8 @@ describe.each(backends)('API on $name', (backend) => {
       expect(await res.text()).toBe('explicit-hi');
     });
 
-    it('installs dependencies with npm ci when the app has a lockfile', async () => {
+    it('installs dependencies with npm ci, as the app user and without the platform environment', async () => {
+      process.env.MINIPAAS_SECRET_PROBE = 'platform-secret';
       const dir = await mkdtemp(join(tmpdir(), 'mp-npm-'));
       const { mkdir, writeFile } = await import('node:fs/promises');
       await mkdir(join(dir, 'vendor', 'greeter'), { recursive: true });
@@ -406,13 +407,18 @@ describe.each(backends)('API on $name', (backend) => {
         JSON.stringify({
           name: 'withdeps',
           version: '1.0.0',
-          scripts: { start: 'node server.js' },
+          scripts: { start: 'node server.js', postinstall: 'node build.js' },
           dependencies: { greeter: 'file:./vendor/greeter' },
         }),
       );
       await writeFile(
         join(dir, 'server.js'),
-        "const g = require('greeter'); require('http').createServer((q,s)=>s.end(g('deps'))).listen(process.env.PORT);",
+        "const g = require('greeter'); const by = require('fs').readFileSync('built-by', 'utf8'); require('http').createServer((q,s)=>s.end(g('deps') + ' built-by ' + by)).listen(process.env.PORT);",
+      );
+      // the install script records who ran it and whether it could see the platform's environment
+      await writeFile(
+        join(dir, 'build.js'),
+        "require('fs').writeFileSync('built-by', process.getuid() + ' leak=' + (process.env.MINIPAAS_SECRET_PROBE ?? 'none'));",
       );
       const { execFile } = await import('node:child_process');
       await new Promise<void>((res, rej) =>
@@ -437,8 +443,10 @@ describe.each(backends)('API on $name', (backend) => {
       expect(d.log.join('\n')).toContain('Installing dependencies: npm ci');
       expect(d.status, d.log.join('\n')).toBe('running');
       const res = await fetch(`http://127.0.0.1:${agent.router?.port}/apps/withdeps/`);
-      expect(await res.text()).toBe('hello deps');
+      const nobody = process.getuid?.() === 0 ? 65534 : process.getuid?.();
+      expect(await res.text()).toBe(`hello deps built-by ${nobody} leak=none`);
       await rm(dir, { recursive: true, force: true });
+      delete process.env.MINIPAAS_SECRET_PROBE;
     });
   });
 });

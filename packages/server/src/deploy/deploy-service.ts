@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { prepareReleaseDir, type RunAs, resolveRunAs } from '@minipaas/agent';
 import {
   type AgentAppState,
   type DeploymentStatus,
@@ -72,6 +73,24 @@ export function deploymentView(d: DeploymentRow, appName: string): DeploymentVie
 }
 
 const TERMINAL = new Set(['running', 'failed', 'stopped']);
+
+/** Variables a build may see from the platform's environment (registry access, proxies, locale). */
+const BUILD_ENV_PASSTHROUGH =
+  /^(PATH|LANG|LC_[A-Z]+|TZ|HTTPS?_PROXY|NO_PROXY|https?_proxy|no_proxy|npm_config_registry|npm_config_cafile|NODE_EXTRA_CA_CERTS|SSL_CERT_FILE)$/;
+
+/** The environment of a dependency install: a few platform variables plus a private cache as HOME. */
+export function buildEnv(cache: string, from: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(from)) if (v !== undefined && BUILD_ENV_PASSTHROUGH.test(k)) env[k] = v;
+  return {
+    ...env,
+    HOME: cache,
+    CI: 'true',
+    npm_config_cache: cache,
+    npm_config_update_notifier: 'false',
+    YARN_CACHE_FOLDER: cache,
+  };
+}
 /** Rollout polling: fast at first (most apps are healthy within ~100 ms), then every 200 ms. */
 const POLL_MIN_MS = 20;
 const POLL_MAX_MS = 200;
@@ -311,23 +330,34 @@ export class DeployService {
     }
   }
 
+  /**
+   * Installs dependencies. App code runs here (install scripts), so it runs like the app itself: as the
+   * unprivileged app user when the platform is root, with a minimal environment (never the platform's own).
+   */
   async #install(id: string, dir: string, step: NonNullable<DetectedStack['install']>): Promise<void> {
     await this.#append(id, `-----> Installing dependencies: ${step.manager} ${step.args.join(' ')}`);
     const cache = join(this.#d.config.home, 'cache', step.manager);
     await mkdir(cache, { recursive: true });
+    let who: RunAs | null;
+    try {
+      who = await resolveRunAs(this.#d.config.apps.user);
+      if (who) {
+        await prepareReleaseDir(this.#d.config.home, dir, who);
+        await prepareReleaseDir(this.#d.config.home, cache, who);
+      }
+    } catch (err) {
+      throw new MinipaasError('MINIPAAS_ERR_BUILD_FAILED', (err as Error).message);
+    }
+    if (who) await this.#append(id, `       (as user ${who.user})`);
     const pending: Promise<void>[] = [];
     let res: Awaited<ReturnType<typeof runProgram>>;
     try {
       res = await runProgram(step.manager, step.args, {
         cwd: dir,
-        env: {
-          ...process.env,
-          npm_config_cache: cache,
-          YARN_CACHE_FOLDER: cache,
-          npm_config_update_notifier: 'false',
-        },
+        env: buildEnv(cache),
         timeoutMs: 15 * 60_000,
         onLine: (l) => pending.push(this.#append(id, `       ${l}`)),
+        ...(who ? { uid: who.uid, gid: who.gid } : {}),
       });
     } catch (err) {
       throw new MinipaasError(

@@ -10,6 +10,9 @@ export interface RunOptions {
   /** Kill the program after this long. */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** Run as this user (the caller must be root). */
+  uid?: number;
+  gid?: number;
 }
 
 export interface RunResult {
@@ -25,6 +28,8 @@ export function runProgram(file: string, args: readonly string[], opts: RunOptio
       env: opts.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe'],
       ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
+      ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
     });
     let timedOut = false;
     const timer = opts.timeoutMs
