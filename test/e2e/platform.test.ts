@@ -197,3 +197,28 @@ describe('bad input gets a clear 4xx', () => {
     expect(cli.stderr).toMatch(/not found/);
   });
 });
+
+describe('shutdown', () => {
+  it('SIGTERM to minipaas up stops every app process, the agent and the control plane', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const pids: number[] = [];
+    for (const app of ['hello', 'cmd']) for (const i of await instances(app)) if (i.pid) pids.push(i.pid);
+    for (const f of ['agent.pid', 'minipaasd.pid'])
+      pids.push(Number((await readFile(join(p.home, 'run', f), 'utf8')).trim()));
+    expect(pids.length).toBeGreaterThanOrEqual(4);
+    expect(pids.every(isAlive)).toBe(true);
+    await p.stop();
+    expect(p.supervisor.exitCode).toBe(0);
+    // exited processes may linger as zombies when nothing reaps them (pid 1 in a container): count those as gone
+    const gone = async (pid: number) => {
+      if (!isAlive(pid)) return true;
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+      return stat === '' || stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+    };
+    await waitFor(
+      'every process to exit',
+      async () => (await Promise.all(pids.map(gone))).every(Boolean),
+      15_000,
+    );
+  });
+});
