@@ -50,18 +50,7 @@ export function ratio(a: number, b: number): number {
 }
 
 /** A port that was free a moment ago on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => res(port));
-    });
-  });
-}
+export { freePort } from '../../test/helpers/postgres-server.ts';
 
 /**
  * A free port in 10000-19999, below the kernel's ephemeral range, for app processes that get restarted on the
