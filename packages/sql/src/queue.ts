@@ -288,6 +288,39 @@ export class Queue<T = unknown> {
     return rows.map((r) => toMessage<T>(r));
   }
 
+  /**
+   * Completes `ackIds` and claims up to `batchSize` messages in one round trip (the ack runs first, in the
+   * same statement). This is what `work()` uses to carry finished messages' acks on its next claim.
+   */
+  async ackAndDequeue(
+    ackIds: readonly number[],
+    batchSize = 1,
+    options: DequeueOptions = {},
+  ): Promise<QueueMessage<T>[]> {
+    const list = idList(ackIds);
+    if (list.length === 0) return this.dequeue(batchSize, options);
+    const fn = 'minipaas_queue_dequeue';
+    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH) {
+      throw new MinipaasSqlError(
+        `batch size must be an integer between 1 and ${MAX_BATCH}, got ${batchSize}`,
+        {
+          sqlFunction: fn,
+          queue: this.name,
+          code: '22023',
+        },
+      );
+    }
+    // The dequeue's argument depends on the ack's result, so the ack is evaluated first; both functions are
+    // volatile, so the claim sees the deletions.
+    const rows = await this.#call<RawMessage>(
+      fn,
+      `SELECT d.* FROM (SELECT ${this.#entry('ack')}($1::bigint[]) AS n) a,
+         LATERAL ${this.#entry('deq')}(CASE WHEN a.n >= 0 THEN $2::int ELSE $2::int END, $3::interval) d`,
+      [list, batchSize, this.#ms(options.visibilityTimeoutMs, 'visibilityTimeoutMs', fn)],
+    );
+    return rows.map((r) => toMessage<T>(r));
+  }
+
   /** Completes (deletes) messages. Returns how many were still there to delete. */
   async ack(ids: number | readonly number[]): Promise<number> {
     const list = idList(ids);
@@ -556,6 +589,7 @@ class Worker<T> implements QueueWorker {
     }
     let errorDelay = 0;
     let lastSweep = Date.now();
+    let carried: number[] = [];
     try {
       while (!stopSignal.aborted) {
         const free = this.#concurrency - this.#inFlight.size;
@@ -567,9 +601,19 @@ class Worker<T> implements QueueWorker {
         let batch: QueueMessage<T>[];
         try {
           const opts = visibilityTimeoutMs === undefined ? {} : { visibilityTimeoutMs };
-          batch = await this.#queue.dequeue(Math.min(this.#batchSize, free), opts);
+          // acks of handlers that finished while this loop waited for a slot ride along with the claim
+          carried = this.#acks;
+          this.#acks = [];
+          batch = await this.#queue.ackAndDequeue(carried, Math.min(this.#batchSize, free), opts);
+          carried = [];
           errorDelay = 0;
         } catch (err) {
+          if (carried.length > 0) {
+            // the acks may not have been applied: keep them (acking twice is harmless)
+            this.#acks.push(...carried);
+            carried = [];
+            this.#flushAcks();
+          }
           this.#report(err);
           errorDelay = Math.min(Math.max(errorDelay * 2, 100), 30_000);
           await sleep(errorDelay, stopSignal);
@@ -631,6 +675,9 @@ class Worker<T> implements QueueWorker {
 
   #ack(id: number) {
     this.#acks.push(id);
+    // The claim loop is blocked on a free slot, which this handler is about to release: it will carry the
+    // ack on its next claim (one round trip instead of two).
+    if (this.#wakeSlot && !this.#stop.signal.aborted) return;
     if (this.#ackScheduled) return;
     this.#ackScheduled = true;
     setImmediate(() => this.#flushAcks());

@@ -52,6 +52,26 @@ describe.each(backends)('queues on $name', (factory) => {
     expect((await new Queue(db, 'emails_q').metrics()).depth).toBe(0);
   });
 
+  it('ackAndDequeue completes the given ids before claiming, in one round trip', async () => {
+    const q = new Queue<{ n: number }>(b.db, 'ad_q');
+    await q.create();
+    await q.enqueueBatch([{ n: 1 }, { n: 2 }, { n: 3 }, { n: 4 }]);
+    const [first] = await q.dequeue(1);
+    const next = await q.ackAndDequeue([first!.id], 2);
+    expect(next.map((m) => m.payload.n)).toEqual([2, 3]);
+    const m = await q.metrics();
+    expect(m.depth).toBe(3); // 1 acked; 2 in flight, 1 ready
+    expect(m.inFlight).toBe(2);
+    const last = await q.ackAndDequeue(
+      next.map((x) => x.id),
+      10,
+    );
+    expect(last.map((x) => x.payload.n)).toEqual([4]);
+    expect(await q.ackAndDequeue([last[0]!.id], 10)).toEqual([]);
+    expect((await q.metrics()).depth).toBe(0);
+    await expect(q.ackAndDequeue([1], 0)).rejects.toThrow(/batch size/);
+  });
+
   it('acks what dequeue returned in one statement (array_agg example)', async () => {
     const q = new Queue<{ n: number }>(b.db, 'agg_q');
     await q.create();
