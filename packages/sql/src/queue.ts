@@ -270,6 +270,16 @@ export class Queue<T = unknown> {
   /** Claims up to `batchSize` (1..1000) ready messages; concurrent callers never get the same one. */
   async dequeue(batchSize = 1, options: DequeueOptions = {}): Promise<QueueMessage<T>[]> {
     const fn = 'minipaas_queue_dequeue';
+    this.#checkBatch(batchSize, fn);
+    const rows = await this.#call<RawMessage>(
+      fn,
+      `SELECT * FROM ${this.#entry('deq')}($1::int, $2::interval)`,
+      [batchSize, this.#ms(options.visibilityTimeoutMs, 'visibilityTimeoutMs', fn)],
+    );
+    return rows.map((r) => toMessage<T>(r));
+  }
+
+  #checkBatch(batchSize: number, fn: string): void {
     if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH) {
       throw new MinipaasSqlError(
         `batch size must be an integer between 1 and ${MAX_BATCH}, got ${batchSize}`,
@@ -280,12 +290,6 @@ export class Queue<T = unknown> {
         },
       );
     }
-    const rows = await this.#call<RawMessage>(
-      fn,
-      `SELECT * FROM ${this.#entry('deq')}($1::int, $2::interval)`,
-      [batchSize, this.#ms(options.visibilityTimeoutMs, 'visibilityTimeoutMs', fn)],
-    );
-    return rows.map((r) => toMessage<T>(r));
   }
 
   /**
@@ -300,16 +304,7 @@ export class Queue<T = unknown> {
     const list = idList(ackIds);
     if (list.length === 0) return this.dequeue(batchSize, options);
     const fn = 'minipaas_queue_dequeue';
-    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH) {
-      throw new MinipaasSqlError(
-        `batch size must be an integer between 1 and ${MAX_BATCH}, got ${batchSize}`,
-        {
-          sqlFunction: fn,
-          queue: this.name,
-          code: '22023',
-        },
-      );
-    }
+    this.#checkBatch(batchSize, fn);
     // The dequeue's argument depends on the ack's result, so the ack is evaluated first; both functions are
     // volatile, so the claim sees the deletions.
     const rows = await this.#call<RawMessage>(

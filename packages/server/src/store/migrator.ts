@@ -43,12 +43,15 @@ export async function migrateUp(runner: SqlRunner, migrations: Migration[]): Pro
   const applied: string[] = [];
   for (const m of migrations) {
     if (done.has(m.version)) continue;
-    await runner
-      .exec(`BEGIN;\n${m.up}\n;INSERT INTO schema_migrations (version) VALUES ('${m.version}');\nCOMMIT;`)
-      .catch(async (err: unknown) => {
-        await runner.exec('ROLLBACK').catch(() => undefined);
-        throw new Error(`migration ${m.version}_${m.name} failed: ${(err as Error).message}`, { cause: err });
-      });
+    await runner.exec('BEGIN');
+    try {
+      await runner.exec(m.up);
+      await runner.query('INSERT INTO schema_migrations (version) VALUES ($1)', [m.version]);
+      await runner.exec('COMMIT');
+    } catch (err) {
+      await runner.exec('ROLLBACK').catch(() => undefined);
+      throw new Error(`migration ${m.version}_${m.name} failed: ${(err as Error).message}`, { cause: err });
+    }
     applied.push(m.version);
   }
   return applied;
