@@ -37,6 +37,16 @@ export const configSchema = z
           .string()
           .regex(/^[a-z0-9.-]+$/i, 'baseDomain must be a host name')
           .default('localhost'),
+        /** Time a client has to send the complete request headers. */
+        headersTimeoutMs: z.coerce.number().int().min(100).max(600_000).default(10_000),
+        /** Time a client has to send the complete request (headers and body). */
+        requestTimeoutMs: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
+        /** Keep-alive connections idle this long are closed. */
+        idleTimeoutMs: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
+        /** Open connections one client address may hold. */
+        maxConnectionsPerClient: z.coerce.number().int().min(1).max(1_000_000).default(256),
+        /** Open connections the router holds in all (keep it below the agent's file-descriptor limit). */
+        maxConnections: z.coerce.number().int().min(1).max(1_000_000).default(8192),
       })
       .prefault({}),
     apps: z
@@ -62,6 +72,18 @@ export const configSchema = z
         keepReleases: z.coerce.number().int().min(1).max(100).default(5),
         /** How long a new release may take to become healthy before the deploy fails. */
         startTimeoutMs: z.coerce.number().int().min(1000).default(60_000),
+        /** Most instances one app may run, all process types together. */
+        maxInstancesPerApp: z.coerce.number().int().min(1).max(10_000).default(50),
+        /** Most instances the whole platform may run, all apps together. */
+        maxInstances: z.coerce.number().int().min(1).max(100_000).default(500),
+        /** Most process types one app may have (Procfile entries included). */
+        maxProcessTypes: z.coerce.number().int().min(1).max(100).default(20),
+        /**
+         * Range of uids/gids given to apps, one each, when the agent runs as root (see docs/security.md).
+         * Each app gets its own unprivileged user, created with the system tools.
+         */
+        uidMin: z.coerce.number().int().min(1000).max(4_000_000_000).default(70_000),
+        uidMax: z.coerce.number().int().min(1000).max(4_000_000_000).default(79_999),
       })
       .prefault({}),
     uploads: z
@@ -72,11 +94,41 @@ export const configSchema = z
           .int()
           .min(1024)
           .default(200 * 1024 * 1024),
+        /** Most bytes an upload may unpack to, all files together. */
+        maxUnpackedBytes: z.coerce
+          .number()
+          .int()
+          .min(1024)
+          .default(1024 * 1024 * 1024),
+        /** Largest single file inside an upload. */
+        maxFileBytes: z.coerce
+          .number()
+          .int()
+          .min(1024)
+          .default(256 * 1024 * 1024),
+        /** Most entries (files, directories, links) in an upload. */
+        maxEntries: z.coerce.number().int().min(1).default(100_000),
+        /** Largest unpacked/compressed ratio accepted once more than 1 MiB has been unpacked. */
+        maxRatio: z.coerce.number().min(1).default(200),
+      })
+      .prefault({}),
+    limits: z
+      .object({
+        /** Largest JSON request body on routes that are not uploads. */
+        jsonBodyBytes: z.coerce
+          .number()
+          .int()
+          .min(1024)
+          .default(1024 * 1024),
       })
       .prefault({}),
   })
   .refine((c) => c.apps.portMin <= c.apps.portMax, {
     message: 'apps.portMin must be <= apps.portMax',
+    path: ['apps'],
+  })
+  .refine((c) => c.apps.uidMin <= c.apps.uidMax, {
+    message: 'apps.uidMin must be <= apps.uidMax',
     path: ['apps'],
   });
 
@@ -112,6 +164,21 @@ const ENV_MAP: Array<[string, string[]]> = [
   ['MINIPAAS_KEEP_RELEASES', ['apps', 'keepReleases']],
   ['MINIPAAS_START_TIMEOUT_MS', ['apps', 'startTimeoutMs']],
   ['MINIPAAS_MAX_UPLOAD_BYTES', ['uploads', 'maxBytes']],
+  ['MINIPAAS_MAX_UNPACKED_BYTES', ['uploads', 'maxUnpackedBytes']],
+  ['MINIPAAS_MAX_FILE_BYTES', ['uploads', 'maxFileBytes']],
+  ['MINIPAAS_MAX_UPLOAD_ENTRIES', ['uploads', 'maxEntries']],
+  ['MINIPAAS_MAX_UPLOAD_RATIO', ['uploads', 'maxRatio']],
+  ['MINIPAAS_MAX_JSON_BODY_BYTES', ['limits', 'jsonBodyBytes']],
+  ['MINIPAAS_MAX_INSTANCES_PER_APP', ['apps', 'maxInstancesPerApp']],
+  ['MINIPAAS_MAX_INSTANCES', ['apps', 'maxInstances']],
+  ['MINIPAAS_MAX_PROCESS_TYPES', ['apps', 'maxProcessTypes']],
+  ['MINIPAAS_APP_UID_MIN', ['apps', 'uidMin']],
+  ['MINIPAAS_APP_UID_MAX', ['apps', 'uidMax']],
+  ['MINIPAAS_ROUTER_HEADERS_TIMEOUT_MS', ['router', 'headersTimeoutMs']],
+  ['MINIPAAS_ROUTER_REQUEST_TIMEOUT_MS', ['router', 'requestTimeoutMs']],
+  ['MINIPAAS_ROUTER_IDLE_TIMEOUT_MS', ['router', 'idleTimeoutMs']],
+  ['MINIPAAS_ROUTER_MAX_CONNECTIONS_PER_CLIENT', ['router', 'maxConnectionsPerClient']],
+  ['MINIPAAS_ROUTER_MAX_CONNECTIONS', ['router', 'maxConnections']],
 ];
 
 /** The environment variables the config module reads (for docs and `--help`). */
