@@ -1,5 +1,5 @@
 /** Parsing of command-line operands: `web=3`, `K=V`. */
-import { ENV_NAME_RE, PROCESS_TYPE_RE } from '@minipaas/core';
+import { ENV_NAME_RE, isProcessType } from '@minipaas/core';
 import { CliError } from './cli-error.ts';
 
 /** Parses `web=3 worker=1` into `{web: 3, worker: 1}`. A bare number means `web`. */
@@ -10,7 +10,7 @@ export function parseScaleArgs(args: readonly string[]): Record<string, number> 
     const m = /^(?:([^=]+)=)?(\d+)$/.exec(arg.trim());
     if (!m) throw new CliError(`invalid scale argument "${arg}": expected TYPE=COUNT, e.g. web=3`);
     const type = m[1] ?? 'web';
-    if (!PROCESS_TYPE_RE.test(type)) throw new CliError(`invalid process type "${type}" in "${arg}"`);
+    if (!isProcessType(type)) throw new CliError(`invalid process type "${type}" in "${arg}"`);
     const count = Number(m[2]);
     if (count > 100) throw new CliError(`invalid count in "${arg}": at most 100 instances`);
     out[type] = count;

@@ -241,9 +241,22 @@ async function readConfigFile(file: string): Promise<Record<string, unknown>> {
   return data as Record<string, unknown>;
 }
 
-/** Formats zod issues as `path: message` lines. */
+/** Problems listed in one validation message; the rest are counted, so hostile input cannot inflate it. */
+const MAX_ISSUES = 5;
+const MAX_ISSUE_CHARS = 200;
+
+function clip(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+/** Formats zod issues as `path: message` (the first few, each clipped; bounded whatever the input). */
 export function formatIssues(error: z.ZodError): string {
-  return error.issues.map((i) => `${i.path.length ? `${i.path.join('.')}: ` : ''}${i.message}`).join('; ');
+  const shown = error.issues.slice(0, MAX_ISSUES).map((i) => {
+    const path = i.path.length ? `${clip(i.path.slice(0, 5).map(String).join('.'), 80)}: ` : '';
+    return `${path}${clip(i.message, MAX_ISSUE_CHARS)}`;
+  });
+  const more = error.issues.length - shown.length;
+  return `${shown.join('; ')}${more > 0 ? ` (and ${more} more problem${more === 1 ? '' : 's'})` : ''}`;
 }
 
 /**

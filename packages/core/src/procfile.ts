@@ -1,5 +1,5 @@
 import { MinipaasError } from './errors.ts';
-import { PROCESS_TYPE_RE } from './names.ts';
+import { isProcessType } from './names.ts';
 
 /**
  * Parses a Procfile: one `type: command` per line; blank lines and `#` comments allowed.
@@ -16,10 +16,10 @@ export function parseProcfile(text: string): Record<string, string> {
     if (!m)
       throw new MinipaasError('MINIPAAS_ERR_VALIDATION', `Procfile line ${i + 1}: expected "type: command"`);
     const [, type = '', command = ''] = m;
-    if (!PROCESS_TYPE_RE.test(type)) {
+    if (!isProcessType(type)) {
       throw new MinipaasError(
         'MINIPAAS_ERR_VALIDATION',
-        `Procfile line ${i + 1}: invalid process type "${type}"`,
+        `Procfile line ${i + 1}: invalid process type "${type.slice(0, 40)}" (use 1-30 lowercase letters, digits, "-" or "_", starting with a letter)`,
       );
     }
     if (command.trim() === '') {

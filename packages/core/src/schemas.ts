@@ -1,6 +1,6 @@
 /** zod schemas of the REST API payloads, shared by server, CLI and dashboard. */
 import { z } from 'zod';
-import { appNameSchema, ENV_NAME_RE, PROCESS_TYPE_RE, processTypeSchema, slugify } from './names.ts';
+import { appNameSchema, ENV_NAME_RE, processTypeSchema, slugify } from './names.ts';
 
 function checkEnvKeys(r: Record<string, unknown>, ctx: z.RefinementCtx): void {
   const keys = Object.keys(r);
@@ -102,7 +102,7 @@ export const scaleSchema = z.union([
     .strict(),
   z.object({ processes: z.record(processTypeSchema, z.number().int().min(0).max(100)) }).strict(),
   z
-    .record(z.string().regex(PROCESS_TYPE_RE), z.number().int().min(0).max(100))
+    .record(processTypeSchema, z.number().int().min(0).max(100))
     .refine((r) => Object.keys(r).length > 0, 'give at least one process type'),
 ]);
 export type ScaleInput = z.infer<typeof scaleSchema>;
@@ -139,7 +139,7 @@ export const logsQuerySchema = z
       .enum(['true', 'false', '1', '0'])
       .optional()
       .transform((v) => v === 'true' || v === '1'),
-    process: z.string().regex(PROCESS_TYPE_RE).optional(),
+    process: processTypeSchema.optional(),
   })
   .strict();
 

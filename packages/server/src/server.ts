@@ -11,7 +11,7 @@ import pino, { type Logger } from 'pino';
 import type { ServerContext } from './context.ts';
 import { DeployService } from './deploy/deploy-service.ts';
 import { registerAuth } from './http/auth.ts';
-import { registerErrorHandling } from './http/error-handler.ts';
+import { frameworkErrors, registerErrorHandling, registerJsonParser } from './http/error-handler.ts';
 import { Reconciler } from './reconciler.ts';
 import { appRoutes } from './routes/apps.ts';
 import { deploymentRoutes } from './routes/deployments.ts';
@@ -48,6 +48,8 @@ export interface ControlPlane {
   ctx: ServerContext;
   /** The admin token when it was created by this start, else null. */
   createdAdminToken: string | null;
+  /** Every route the API serves, and whether it is public (tests prove each one is authenticated). */
+  routes: ReadonlyArray<{ method: string; url: string; public: boolean }>;
   listen(): Promise<string>;
   close(): Promise<void>;
 }
@@ -81,7 +83,8 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
 
   const app: FastifyInstance = Fastify({
     loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger,
-    bodyLimit: 1024 * 1024,
+    bodyLimit: config.limits.jsonBodyBytes,
+    frameworkErrors,
     return503OnClosing: true,
     forceCloseConnections: true,
   });
@@ -90,7 +93,14 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
     reply.header('x-frame-options', 'DENY');
     reply.header('referrer-policy', 'no-referrer');
   });
+  const routes: Array<{ method: string; url: string; public: boolean }> = [];
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat())
+      routes.push({ method, url: r.url, public: r.config?.public === true });
+  });
   registerErrorHandling(app);
+  registerJsonParser(app, config.limits.jsonBodyBytes);
+  // Authentication is decided by the matched route's config (see http/auth.ts), for every route.
   registerAuth(app, tokens);
   healthRoutes(app, ctx);
   statusRoutes(app, ctx);
@@ -106,6 +116,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
     app,
     ctx,
     createdAdminToken,
+    routes,
     async listen() {
       return app.listen({ host: config.api.host, port: config.api.port });
     },

@@ -284,6 +284,7 @@ export class DeployService {
         .where('version', '=', version as number)
         .executeTakeFirstOrThrow();
       const spec = buildSpec({ ...app, status: 'deploying' }, release);
+      await this.#d.apps.checkLimits(app, spec.processes);
       const types = Object.entries(spec.processes).map(([t, p]) => `${t}=${p.instances}`);
       await say(
         `-----> Starting ${types.join(' ') || 'no processes'} (health check: ${spec.healthcheck?.path ?? 'port accepts connections'})`,

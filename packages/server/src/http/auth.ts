@@ -1,3 +1,11 @@
+/**
+ * Authentication is a property of the matched route, never of the URL string: one hook runs for
+ * every request (every route, the 404 handler included) and lets it through without a token only
+ * when the route that Fastify matched declares `config: { public: true }`. Whatever spelling of a
+ * path reaches a route (percent-encoding, dot segments, letter case), the route's own config
+ * decides, so an encoded path cannot skip the check. Fail closed: a route without the flag,
+ * or a request that matched no route, needs a valid token.
+ */
 import { MinipaasError } from '@minipaas/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TokenIdentity, TokenService } from '../services/token-service.ts';
@@ -6,20 +14,32 @@ declare module 'fastify' {
   interface FastifyRequest {
     identity: TokenIdentity | null;
   }
+  interface FastifyContextConfig {
+    /** Serve this route without authentication (health checks only). Default false. */
+    public?: boolean;
+  }
 }
 
-/** Requires `Authorization: Bearer <token>` on every /api/v1 route. */
+/** The route config that marks a route as reachable without a token. */
+export const PUBLIC_ROUTE = { config: { public: true } } as const;
+
+/** True when the route Fastify matched for `req` is declared public. */
+export function isPublicRoute(req: FastifyRequest): boolean {
+  return req.routeOptions.config?.public === true;
+}
+
+/** Requires `Authorization: Bearer <token>` on every route that is not declared public. */
 export function registerAuth(app: FastifyInstance, tokens: TokenService): void {
   app.decorateRequest('identity', null);
   app.addHook('onRequest', async (req: FastifyRequest) => {
-    if (!req.url.startsWith('/api/')) return;
+    if (isPublicRoute(req)) return;
     const header = req.headers.authorization;
     if (!header)
       throw new MinipaasError(
         'MINIPAAS_ERR_UNAUTHENTICATED',
         'missing Authorization header: use "Authorization: Bearer <token>"',
       );
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    const m = /^Bearer[ \t]+([\x21-\x7e]{1,512})[ \t]*$/i.exec(header);
     if (!m)
       throw new MinipaasError(
         'MINIPAAS_ERR_UNAUTHENTICATED',

@@ -1,5 +1,5 @@
 /** The one place where domain errors become HTTP responses. */
-import { ERROR_CODES, type ErrorBody, type ErrorCode, isMinipaasError } from '@minipaas/core';
+import { ERROR_CODES, type ErrorBody, type ErrorCode, isMinipaasError, MinipaasError } from '@minipaas/core';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 const FASTIFY_CODES: Record<string, ErrorCode> = {
@@ -10,14 +10,72 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'MINIPAAS_ERR_VALIDATION',
 };
 
+/** Longest error message sent to a client: messages can quote input, and input can be huge. */
+const MAX_MESSAGE_CHARS = 1000;
+
 export function sendError(
   reply: FastifyReply,
   code: ErrorCode,
   message: string,
   details?: unknown,
 ): FastifyReply {
-  const body: ErrorBody = { error: { code, message, ...(details !== undefined ? { details } : {}) } };
+  const text = message.length > MAX_MESSAGE_CHARS ? `${message.slice(0, MAX_MESSAGE_CHARS - 1)}…` : message;
+  const body: ErrorBody = { error: { code, message: text, ...(details !== undefined ? { details } : {}) } };
   return reply.status(ERROR_CODES[code].status).type('application/json').send(body);
+}
+
+/**
+ * Errors Fastify raises before routing (a URL that is not valid percent-encoding, a path
+ * parameter over `maxParamLength`): answered in the documented error format, never Fastify's own.
+ * Pass as the `frameworkErrors` option of the Fastify factory.
+ */
+export function frameworkErrors(err: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    void sendError(reply, 'MINIPAAS_ERR_URI_TOO_LONG', 'a path segment of the URL is too long');
+    return;
+  }
+  void sendError(reply, 'MINIPAAS_ERR_VALIDATION', 'the URL is not validly percent-encoded');
+}
+
+/** Media types a JSON body may declare as its charset (JSON is UTF-8: RFC 8259 section 8.1). */
+const JSON_CHARSET_RE = /;\s*charset\s*=\s*"?([^";\s]+)"?/i;
+
+/**
+ * Replaces Fastify's JSON parser with the same parser (prototype-poisoning protection included)
+ * that refuses bodies declared in another charset than UTF-8, and JSON bodies larger than
+ * `jsonBodyBytes` whatever the route's upload limit.
+ */
+export function registerJsonParser(app: FastifyInstance, jsonBodyBytes: number): void {
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser(
+    'application/json',
+    { parseAs: 'string', bodyLimit: jsonBodyBytes },
+    (req, body, done) => {
+      const charset = JSON_CHARSET_RE.exec(req.headers['content-type'] ?? '')?.[1]?.toLowerCase();
+      if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+        done(
+          new MinipaasError(
+            'MINIPAAS_ERR_UNSUPPORTED_MEDIA',
+            `JSON bodies must be UTF-8 (got charset "${charset.slice(0, 40)}")`,
+          ),
+          undefined,
+        );
+        return;
+      }
+      if (Buffer.byteLength(body as string) > jsonBodyBytes) {
+        done(
+          new MinipaasError(
+            'MINIPAAS_ERR_PAYLOAD_TOO_LARGE',
+            `JSON body is larger than ${jsonBodyBytes} bytes (limits.jsonBodyBytes)`,
+          ),
+          undefined,
+        );
+        return;
+      }
+      parseJson(req, body as string, done);
+    },
+  );
 }
 
 export function registerErrorHandling(app: FastifyInstance): void {

@@ -1,10 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import type { ServerContext } from '../context.ts';
+import { PUBLIC_ROUTE } from '../http/auth.ts';
 
 export function healthRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  app.get('/health', async () => ({ status: 'ok', version: ctx.version }));
-  app.get('/health/live', async () => ({ status: 'live' }));
-  app.get('/health/ready', async (_req, reply) => {
+  app.get('/health', PUBLIC_ROUTE, async () => ({ status: 'ok', version: ctx.version }));
+  app.get('/health/live', PUBLIC_ROUTE, async () => ({ status: 'live' }));
+  app.get('/health/ready', PUBLIC_ROUTE, async (_req, reply) => {
     const checks: Record<string, string> = {};
     await ctx.store.ping().then(
       () => {

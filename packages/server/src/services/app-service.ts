@@ -3,17 +3,21 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   type AgentAppState,
+  APP_NAME_RE,
   type AppStatus,
   type AppView,
   type CreateAppInput,
   type MinipaasConfig,
   MinipaasError,
   type PatchAppInput,
+  type ProcessSpec,
+  UUID_RE,
 } from '@minipaas/core';
 import type { Kysely, Selectable } from 'kysely';
 import type { Logger } from 'pino';
 import type { RuntimeDriver } from '../runtime/runtime-driver.ts';
 import type { AppsTable, Database, ProcessOverride } from '../store/schema.ts';
+import { checkFormation, instanceTotal } from './formation.ts';
 import type { ProjectService } from './project-service.ts';
 import { buildSpec, defaultInstances, effectiveProcesses } from './spec-builder.ts';
 
@@ -110,6 +114,7 @@ export class AppService {
       };
     }
     if (input.command) processes.web = { ...processes.web, command: input.command };
+    await this.checkLimits({ id: '', name }, effectiveProcesses({ processes }, null));
     return this.#d.db
       .insertInto('apps')
       .values({
@@ -136,12 +141,21 @@ export class AppService {
     return q.execute();
   }
 
-  /** Finds an app by id or name. */
+  /**
+   * Finds an app by id (a UUID) or by name: the shape of `ref` decides which, so no app can be
+   * named like another app's id. Anything else is a 400 before any query.
+   */
   async get(ref: string): Promise<AppRow> {
+    const byId = UUID_RE.test(ref);
+    if (!byId && !APP_NAME_RE.test(ref))
+      throw new MinipaasError(
+        'MINIPAAS_ERR_VALIDATION',
+        `"${ref.slice(0, 60).replace(/[^\x20-\x7e]/g, '?')}" is neither an app name nor an app id`,
+      );
     const row = await this.#d.db
       .selectFrom('apps')
       .selectAll()
-      .where((eb) => eb.or([eb('id', '=', ref), eb('name', '=', ref)]))
+      .where(byId ? 'id' : 'name', '=', byId ? ref.toLowerCase() : ref)
       .executeTakeFirst();
     if (!row) throw new MinipaasError('MINIPAAS_ERR_APP_NOT_FOUND', `app "${ref}" not found`);
     return row;
@@ -174,16 +188,18 @@ export class AppService {
 
   async patch(ref: string, input: PatchAppInput): Promise<AppRow> {
     const app = await this.get(ref);
-    const env = { ...app.env };
+    // Null-prototype: a variable named like an Object.prototype member is just a key.
+    const env: Record<string, string> = Object.assign(Object.create(null), app.env);
     for (const [k, v] of Object.entries(input.env ?? {})) {
       if (v === null) delete env[k];
       else env[k] = v;
     }
     const processes = structuredClone(app.processes);
     for (const [type, p] of Object.entries(input.processes ?? {})) {
-      processes[type] = { ...processes[type], ...p };
+      processes[type] = { ...(Object.hasOwn(processes, type) ? processes[type] : {}), ...p };
     }
     if (input.command) processes.web = { ...processes.web, command: input.command };
+    if (input.processes || input.command) await this.checkLimits(app, await this.#effective(app, processes));
     const updated = await this.#d.db
       .updateTable('apps')
       .set({
@@ -201,22 +217,121 @@ export class AppService {
       .returningAll()
       .executeTakeFirstOrThrow();
     if (updated.status === 'stopped') await this.#d.driver.remove(updated.name);
-    else await this.apply(updated);
+    else {
+      try {
+        await this.apply(updated);
+      } catch (err) {
+        // The runtime refused the new desired state as invalid: put the old one back.
+        if (err instanceof MinipaasError && err.status >= 400 && err.status < 500) {
+          await this.#d.db
+            .updateTable('apps')
+            .set({
+              env: JSON.stringify(app.env),
+              processes: JSON.stringify(app.processes),
+              description: app.description,
+              healthcheck_path: app.healthcheck_path,
+              status: app.status,
+              updated_at: app.updated_at,
+            })
+            .where('id', '=', app.id)
+            .execute();
+        }
+        throw err;
+      }
+    }
+    return updated;
+  }
+
+  /** The app's process table with its current release's commands (what scaling may address). */
+  async #effective(app: AppRow, processes: AppRow['processes']): Promise<Record<string, ProcessSpec>> {
+    const release = app.current_release
+      ? await this.#d.db
+          .selectFrom('releases')
+          .select('commands')
+          .where('app_id', '=', app.id)
+          .where('version', '=', app.current_release)
+          .executeTakeFirst()
+      : null;
+    return effectiveProcesses({ processes }, release ?? null);
+  }
+
+  /** Instances the other apps are meant to run (stopped apps run none). */
+  async #instancesElsewhere(appId: string): Promise<number> {
+    const rows = await this.#d.db
+      .selectFrom('apps')
+      .leftJoin('releases', (j) =>
+        j.onRef('releases.app_id', '=', 'apps.id').onRef('releases.version', '=', 'apps.current_release'),
+      )
+      .select(['apps.id', 'apps.status', 'apps.processes', 'releases.commands'])
+      .where('apps.id', '!=', appId)
+      .execute();
+    let n = 0;
+    for (const r of rows) {
+      if (r.status === 'stopped') continue;
+      n += instanceTotal(
+        effectiveProcesses({ processes: r.processes }, r.commands ? { commands: r.commands } : null),
+      );
+    }
+    return n;
+  }
+
+  /** Throws when `processes` (the app's whole formation) would exceed a configured limit. */
+  async checkLimits(app: Pick<AppRow, 'id' | 'name'>, processes: Record<string, ProcessSpec>): Promise<void> {
+    checkFormation(app.name, processes, await this.#instancesElsewhere(app.id), this.#d.config.apps);
+  }
+
+  /**
+   * Saves the app's new process table and pushes it to the runtime. Limits are checked first; when
+   * the runtime refuses the result as invalid (a 4xx), the previous row is restored, so a rejected
+   * request changes nothing.
+   */
+  async #saveFormation(app: AppRow, processes: AppRow['processes'], extra: Partial<{ env: string }> = {}) {
+    const updated = await this.#d.db
+      .updateTable('apps')
+      .set({ processes: JSON.stringify(processes), updated_at: new Date(), ...extra })
+      .where('id', '=', app.id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    try {
+      await this.apply(updated);
+    } catch (err) {
+      if (err instanceof MinipaasError && err.status >= 400 && err.status < 500) {
+        await this.#d.db
+          .updateTable('apps')
+          .set({
+            processes: JSON.stringify(app.processes),
+            env: JSON.stringify(app.env),
+            updated_at: app.updated_at,
+          })
+          .where('id', '=', app.id)
+          .execute();
+      }
+      throw err;
+    }
     return updated;
   }
 
   async scale(ref: string, counts: Record<string, number>): Promise<AppRow> {
     const app = await this.get(ref);
-    const processes = structuredClone(app.processes);
-    for (const [type, n] of Object.entries(counts)) processes[type] = { ...processes[type], instances: n };
-    const updated = await this.#d.db
-      .updateTable('apps')
-      .set({ processes: JSON.stringify(processes), updated_at: new Date() })
-      .where('id', '=', app.id)
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    await this.apply(updated);
-    return updated;
+    const current = await this.#effective(app, app.processes);
+    const processes: AppRow['processes'] = structuredClone(app.processes);
+    for (const [type, n] of Object.entries(counts)) {
+      // Before the first release only `web` may be sized ahead (seed 002 scales a new service).
+      const ahead = type === 'web' && !app.current_release;
+      if (!Object.hasOwn(current, type) && !ahead) {
+        const known = Object.keys(current);
+        throw new MinipaasError(
+          'MINIPAAS_ERR_VALIDATION',
+          `app "${app.name}" has no process type "${type}"${known.length ? ` (it has: ${known.join(', ')})` : app.current_release ? '' : '; deploy it first'}`,
+        );
+      }
+      processes[type] = { ...(Object.hasOwn(processes, type) ? processes[type] : {}), instances: n };
+    }
+    const next = await this.#effective(app, processes);
+    for (const [type, n] of Object.entries(counts))
+      if (!Object.hasOwn(next, type)) next[type] = { command: '', instances: n };
+    await this.checkLimits(app, next);
+    return this.#saveFormation(app, processes);
   }
 
   async delete(ref: string): Promise<void> {

@@ -52,6 +52,12 @@ export class ProjectService {
 
   /** Finds a project by id or slug. */
   async get(ref: string): Promise<ProjectView> {
+    // Ids are UUIDs (or "default"), slugs are [a-z0-9-]: anything else is bad input, not a query.
+    if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/.test(ref))
+      throw new MinipaasError(
+        'MINIPAAS_ERR_VALIDATION',
+        `"${ref.slice(0, 60).replace(/[^\x20-\x7e]/g, '?')}" is neither a project slug nor a project id`,
+      );
     const row = await this.#db
       .selectFrom('projects')
       .selectAll()

@@ -1,4 +1,4 @@
-import type { AppSpec, ProcessSpec } from '@minipaas/core';
+import { type AppSpec, type AppUser, isProcessType, type ProcessSpec } from '@minipaas/core';
 import type { Selectable } from 'kysely';
 import type { AppsTable, ReleasesTable } from '../store/schema.ts';
 
@@ -10,24 +10,55 @@ export function defaultInstances(_type: string): number {
   return 1;
 }
 
+/** `map[key]` only when it is the map's own property (never an inherited `constructor` & co). */
+function own<T>(map: Readonly<Record<string, T>> | null | undefined, key: string): T | undefined {
+  return map && Object.hasOwn(map, key) ? map[key] : undefined;
+}
+
 /** Effective process table: release commands, overridden by the app's commands and counts. */
 export function effectiveProcesses(
   app: Pick<Selectable<AppsTable>, 'processes'>,
   release: Pick<Selectable<ReleasesTable>, 'commands'> | null,
 ): Record<string, ProcessSpec> {
-  const out: Record<string, ProcessSpec> = {};
+  const out: Record<string, ProcessSpec> = Object.create(null);
   const types = new Set([...Object.keys(release?.commands ?? {}), ...Object.keys(app.processes)]);
   for (const type of types) {
-    if (ONE_OFF_TYPES.has(type)) continue;
-    const command = app.processes[type]?.command ?? release?.commands[type];
-    if (!command) continue;
-    out[type] = { command, instances: app.processes[type]?.instances ?? defaultInstances(type) };
+    if (ONE_OFF_TYPES.has(type) || !isProcessType(type)) continue;
+    const override = own(app.processes, type);
+    const command = override?.command ?? own(release?.commands, type);
+    if (typeof command !== 'string' || !command) continue;
+    out[type] = { command, instances: override?.instances ?? defaultInstances(type) };
   }
-  return out;
+  return { ...out };
 }
 
-/** The desired state the runtime gets for an app at a release. */
-export function buildSpec(app: Selectable<AppsTable>, release: Selectable<ReleasesTable>): AppSpec {
+/** Env var names whose values are treated as secrets and masked in captured app logs. */
+const SECRET_NAME_RE =
+  /(SECRET|TOKEN|PASSW(OR)?D|PASSPHRASE|PRIVATE|CREDENTIAL|API_?KEY|ACCESS_?KEY|AUTH|_KEY$|^KEY$|_DSN$)/i;
+/** A URL with a password in it (`scheme://user:password@host`), whatever its variable's name. */
+const URL_WITH_PASSWORD_RE = /^[a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:[^/\s@]+@/i;
+/** Shorter values are not masked: masking "1" or "true" would garble every log line. */
+const MIN_MASKED_LENGTH = 6;
+
+/**
+ * Values of the env vars that look like secrets: by name (`*_TOKEN`, `*_SECRET`, `*PASSWORD*`,
+ * `*_KEY`, ...), and URLs that carry a password (masked whole). Until secrets are a kind of
+ * config of their own, this is how captured app logs keep them out.
+ */
+export function secretValues(env: Readonly<Record<string, string>>): string[] {
+  const out = new Set<string>();
+  for (const [k, v] of Object.entries(env)) {
+    if (v.length >= MIN_MASKED_LENGTH && (SECRET_NAME_RE.test(k) || URL_WITH_PASSWORD_RE.test(v))) out.add(v);
+  }
+  return [...out].sort((a, b) => b.length - a.length);
+}
+
+/** The desired state the runtime gets for an app at a release, run as `user` when it has its own. */
+export function buildSpec(
+  app: Selectable<AppsTable>,
+  release: Selectable<ReleasesTable>,
+  user?: AppUser,
+): AppSpec {
   const spec: AppSpec = {
     name: app.name,
     release: `v${release.version}`,
@@ -35,6 +66,9 @@ export function buildSpec(app: Selectable<AppsTable>, release: Selectable<Releas
     env: { ...release.env, ...app.env },
     processes: effectiveProcesses(app, release),
   };
+  const masked = secretValues(spec.env);
+  if (masked.length > 0) spec.maskValues = masked;
   if (app.healthcheck_path) spec.healthcheck = { path: app.healthcheck_path };
+  if (user) spec.user = user;
   return spec;
 }
