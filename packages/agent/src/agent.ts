@@ -108,6 +108,11 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
       host: options.router?.host ?? config.router.host,
       port: options.router?.port ?? config.router.port,
       baseDomain: config.router.baseDomain,
+      headersTimeoutMs: config.router.headersTimeoutMs,
+      requestTimeoutMs: config.router.requestTimeoutMs,
+      idleTimeoutMs: config.router.idleTimeoutMs,
+      maxConnectionsPerClient: config.router.maxConnectionsPerClient,
+      maxConnections: config.router.maxConnections,
       resolve: (app) => supervisor.routeTargets(app),
       logger: logger.child({ component: 'router' }),
     });

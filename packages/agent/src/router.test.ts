@@ -1,5 +1,9 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { routeRequest, stripHopByHop } from './router.ts';
+import { connectionCap, fdSoftLimit } from './connection-limits.ts';
+import { absoluteTarget, routeRequest, stripHopByHop } from './router.ts';
 
 describe('routeRequest', () => {
   it('routes by host, ignoring the port', () => {
@@ -52,5 +56,57 @@ describe('stripHopByHop', () => {
         'content-type': 'text/plain',
       }),
     ).toEqual({ 'x-kept': 'yes', 'content-type': 'text/plain' });
+  });
+});
+
+describe('absoluteTarget', () => {
+  it('splits an absolute-form target into authority and origin-form path', () => {
+    expect(absoluteTarget('http://x.localhost/a/b?c=1')).toEqual({ host: 'x.localhost', path: '/a/b?c=1' });
+    expect(absoluteTarget('HTTPS://X.localhost:8443')).toEqual({ host: 'X.localhost:8443', path: '/' });
+    expect(absoluteTarget('http://[::1]:8080?q')).toEqual({ host: '[::1]:8080', path: '/?q' });
+  });
+  it('refuses what is no http URL or carries userinfo', () => {
+    for (const t of [
+      '*',
+      'x.localhost:80',
+      'ftp://x/',
+      'http://',
+      'http:///x',
+      'http://u:p@x.localhost/',
+      'http:x',
+    ]) {
+      expect(absoluteTarget(t), t).toBeNull();
+    }
+  });
+});
+
+describe('connection limits and the file-descriptor limit', () => {
+  it('keeps the configured global limit when it fits, else a safe share of the soft limit', () => {
+    expect(connectionCap(8192, 20_000)).toBe(8192);
+    expect(connectionCap(8192, 1024)).toBe(384);
+    expect(connectionCap(8192, 65_536)).toBe(8192);
+    expect(connectionCap(100_000, 65_536)).toBe(32_256);
+    expect(connectionCap(8192, null)).toBe(8192);
+    expect(connectionCap(8192, 2)).toBe(1);
+  });
+  it('reads the soft limit from a limits file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mp-limits-'));
+    try {
+      const file = join(dir, 'limits');
+      writeFileSync(
+        file,
+        'Limit                     Soft Limit           Hard Limit           Units\n' +
+          'Max processes             63711                63711                processes\n' +
+          'Max open files            4096                 524288               files\n',
+      );
+      expect(fdSoftLimit(file)).toBe(4096);
+      writeFileSync(file, 'Max open files            unlimited            unlimited            files\n');
+      expect(fdSoftLimit(file)).toBeNull();
+      expect(fdSoftLimit(join(dir, 'missing'))).toBeNull();
+      // This process: whatever the system says, a positive number on Linux.
+      if (process.platform === 'linux') expect(fdSoftLimit()).toBeGreaterThan(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -12,6 +12,7 @@ import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { APP_NAME_RE } from '@minipaas/core';
 import type { Logger } from 'pino';
+import { ClientConnectionLimiter, connectionCap, fdSoftLimit, plainAddress } from './connection-limits.ts';
 
 /** An upstream the router can send requests to (an app's healthy web instance). */
 export interface RouteTarget {
@@ -31,12 +32,41 @@ export interface RouterOptions {
   /** Healthy targets of an app, or null when no such app exists. Called on every request. */
   resolve(app: string): RouteTarget[] | null;
   logger?: Logger;
+  /**
+   * Time a client has to send the complete request headers, from the connection's first byte (or
+   * its opening) on; slowloris clients are answered 408 and closed. Capped at `requestTimeoutMs`.
+   * Default 10 s (`router.headersTimeoutMs`).
+   */
+  headersTimeoutMs?: number;
+  /**
+   * Time a client has to send the complete request, headers and body: a body trickling in after the
+   * headers of a proxied request is cut here (408, connection closed, upstream request aborted). The
+   * response may take longer; WebSocket connections are not cut. Default 60 s
+   * (`router.requestTimeoutMs`).
+   */
+  requestTimeoutMs?: number;
+  /** A keep-alive connection idle this long between requests is closed. Default 60 s (`router.idleTimeoutMs`). */
+  idleTimeoutMs?: number;
+  /**
+   * Open connections (WebSockets included) one client address may hold; more are closed at once.
+   * Behind another proxy every client shares its address: raise this. Default 256
+   * (`router.maxConnectionsPerClient`).
+   */
+  maxConnectionsPerClient?: number;
+  /**
+   * Open connections the router holds in all (WebSockets included); more are closed at once. Capped
+   * to a safe share of the process's file-descriptor soft limit (see `connectionCap`). Default 8192
+   * (`router.maxConnections`).
+   */
+  maxConnections?: number;
 }
 
 export interface RouterHandle {
   server: Server;
   host: string;
   port: number;
+  /** The global connection limit in force (`maxConnections` after the file-descriptor cap). */
+  maxConnections: number;
   close(): Promise<void>;
 }
 
@@ -87,42 +117,89 @@ export function routeRequest(hostHeader: string | undefined, url: string, baseDo
   return { kind: 'unknown' };
 }
 
-function connectionTokens(v: string | string[] | undefined): Set<string> {
-  const s = Array.isArray(v) ? v.join(',') : (v ?? '');
-  return new Set(
-    s
-      .split(',')
-      .map((t) => t.trim().toLowerCase())
-      .filter(Boolean),
-  );
+/** Header names listed in `Connection` (lower case), or null when it names none but keep-alive/close. */
+function connectionTokens(v: string | string[] | undefined): Set<string> | null {
+  if (v === undefined) return null;
+  const s = Array.isArray(v) ? v.join(',') : v;
+  if (!s.includes(',')) {
+    const t = s.trim().toLowerCase();
+    return t === '' || t === 'keep-alive' || t === 'close' ? null : new Set([t]);
+  }
+  const named = new Set<string>();
+  for (const t of s.split(',')) {
+    const n = t.trim().toLowerCase();
+    if (n) named.add(n);
+  }
+  return named;
 }
 
-/** Copies headers without hop-by-hop ones (including those named by `Connection`). */
-export function stripHopByHop(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
+/**
+ * Copies headers without hop-by-hop ones, those named by `Connection` and, with `dropForwarding`,
+ * the forwarding headers a client may not set (`Forwarded`, `X-Real-IP`, `X-Forwarded-*`).
+ */
+function copyHeaders(headers: IncomingHttpHeaders, dropForwarding: boolean): OutgoingHttpHeaders {
   const named = connectionTokens(headers.connection);
   const out: OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(headers)) {
-    if (v === undefined || HOP_BY_HOP.has(k) || named.has(k)) continue;
+  for (const k of Object.keys(headers)) {
+    const v = headers[k];
+    if (v === undefined || HOP_BY_HOP.has(k) || named?.has(k)) continue;
+    if (dropForwarding && (k === 'forwarded' || k === 'x-real-ip' || k.startsWith('x-forwarded-'))) continue;
     out[k] = v;
   }
   return out;
 }
 
-function clientAddress(req: IncomingMessage): string {
-  const a = req.socket.remoteAddress ?? '';
-  return a.startsWith('::ffff:') ? a.slice(7) : a;
+/** Copies headers without hop-by-hop ones (including those named by `Connection`). */
+export function stripHopByHop(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
+  return copyHeaders(headers, false);
 }
 
-function forwardHeaders(req: IncomingMessage, prefix: string | undefined): OutgoingHttpHeaders {
-  const h = stripHopByHop(req.headers);
-  const prior = req.headers['x-forwarded-for'];
-  const addr = clientAddress(req);
-  h['x-forwarded-for'] = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${addr}` : addr;
+const TOKEN_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** A `Forwarded` parameter value (RFC 7239): a token, or a quoted string. */
+function forwardedValue(v: string): string {
+  return TOKEN_RE.test(v) ? v : `"${v.replace(/["\\]/g, '\\$&')}"`;
+}
+
+/**
+ * The headers sent upstream. The router is the edge: whatever forwarding headers the client sent
+ * are dropped (they would let it claim any address) and set from what the router saw. `host` is
+ * the authority the request was routed by (the Host header, or the absolute-form target's).
+ */
+function forwardHeaders(
+  req: IncomingMessage,
+  host: string | undefined,
+  prefix: string | undefined,
+): OutgoingHttpHeaders {
+  const h = copyHeaders(req.headers, true);
+  const addr = plainAddress(req.socket.remoteAddress);
+  h['x-forwarded-for'] = addr;
+  h['x-real-ip'] = addr;
   h['x-forwarded-proto'] = 'http';
-  if (req.headers.host) h['x-forwarded-host'] = req.headers.host;
+  let forwarded = `for=${addr === '' ? 'unknown' : addr.includes(':') ? `"[${addr}]"` : addr};proto=http`;
+  if (host) {
+    h.host = host;
+    h['x-forwarded-host'] = host;
+    forwarded += `;host=${forwardedValue(host)}`;
+  }
+  h.forwarded = forwarded;
   if (prefix) h['x-forwarded-prefix'] = prefix;
-  else delete h['x-forwarded-prefix'];
   return h;
+}
+
+/**
+ * Splits an absolute-form request target (`GET http://app.example.com/x HTTP/1.1`, RFC 9112
+ * §3.2.2) into its authority and origin-form path; null when it is no http(s) URL or carries
+ * userinfo. The router accepts absolute-form as RFC 9112 requires of a server: it routes by the
+ * target's authority, ignoring the Host header, and sends the app the origin-form path with Host
+ * set to that authority, so the app sees the request the router routed. Other forms (`*`,
+ * authority-form) are answered 400.
+ */
+export function absoluteTarget(url: string): { host: string; path: string } | null {
+  const m = /^https?:\/\/([^/?#@]+)([/?][^#]*)?$/i.exec(url);
+  if (!m) return null;
+  const path = m[2] ?? '/';
+  return { host: m[1] as string, path: path.charCodeAt(0) === 63 /* ? */ ? `/${path}` : path };
 }
 
 function escapeHtml(s: string): string {
@@ -154,6 +231,8 @@ function page(
   res.end(body);
 }
 
+const BAD_TARGET = 'The request target must be a path or an absolute http URL.';
+
 function rawError(socket: Duplex, status: number, reason: string): void {
   if (socket.writable) {
     socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
@@ -167,15 +246,63 @@ export class Router {
   private readonly agent = new HttpAgent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' });
   private readonly rr = new Map<string, number>();
   private readonly upgraded = new Set<Socket>();
+  private readonly perClient: ClientConnectionLimiter;
+  private dropped = 0;
+  private lastLimitWarning = 0;
   readonly server: Server;
+  /** The global connection limit in force (`maxConnections` capped below the descriptor limit). */
+  readonly maxConnections: number;
 
   constructor(opts: RouterOptions) {
     this.opts = opts;
-    this.server = createServer((req, res) => this.handle(req, res));
+    const requestTimeout = opts.requestTimeoutMs ?? 60_000;
+    // node:http refuses a headers timeout above the request timeout.
+    const headersTimeout = Math.min(opts.headersTimeoutMs ?? 10_000, requestTimeout);
+    this.server = createServer(
+      {
+        headersTimeout,
+        requestTimeout,
+        // How often node:http looks for requests past those timeouts (its default is 30 s, which
+        // would let a slowloris client hold a connection three times the headers timeout).
+        connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(headersTimeout / 4))),
+        keepAliveTimeout: opts.idleTimeoutMs ?? 60_000,
+      },
+      (req, res) => this.handle(req, res),
+    );
+    const configured = opts.maxConnections ?? 8192;
+    const fds = fdSoftLimit();
+    this.maxConnections = connectionCap(configured, fds);
+    if (this.maxConnections < configured) {
+      opts.logger?.warn(
+        { configured, fdSoftLimit: fds, maxConnections: this.maxConnections },
+        'router.maxConnections lowered to stay below the file-descriptor limit',
+      );
+    }
+    // Over the global limit node:net closes a new connection as soon as it is accepted ('drop').
+    this.server.maxConnections = this.maxConnections;
+    this.server.on('drop', () => this.limitHit('maxConnections'));
+    this.perClient = new ClientConnectionLimiter(opts.maxConnectionsPerClient ?? 256);
+    this.server.on('connection', (socket: Socket) => {
+      if (!this.perClient.admit(socket)) {
+        socket.destroy();
+        this.limitHit('maxConnectionsPerClient');
+      }
+    });
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.upgrade(req, socket, head),
     );
-    this.server.on('clientError', (_err, socket) => rawError(socket, 400, 'Bad Request'));
+    // No 'clientError' listener: node:http's own answers 400/408/431 unless a response has started,
+    // and closes the connection (a request past its timeout ends here).
+  }
+
+  /** Counts a refused connection; warns at most every 10 s, with the count since the last warning. */
+  private limitHit(limit: 'maxConnections' | 'maxConnectionsPerClient'): void {
+    this.dropped++;
+    const now = Date.now();
+    if (now - this.lastLimitWarning < 10_000) return;
+    this.lastLimitWarning = now;
+    this.opts.logger?.warn({ limit, refused: this.dropped }, 'router refusing connections over its limit');
+    this.dropped = 0;
   }
 
   /** Picks the next target round-robin, skipping `tried`. */
@@ -211,7 +338,18 @@ export class Router {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
-    const route = routeRequest(req.headers.host, req.url ?? '/', this.opts.baseDomain);
+    let host = req.headers.host;
+    let url = req.url ?? '/';
+    if (url.charCodeAt(0) !== 47 /* / */) {
+      const t = absoluteTarget(url);
+      if (!t) {
+        page(res, 400, 'Bad request', BAD_TARGET);
+        return;
+      }
+      host = t.host;
+      url = t.path;
+    }
+    const route = routeRequest(host, url, this.opts.baseDomain);
     if (route.kind === 'redirect') {
       res.writeHead(308, { location: route.location, 'content-length': 0 });
       res.end();
@@ -232,7 +370,7 @@ export class Router {
     }
     const targets = this.resolveOr(res, route);
     if (!targets) return;
-    this.proxy(req, res, route, targets);
+    this.proxy(req, res, route, targets, host);
   }
 
   private proxy(
@@ -240,8 +378,9 @@ export class Router {
     res: ServerResponse,
     route: Route & { kind: 'app' },
     targets: RouteTarget[],
+    host: string | undefined,
   ): void {
-    const headers = forwardHeaders(req, route.prefix);
+    const headers = forwardHeaders(req, host, route.prefix);
     const method = req.method ?? 'GET';
     const tried = new Set<RouteTarget>();
     let current: { target: RouteTarget; up: ReturnType<typeof request> } | null = null;
@@ -323,7 +462,18 @@ export class Router {
   }
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const route = routeRequest(req.headers.host, req.url ?? '/', this.opts.baseDomain);
+    let host = req.headers.host;
+    let url = req.url ?? '/';
+    if (url.charCodeAt(0) !== 47 /* / */) {
+      const t = absoluteTarget(url);
+      if (!t) {
+        rawError(socket, 400, 'Bad Request');
+        return;
+      }
+      host = t.host;
+      url = t.path;
+    }
+    const route = routeRequest(host, url, this.opts.baseDomain);
     if (route.kind !== 'app') {
       rawError(socket, 404, 'Not Found');
       return;
@@ -333,7 +483,7 @@ export class Router {
       rawError(socket, targets === null ? 404 : 503, targets === null ? 'Not Found' : 'Service Unavailable');
       return;
     }
-    const headers = forwardHeaders(req, route.prefix);
+    const headers = forwardHeaders(req, host, route.prefix);
     headers.connection = 'Upgrade';
     if (req.headers.upgrade) headers.upgrade = req.headers.upgrade;
     let lines = `${req.method ?? 'GET'} ${route.path} HTTP/1.1\r\n`;
@@ -386,7 +536,13 @@ export class Router {
     });
     const addr = this.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : this.opts.port;
-    return { server: this.server, host, port, close: () => this.close() };
+    return {
+      server: this.server,
+      host,
+      port,
+      maxConnections: this.maxConnections,
+      close: () => this.close(),
+    };
   }
 
   async close(): Promise<void> {

@@ -72,10 +72,10 @@ describe('router in front of real app processes', () => {
     expect(r.headers['x-hop']).toBeUndefined();
   });
 
-  it('appends to an incoming X-Forwarded-For', async () => {
+  it('replaces an incoming X-Forwarded-For: the router is the edge', async () => {
     const r = await httpGet(port, '/', 'echo.localhost', { headers: { 'x-forwarded-for': '10.1.2.3' } });
     expect((JSON.parse(r.body) as { headers: Record<string, string> }).headers['x-forwarded-for']).toBe(
-      '10.1.2.3, 127.0.0.1',
+      '127.0.0.1',
     );
   });
 
