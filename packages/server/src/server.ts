@@ -11,7 +11,12 @@ import pino, { type Logger } from 'pino';
 import type { ServerContext } from './context.ts';
 import { DeployService } from './deploy/deploy-service.ts';
 import { registerAuth } from './http/auth.ts';
-import { frameworkErrors, registerErrorHandling, registerJsonParser } from './http/error-handler.ts';
+import {
+  clientErrorHandler,
+  frameworkErrors,
+  registerErrorHandling,
+  registerJsonParser,
+} from './http/error-handler.ts';
 import { Reconciler } from './reconciler.ts';
 import { appRoutes } from './routes/apps.ts';
 import { deploymentRoutes } from './routes/deployments.ts';
@@ -85,6 +90,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
     loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger,
     bodyLimit: config.limits.jsonBodyBytes,
     frameworkErrors,
+    clientErrorHandler,
     return503OnClosing: true,
     forceCloseConnections: true,
   });

@@ -6,6 +6,7 @@
 
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AgentClient, type AgentHandle, startAgent } from '@minipaas/agent';
@@ -428,6 +429,20 @@ describe('rejected requests change nothing', () => {
       400,
     );
     expect(badUrl.json().error.code).toBe('MINIPAAS_ERR_VALIDATION');
+    // Not even HTTP: still the documented error format.
+    const garbage = await new Promise<string>((resolve, reject) => {
+      const sock = connect(port, '127.0.0.1', () => sock.end('GET /api/v1/apps HTTP/1.1\r\nHost x\r\n\r\n'));
+      let text = '';
+      sock.on('data', (c: Buffer) => {
+        text += c.toString();
+      });
+      sock.on('close', () => resolve(text));
+      sock.on('error', reject);
+    });
+    expect(garbage).toMatch(/^HTTP\/1.1 400 /);
+    expect(JSON.parse(garbage.slice(garbage.indexOf('\r\n\r\n') + 4)).error.code).toBe(
+      'MINIPAAS_ERR_VALIDATION',
+    );
     // A megabyte of binary where JSON is expected: a short message, not one entry per byte.
     const binary = Buffer.alloc(1024 * 1024 - 100, 7);
     for (const ct of ['application/octet-stream', 'application/json', 'text/plain']) {
@@ -485,5 +500,40 @@ describe('rejected requests change nothing', () => {
       payload: '{"name":"narrow"}',
     });
     expect(ok.statusCode).toBe(201);
+  });
+});
+
+describe('secrets in captured logs', () => {
+  it('masks the values of secret-looking env vars in what the app prints', async () => {
+    const secret = 'sk_live_7f3a9c2e1b';
+    const created = await cp.app.inject({
+      method: 'POST',
+      url: '/api/v1/apps',
+      headers: auth,
+      payload: { name: 'leaky', env: { STRIPE_SECRET_KEY: secret, GREETING: 'hello-world' } },
+    });
+    expect(created.statusCode).toBe(201);
+    const command = `node -e "console.log('key=' + process.env.STRIPE_SECRET_KEY + ' greeting=' + process.env.GREETING); require('http').createServer((q, s) => s.end('ok')).listen(process.env.PORT)"`;
+    const d = await cp.app.inject({
+      method: 'POST',
+      url: '/api/v1/apps/leaky/deploy',
+      headers: auth,
+      payload: { command },
+    });
+    expect(d.statusCode).toBe(202);
+    const deadline = Date.now() + 30_000;
+    let lines: Array<{ line: string }> = [];
+    while (Date.now() < deadline) {
+      const r = await cp.app.inject({ method: 'GET', url: '/api/v1/apps/leaky/logs?tail=50', headers: auth });
+      lines = r.json().lines;
+      if (lines.some((l) => l.line.startsWith('key='))) break;
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    const printed = lines.find((l) => l.line.startsWith('key='))?.line;
+    expect(printed).toBe('key=******** greeting=hello-world');
+    expect(JSON.stringify(lines)).not.toContain(secret);
+    expect(
+      (await cp.app.inject({ method: 'DELETE', url: '/api/v1/apps/leaky', headers: auth })).statusCode,
+    ).toBe(204);
   });
 });

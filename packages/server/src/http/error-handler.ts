@@ -1,4 +1,6 @@
 /** The one place where domain errors become HTTP responses. */
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { ERROR_CODES, type ErrorBody, type ErrorCode, isMinipaasError, MinipaasError } from '@minipaas/core';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
@@ -35,6 +37,28 @@ export function frameworkErrors(err: FastifyError, _req: FastifyRequest, reply: 
     return;
   }
   void sendError(reply, 'MINIPAAS_ERR_VALIDATION', 'the URL is not validly percent-encoded');
+}
+
+/**
+ * Requests that are not even valid HTTP (a malformed request line, headers over the size limit,
+ * a client too slow to send them): answered in the documented error format, then closed.
+ * Pass as the `clientErrorHandler` option of the Fastify factory.
+ */
+export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, code, message]: [number, ErrorCode, string] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'MINIPAAS_ERR_VALIDATION', 'the request was not received in time']
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'MINIPAAS_ERR_VALIDATION', 'the request headers are too large']
+        : [400, 'MINIPAAS_ERR_VALIDATION', 'the request is not valid HTTP'];
+  const body = JSON.stringify({ error: { code, message } } satisfies ErrorBody);
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }
 
 /** Media types a JSON body may declare as its charset (JSON is UTF-8: RFC 8259 section 8.1). */
