@@ -18,6 +18,9 @@ import { z } from 'zod';
 import type { LogStore } from './log-store.ts';
 import type { Supervisor } from './supervisor.ts';
 
+/** An app's uid or gid: unprivileged, never root nor a system id (below 1000); same bounds as `apps.uidMin`/`uidMax`. */
+const appIdSchema = z.number().int().min(1000).max(4_000_000_000);
+
 /** zod schema of the AppSpec body of `PUT /v1/apps/:name`. */
 export const appSpecSchema = z.object({
   name: appNameSchema,
@@ -35,6 +38,13 @@ export const appSpecSchema = z.object({
     })
     .optional(),
   maskValues: z.array(z.string()).max(1000).optional(),
+  user: z
+    .object({
+      name: z.string().regex(/^[a-z_][a-z0-9_-]{0,30}$/, 'invalid user name'),
+      uid: appIdSchema,
+      gid: appIdSchema,
+    })
+    .optional(),
 });
 
 export interface ApiContext {

@@ -2,4 +2,13 @@ export { AGENT_VERSION, type AgentHandle, type StartAgentOptions, startAgent } f
 export { AgentClient, type AgentClientOptions, type LogsQuery } from './agent-client.ts';
 export { DEFAULT_RESTART_POLICY, type RestartPolicy } from './instance.ts';
 export { type RouterHandle, type RouterOptions, type RouteTarget, startRouter } from './router.ts';
-export { prepareReleaseDir, type RunAs, resolveRunAs } from './run-as.ts';
+export {
+  appCacheDir,
+  appDirs,
+  ensureReachable,
+  lockTree,
+  ownDir,
+  prepareReleaseDir,
+  type RunAs,
+  resolveRunAs,
+} from './run-as.ts';

@@ -9,7 +9,7 @@ import { AppRuntime, stableStringify } from './app-runtime.ts';
 import { Instance, type RestartPolicy } from './instance.ts';
 import type { LogStore } from './log-store.ts';
 import type { PortAllocator } from './port-allocator.ts';
-import { prepareReleaseDir, type RunAs } from './run-as.ts';
+import { appDirs, prepareAppDirs, prepareReleaseDir, type RunAs } from './run-as.ts';
 
 /** Options of the supervisor. */
 export interface SupervisorOptions {
@@ -17,7 +17,10 @@ export interface SupervisorOptions {
   logger: Logger;
   logs: LogStore;
   ports: PortAllocator;
-  /** User apps run as (null: same user as the agent). */
+  /**
+   * Fallback user of apps whose spec has no `user` (null: no switch at all, apps run as the agent's user:
+   * the agent is not root, or `apps.user=root`). Non-null means the agent is root: apps with a `user` run as it.
+   */
   runAs: RunAs | null;
   policy: RestartPolicy;
   stopGraceMs: number;
@@ -52,7 +55,7 @@ export function baseEnv(runAs: RunAs | null): Record<string, string> {
     .filter((p, i, a) => p && a.indexOf(p) === i)
     .join(':');
   const env: Record<string, string> = { PATH: path, LANG: process.env.LANG || 'C.UTF-8' };
-  for (const k of ['LC_ALL', 'TZ', 'TMPDIR']) {
+  for (const k of ['LC_ALL', 'TZ']) {
     const v = process.env[k];
     if (v) env[k] = v;
   }
@@ -205,15 +208,28 @@ export class Supervisor {
       throw new Error(`release directory ${spec.dir} does not exist`);
     }
     if (!st.isDirectory()) throw new Error(`release directory ${spec.dir} is not a directory`);
-    if (this.opts.runAs) await prepareReleaseDir(this.opts.home, spec.dir, this.opts.runAs);
+    const who = this.runAsFor(spec);
+    if (who) await prepareReleaseDir(this.opts.home, spec.dir, who);
+    await prepareAppDirs(this.opts.home, spec.name, who);
+  }
+
+  /** The identity an app's instances run as: its own user, else the fallback; none without a switch. */
+  private runAsFor(spec: AppSpec): RunAs | null {
+    if (!this.opts.runAs) return null;
+    if (!spec.user) return this.opts.runAs;
+    return { user: spec.user.name, uid: spec.user.uid, gid: spec.user.gid };
   }
 
   private createInstance(spec: AppSpec, processType: string, appLogger: Logger): Instance {
     const id = `${spec.name}-${processType}-${randomBytes(3).toString('hex')}`.toLowerCase();
     const proc = spec.processes[processType];
+    const who = this.runAsFor(spec);
+    const dirs = appDirs(this.opts.home, spec.name);
     const env: Record<string, string> = {
-      ...baseEnv(this.opts.runAs),
-      HOME: spec.dir,
+      ...baseEnv(who),
+      HOME: dirs.data,
+      TMPDIR: dirs.tmp,
+      MINIPAAS_DATA_DIR: dirs.data,
       ...spec.env,
       MINIPAAS_APP: spec.name,
       MINIPAAS_PROCESS_TYPE: processType,
@@ -230,7 +246,7 @@ export class Supervisor {
       env,
       web: processType === 'web',
       ...(spec.healthcheck ? { healthcheck: spec.healthcheck } : {}),
-      runAs: this.opts.runAs,
+      runAs: who,
       ports: this.opts.ports,
       log: this.opts.logs.open(spec.name, id, processType, spec.maskValues ?? []),
       policy: this.opts.policy,

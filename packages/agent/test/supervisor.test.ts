@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentHandle } from '../src/agent.ts';
 import { AgentClient } from '../src/agent-client.ts';
@@ -73,7 +74,7 @@ describe('agent: supervisor and socket API', () => {
     expect(who.path).toBe('/some/path?x=1');
     expect(who.greeting).toBe('hello from v1');
     expect(who.instance).toBe(inst?.id);
-    expect(who.home).toBe(spec.dir);
+    expect(who.home).toBe(join(home, 'apps', 'hello', 'data')); // writable, unlike the release
     expect(who.agentLeak).toBeNull();
     expect(who.headers['x-forwarded-host']).toBe('hello.localhost:1234');
     expect(who.headers['x-forwarded-proto']).toBe('http');
@@ -90,7 +91,7 @@ describe('agent: supervisor and socket API', () => {
     expect(redirect.headers.location).toBe('/apps/hello/?q=1');
   });
 
-  it('runs apps as nobody when the agent is root', async () => {
+  it('runs apps without an identity of their own as nobody when the agent is root', async () => {
     if (process.getuid?.() !== 0) return;
     expect(agent.runAs?.user).toBe('nobody');
     const who = JSON.parse((await httpGet(routerPort, '/', 'hello.localhost')).body) as Who;

@@ -51,6 +51,20 @@ export interface AppSpec {
   healthcheck?: HealthcheckSpec;
   /** Values masked as `********` in captured logs (secrets). */
   maskValues?: string[];
+  /**
+   * The app's own unprivileged OS identity. A root agent starts the app's instances as this user, gives it
+   * `MINIPAAS_HOME/apps/<name>/{data,tmp}` as HOME/TMPDIR and locks the release to root:gid read-only.
+   * Absent: the agent's single fallback user (`apps.user`), or no switch when the agent is not root.
+   */
+  user?: AppUser;
+}
+
+/** An app's OS user: one uid and one gid of its own, from `apps.uidMin`..`apps.uidMax`. */
+export interface AppUser {
+  /** OS user and group name (`mp<uid>`). */
+  name: string;
+  uid: number;
+  gid: number;
 }
 
 export type InstanceStatus =
@@ -78,6 +92,8 @@ export interface InstanceInfo {
   lastExitSignal: string | null;
   startedAt: string | null;
   createdAt: string;
+  /** The cgroup directory the current process runs in; null between processes or without cgroups. */
+  cgroup?: string | null;
   /** Present when status is `failed` or `crashed`: why, in one line. */
   error?: string;
 }

@@ -6,9 +6,17 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { prepareReleaseDir, type RunAs, resolveRunAs } from '@minipaas/agent';
+import {
+  appCacheDir,
+  ensureReachable,
+  lockTree,
+  ownDir,
+  prepareReleaseDir,
+  type RunAs,
+  resolveRunAs,
+} from '@minipaas/agent';
 import {
   type AgentAppState,
   type DeploymentStatus,
@@ -268,7 +276,7 @@ export class DeployService {
         await this.#status(id, 'building');
         await this.#d.apps.setStatus(app.id, 'deploying');
         await say(`-----> Detected stack: ${detected.stack} (${Object.keys(detected.commands).join(', ')})`);
-        if (detected.install) await this.#install(id, staging, detected.install);
+        if (detected.install) await this.#install(id, app, staging, detected.install);
         version = await this.#release(app, staging, detected);
         await this.#status(id, 'deploying', { release: version });
         await say(`-----> Release v${version} created`);
@@ -283,7 +291,11 @@ export class DeployService {
         .where('app_id', '=', app.id)
         .where('version', '=', version as number)
         .executeTakeFirstOrThrow();
-      const spec = buildSpec({ ...app, status: 'deploying' }, release);
+      const spec = buildSpec(
+        { ...app, status: 'deploying' },
+        release,
+        await this.#d.apps.identity.userFor(app),
+      );
       await this.#d.apps.checkLimits(app, spec.processes);
       const types = Object.entries(spec.processes).map(([t, p]) => `${t}=${p.instances}`);
       await say(
@@ -335,16 +347,28 @@ export class DeployService {
    * Installs dependencies. App code runs here (install scripts), so it runs like the app itself: as the
    * unprivileged app user when the platform is root, with a minimal environment (never the platform's own).
    */
-  async #install(id: string, dir: string, step: NonNullable<DetectedStack['install']>): Promise<void> {
+  async #install(
+    id: string,
+    app: AppRow,
+    dir: string,
+    step: NonNullable<DetectedStack['install']>,
+  ): Promise<void> {
     await this.#append(id, `-----> Installing dependencies: ${step.manager} ${step.args.join(' ')}`);
-    const cache = join(this.#d.config.home, 'cache', step.manager);
-    await mkdir(cache, { recursive: true });
+    const home = this.#d.config.home;
+    const cache = appCacheDir(home, app.name);
     let who: RunAs | null;
     try {
-      who = await resolveRunAs(this.#d.config.apps.user);
+      who = await this.#buildUser(app);
       if (who) {
-        await prepareReleaseDir(this.#d.config.home, dir, who);
-        await prepareReleaseDir(this.#d.config.home, cache, who);
+        // The build dir and the app's own cache belong to the app's uid while its install scripts run.
+        await this.#privateParent(join(home, 'builds'));
+        await ownDir(dir, who);
+        await ensureReachable(home, dir, who);
+        await this.#privateParent(join(home, 'cache'));
+        await ownDir(cache, who);
+        await ensureReachable(home, cache, who);
+      } else {
+        await mkdir(cache, { recursive: true, mode: 0o700 });
       }
     } catch (err) {
       throw new MinipaasError('MINIPAAS_ERR_BUILD_FAILED', (err as Error).message);
@@ -375,7 +399,10 @@ export class DeployService {
     }
   }
 
-  /** Moves the staged build to its immutable release dir and records it. */
+  /**
+   * Moves the staged build to its immutable release dir and records it. With a user switch the release is
+   * root:appgid and read-only for the app (locked before it moves, so it is never writable in place).
+   */
   async #release(app: AppRow, staging: string, detected: DetectedStack): Promise<number> {
     const last = await this.#d.db
       .selectFrom('releases')
@@ -384,9 +411,15 @@ export class DeployService {
       .executeTakeFirst();
     const version = Number(last?.v ?? 0) + 1;
     const dir = releaseDir(this.#d.config.home, app.name, version);
-    await mkdir(join(dir, '..'), { recursive: true });
+    const who = await this.#buildUser(app);
+    if (who) await lockTree(staging, who.gid);
+    await mkdir(join(dir, '..'), { recursive: true, mode: 0o750 });
     await rm(dir, { recursive: true, force: true });
     await rename(staging, dir);
+    if (who) {
+      await this.#privateParent(join(this.#d.config.home, 'releases'));
+      await prepareReleaseDir(this.#d.config.home, dir, who);
+    }
     const env = { ...detected.env };
     if (env.PATH) env.PATH = env.PATH.replace(staging, dir);
     await this.#d.db
@@ -403,6 +436,19 @@ export class DeployService {
       })
       .execute();
     return version;
+  }
+
+  /** Who builds run as: the app's own user, else the fallback `apps.user` (root platform), else nobody switches. */
+  async #buildUser(app: AppRow): Promise<RunAs | null> {
+    const own = await this.#d.apps.identity.userFor(app);
+    if (own) return { user: own.name, uid: own.uid, gid: own.gid };
+    return resolveRunAs(this.#d.config.apps.user);
+  }
+
+  /** A root-owned directory holding one entry per app or build: traversable, not listable (0711). */
+  async #privateParent(dir: string): Promise<void> {
+    await mkdir(dir, { recursive: true, mode: 0o711 });
+    await chmod(dir, 0o711);
   }
 
   async #waitRollout(app: string, release: string, initial: AgentAppState): Promise<AgentAppState> {

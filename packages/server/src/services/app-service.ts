@@ -17,6 +17,7 @@ import type { Kysely, Selectable } from 'kysely';
 import type { Logger } from 'pino';
 import type { RuntimeDriver } from '../runtime/runtime-driver.ts';
 import type { AppsTable, Database, ProcessOverride } from '../store/schema.ts';
+import { AppIdentityService } from './app-identity.ts';
 import { checkFormation, instanceTotal } from './formation.ts';
 import type { ProjectService } from './project-service.ts';
 import { buildSpec, defaultInstances, effectiveProcesses } from './spec-builder.ts';
@@ -29,6 +30,8 @@ export interface AppServiceDeps {
   driver: RuntimeDriver;
   projects: ProjectService;
   log: Logger;
+  /** Per-app OS identities (default: one built from `db`, `config` and `log`). */
+  identity?: AppIdentityService;
 }
 
 /** Live status from the runtime's observed state, falling back to the stored status. */
@@ -45,8 +48,12 @@ export function liveStatus(stored: string, state: AgentAppState | null | undefin
 
 export class AppService {
   readonly #d: AppServiceDeps;
+  /** The apps' own uids/gids (also used by the deploy pipeline for builds). */
+  readonly identity: AppIdentityService;
   constructor(deps: AppServiceDeps) {
     this.#d = deps;
+    this.identity =
+      deps.identity ?? new AppIdentityService({ db: deps.db, config: deps.config, log: deps.log });
   }
 
   urls(name: string): { url: string; pathUrl: string } {
@@ -115,7 +122,7 @@ export class AppService {
     }
     if (input.command) processes.web = { ...processes.web, command: input.command };
     await this.checkLimits({ id: '', name }, effectiveProcesses({ processes }, null));
-    return this.#d.db
+    const row = await this.#d.db
       .insertInto('apps')
       .values({
         id: randomUUID(),
@@ -130,6 +137,13 @@ export class AppService {
       })
       .returningAll()
       .executeTakeFirstOrThrow();
+    try {
+      await this.identity.userFor(row).then((u) => u ?? this.identity.allocate(row));
+    } catch (err) {
+      await this.#d.db.deleteFrom('apps').where('id', '=', row.id).execute(); // no uid: no app
+      throw err;
+    }
+    return row;
   }
 
   async list(projectRef?: string): Promise<AppRow[]> {
@@ -183,7 +197,7 @@ export class AppService {
       .where('version', '=', app.current_release)
       .executeTakeFirst();
     if (!release) return null;
-    return this.#d.driver.apply(buildSpec(app, release));
+    return this.#d.driver.apply(buildSpec(app, release, await this.identity.userFor(app)));
   }
 
   async patch(ref: string, input: PatchAppInput): Promise<AppRow> {
@@ -337,6 +351,7 @@ export class AppService {
   async delete(ref: string): Promise<void> {
     const app = await this.get(ref);
     await this.#d.driver.remove(app.name);
+    await this.identity.free(app);
     await this.#d.db.deleteFrom('apps').where('id', '=', app.id).execute();
     const home = this.#d.config.home;
     await rm(join(home, 'releases', app.name), { recursive: true, force: true });

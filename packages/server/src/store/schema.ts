@@ -57,6 +57,15 @@ export interface DeploymentsTable {
   finished_at: Timestamp | null;
 }
 
+/** An app's own OS identity (uid and gid, both from `apps.uidMin`..`apps.uidMax`). */
+export interface AppIdentitiesTable {
+  app_id: string;
+  /** bigint: uids go up to 2^32-2; drivers may read it back as a string. */
+  uid: ColumnType<number | string, number, number>;
+  gid: ColumnType<number | string, number, number>;
+  created_at: Timestamp;
+}
+
 export interface ApiTokensTable {
   id: string;
   name: string;
@@ -72,5 +81,6 @@ export interface Database {
   releases: ReleasesTable;
   deployments: DeploymentsTable;
   api_tokens: ApiTokensTable;
+  app_identities: AppIdentitiesTable;
   schema_migrations: { version: Generated<string> };
 }
