@@ -1,9 +1,16 @@
-import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
-import { type AgentHealth, homePaths, type MinipaasConfig, MinipaasError } from '@minipaas/core';
+import {
+  type AgentHealth,
+  ensurePrivateDir,
+  homePaths,
+  type MinipaasConfig,
+  MinipaasError,
+} from '@minipaas/core';
 import pino, { type Logger } from 'pino';
 import { handleApi } from './api-server.ts';
+import { type Cgroups, createCgroups, defaultCgroupRoot } from './cgroup.ts';
 import { DEFAULT_RESTART_POLICY, type RestartPolicy } from './instance.ts';
 import { LogStore } from './log-store.ts';
 import { PortAllocator } from './port-allocator.ts';
@@ -38,6 +45,12 @@ export interface StartAgentOptions {
   restore?: boolean;
   /** Called after `POST /v1/shutdown` has stopped everything (the binary exits here). */
   onShutdown?: () => void;
+  /**
+   * Where instances are contained. Default: detected at start — a cgroup per instance under
+   * {@link defaultCgroupRoot} when the agent is root and a hierarchy is writable, else process groups.
+   * Tests pass their own root, or force `version: 'none'`.
+   */
+  cgroups?: Cgroups;
 }
 
 /** A running agent. */
@@ -69,8 +82,9 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   const paths = homePaths(config.home);
   const logger =
     options.logger ?? pino({ level: config.logLevel, name: 'minipaas-agent' }, pino.destination(2));
-  mkdirSync(paths.run, { recursive: true, mode: 0o700 });
-  mkdirSync(paths.logs, { recursive: true, mode: 0o750 });
+  ensurePrivateDir(paths.home, 0o700, 0o711);
+  ensurePrivateDir(paths.run, 0o700);
+  ensurePrivateDir(paths.logs, 0o750);
   if (await socketInUse(paths.agentSocket)) {
     throw new MinipaasError(
       'MINIPAAS_ERR_CONFLICT',
@@ -85,6 +99,19 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     startTimeoutMs: config.apps.startTimeoutMs,
     ...options.policy,
   };
+  const cgroups = options.cgroups ?? createCgroups({ root: defaultCgroupRoot(config.home) });
+  logger.info({ cgroups: cgroups.version }, cgroups.description);
+  const sweepCgroups = async (when: string): Promise<void> => {
+    try {
+      const killed = await cgroups.sweep();
+      if (killed.length)
+        logger.warn({ pids: killed }, `killed processes left in this agent's cgroups (${when})`);
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, `cannot clean this agent's cgroups (${when})`);
+    }
+  };
+  // Instances of a previous agent that died without stopping them (no instance exists yet).
+  await sweepCgroups('left by a previous agent');
   const logs = new LogStore({
     dir: paths.logs,
     maxBytes: config.apps.logMaxBytes,
@@ -100,6 +127,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     stopGraceMs: config.apps.stopGraceMs,
     drainTimeoutMs: options.drainTimeoutMs ?? 30_000,
     stateFile: paths.agentState,
+    cgroups,
   });
 
   let router: RouterHandle | null = null;
@@ -161,6 +189,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
       const apiClosed = new Promise<void>((r) => api.close(() => r()));
       api.closeIdleConnections();
       await supervisor.stopAll();
+      await sweepCgroups('at shutdown');
       logs.flush();
       await router?.close();
       api.closeAllConnections();

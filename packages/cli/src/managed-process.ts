@@ -90,8 +90,7 @@ export class ManagedProcess {
       this.opts.log(`${this.opts.name} (pid ${pid}) is gone; starting a new one`);
       this.start();
       this.enableRestarts();
-    }, 1000);
-    this.#watch.unref();
+    }, 1000); // kept referenced: with everything adopted, this watch is what keeps the supervisor alive
   }
 
   #exited(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {

@@ -1,5 +1,5 @@
 /** Local platform plumbing for `up`/`down`: pid files, the agent's unix socket, readiness polling. */
-import { readFileSync, unlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, unlinkSync } from 'node:fs';
 import { request } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,13 +15,39 @@ export function readPid(file: string): number | undefined {
   }
 }
 
-/** True when a process with this pid exists (and, on Linux, looks like part of MiniPaaS when `match` is given). */
+/** The fields of /proc/<pid>/stat that `up`/`down` need. */
+export interface ProcStat {
+  /** One letter: R, S, D, Z (zombie), … */
+  state: string;
+  ppid: number;
+  pgid: number;
+  /** Kernel start time (clock ticks since boot): with the pid, identifies a process across pid reuse. */
+  start: string;
+}
+
+/** Reads /proc/<pid>/stat; undefined when the process is gone or there is no /proc. */
+export function procStat(pid: number): ProcStat | undefined {
+  let s: string;
+  try {
+    s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined; // gone, or no /proc (macOS)
+  }
+  const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return { state: rest[0] ?? '?', ppid: Number(rest[1]), pgid: Number(rest[2]), start: rest[19] ?? '' };
+}
+
+/**
+ * True when a process with this pid exists and is not a zombie (and, on Linux, looks like part of
+ * MiniPaaS when `match` is given). A zombie is dead: it only waits for a parent that may never reap it.
+ */
 export function isAlive(pid: number, match?: string): boolean {
   try {
     process.kill(pid, 0);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  if (procStat(pid)?.state === 'Z') return false;
   if (!match) return true;
   try {
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
@@ -166,4 +192,64 @@ export function tailFile(file: string, n: number, offset = 0): string[] {
   } catch {
     return [];
   }
+}
+
+/** A process listening on a TCP port, as far as /proc tells (same user, or root). */
+export interface Listener {
+  pid: number;
+  /** Its command line, arguments joined with spaces. */
+  command: string;
+}
+
+/** The process listening on TCP `port` (any address), or undefined when unknown (no /proc, not visible). */
+export function listenerOf(port: number): Listener | undefined {
+  const inodes = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue; // no IPv6, or no /proc
+    }
+    for (const row of text.split('\n').slice(1)) {
+      const f = row.trim().split(/\s+/);
+      const local = f[1];
+      if (!local || f[3] !== '0A') continue; // 0A = LISTEN
+      if (Number.parseInt(local.slice(local.lastIndexOf(':') + 1), 16) === port && f[9]) inodes.add(f[9]);
+    }
+  }
+  if (inodes.size === 0) return undefined;
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((n) => /^\d+$/.test(n));
+  } catch {
+    return undefined;
+  }
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // exited meanwhile, or another user's
+    }
+    for (const fd of fds) {
+      let target: string;
+      try {
+        target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue; // closed meanwhile
+      }
+      const m = /^socket:\[(\d+)\]$/.exec(target);
+      if (m?.[1] && inodes.has(m[1])) {
+        let command = '';
+        try {
+          command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+        } catch {
+          command = '(exited)';
+        }
+        return { pid: Number(pid), command };
+      }
+    }
+  }
+  return undefined;
 }

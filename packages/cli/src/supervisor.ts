@@ -3,8 +3,9 @@
  * minipaasd as a child and restarts it with backoff when it dies (apps keep running: the agent owns
  * them), and on SIGINT/SIGTERM stops minipaasd, then asks the agent to stop the apps and exit.
  */
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
-import { homePaths, type MinipaasConfig } from '@minipaas/core';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { ensurePrivateDir, type HomePaths, homePaths, type MinipaasConfig } from '@minipaas/core';
 import { CliError } from './cli-error.ts';
 import { apiUrlFor } from './credentials.ts';
 import { ManagedProcess } from './managed-process.ts';
@@ -14,13 +15,14 @@ import {
   agentRequest,
   apiAnswers,
   apiReadiness,
-  isAlive,
+  listenerOf,
   packageBin,
   readPid,
   removeFile,
   sleep,
   waitFor,
 } from './platform.ts';
+import { BIN, isOurProcess, stopOrphanedApps, stopProcess } from './teardown.ts';
 
 export interface PlatformInfo {
   apiUrl: string;
@@ -72,6 +74,20 @@ export function printInfo(o: Output, info: PlatformInfo, how: 'foreground' | 'de
   line(o, how === 'foreground' ? '  Stop:         Ctrl-C' : '  Stop:         minipaas down');
 }
 
+/** MINIPAAS_HOME of a file in its run/ directory. */
+const homeOf = (runFile: string): string => dirname(dirname(runFile));
+
+/**
+ * Creates MINIPAAS_HOME, run/ and logs/ private to the platform's user, and tightens them when an
+ * older version created them world-readable. The home keeps o+x when present: apps running as other
+ * users traverse it to their release directories.
+ */
+export function ensureHomeDirs(paths: HomePaths): void {
+  ensurePrivateDir(paths.home, 0o700, 0o711);
+  ensurePrivateDir(paths.run, 0o700);
+  ensurePrivateDir(paths.logs, 0o750);
+}
+
 /** Creates the pid file exclusively; replaces a stale one. Throws when a live supervisor owns it. */
 function acquirePidFile(file: string): void {
   for (let i = 0; i < 2; i++) {
@@ -83,7 +99,7 @@ function acquirePidFile(file: string): void {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const pid = readPid(file);
-      if (pid !== undefined && pid !== process.pid && isAlive(pid, 'minipaas')) {
+      if (pid !== undefined && pid !== process.pid && isOurProcess(pid, BIN.supervisor, homeOf(file))) {
         throw new CliError(`MiniPaaS is already running (supervisor pid ${pid})`);
       }
       removeFile(file);
@@ -107,14 +123,15 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<{ code: nu
   const info = platformInfo(config);
   const c = colors(out.isTTY);
   const log = (msg: string) => line(out, `${c.dim(`[minipaas ${new Date().toISOString()}]`)} ${msg}`);
-  for (const dir of [paths.home, paths.logs, paths.run]) mkdirSync(dir, { recursive: true });
-
-  if (await apiAnswers(info.apiUrl)) {
-    throw new CliError(
-      `something already answers at ${info.apiUrl} (a minipaasd started outside minipaas up?); stop it first or set MINIPAAS_API_PORT`,
-    );
-  }
+  ensureHomeDirs(paths);
   acquirePidFile(paths.supervisorPid);
+  let adoptServer: number | undefined;
+  try {
+    adoptServer = await leftoverServer();
+  } catch (err) {
+    removeFile(paths.supervisorPid);
+    throw err;
+  }
 
   let resolveStop: (code: number) => void = () => {};
   const stopRequested = new Promise<number>((r) => {
@@ -126,6 +143,10 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<{ code: nu
     log(c.red(`${reason}; stopping`));
     return 1;
   };
+  // A component that keeps dying right after start (bad config, port taken, broken install) needs the
+  // operator, so the supervisor gives up instead of retrying forever — but never leaves apps running
+  // without their agent (no router, no restarts, no way to stop them from the API): shutdown() stops
+  // them from the agent's persisted state and the supervisor exits non-zero saying why.
   const onCrashLoop = (reason: string) => resolveStop(fail(reason));
   const env = { ...opts.env, MINIPAAS_HOME: config.home };
   const agent = new ManagedProcess({
@@ -192,13 +213,18 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<{ code: nu
       }
       agent.enableRestarts();
     }
-    log('starting minipaasd');
-    server.start();
+    if (adoptServer !== undefined) {
+      log(`using minipaasd already running (pid ${adoptServer}), left by an earlier supervisor`);
+      server.adopt(adoptServer);
+    } else {
+      log('starting minipaasd');
+      server.start();
+    }
     let warned = false;
     const started = Date.now();
     for (;;) {
       if (stopping) return 1;
-      if (!server.running) return fail(`minipaasd exited at start (${server.lastExit ?? 'unknown'})`);
+      if (!server.running) return fail(`minipaasd exited at start (${server.lastExit ?? 'gone'})`);
       const r = await apiReadiness(info.apiUrl);
       if (r.ready) break;
       if (!warned && Date.now() - started > 30_000) {
@@ -223,7 +249,32 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<{ code: nu
       log('stopping the apps and the node agent');
       await stopAgent();
     }
+    // The agent may have died without stopping its apps (crash loop, kill -9): stop them from its state.
+    const orphans = await stopOrphanedApps({ paths, graceMs: config.apps.stopGraceMs, log });
+    for (const f of orphans.failed) log(c.red(`could not stop: ${f}`));
     log('MiniPaaS stopped');
+  }
+
+  /**
+   * A minipaasd left running by an earlier supervisor (killed with SIGKILL): adopted when it is ours
+   * (pid file of this home, our command line and home) and serves the configured API port; stopped
+   * when it is ours but serves elsewhere. Throws when something foreign answers on the API port.
+   */
+  async function leftoverServer(): Promise<number | undefined> {
+    const pid = readPid(paths.serverPid);
+    if (pid !== undefined && isOurProcess(pid, BIN.server, config.home)) {
+      const listener = listenerOf(config.api.port);
+      if ((await apiAnswers(info.apiUrl)) && (listener === undefined || listener.pid === pid)) return pid;
+      log(`stopping minipaasd (pid ${pid}) left by an earlier supervisor: it does not serve ${info.apiUrl}`);
+      if (!(await stopProcess(pid, 20_000))) throw new CliError(`cannot stop minipaasd (pid ${pid})`);
+    }
+    if (await apiAnswers(info.apiUrl)) {
+      const who = listenerOf(config.api.port);
+      throw new CliError(
+        `something else answers at ${info.apiUrl}${who ? ` (pid ${who.pid}: ${who.command})` : ''}, not the minipaasd of ${config.home}; stop it, or set MINIPAAS_API_PORT to a free port`,
+      );
+    }
+    return undefined;
   }
 
   async function stopAgent(): Promise<void> {

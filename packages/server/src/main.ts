@@ -2,9 +2,9 @@
  * `minipaasd`: starts the control plane on the configured store and the local node agent.
  * Exits non-zero with one readable line on bad configuration.
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { AgentClient } from '@minipaas/agent';
-import { homePaths, isMinipaasError, loadConfig } from '@minipaas/core';
+import { ensurePrivateDir, homePaths, isMinipaasError, loadConfig } from '@minipaas/core';
 import pino from 'pino';
 import { ProcessDriver } from './runtime/process-driver.ts';
 import { createControlPlane } from './server.ts';
@@ -12,7 +12,8 @@ import { createControlPlane } from './server.ts';
 async function main(): Promise<void> {
   const config = await loadConfig();
   const paths = homePaths(config.home);
-  await mkdir(paths.run, { recursive: true, mode: 0o700 });
+  ensurePrivateDir(paths.home, 0o700, 0o711);
+  ensurePrivateDir(paths.run, 0o700);
   const log = pino({ level: config.logLevel, base: { component: 'minipaasd', pid: process.pid } });
   const driver = new ProcessDriver(new AgentClient(paths.agentSocket));
   const cp = await createControlPlane({ config, driver, logger: log });

@@ -1,24 +1,15 @@
 /** `minipaas up [-d]` and `minipaas down`. */
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
+import { closeSync, openSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { homePaths, loadConfig } from '@minipaas/core';
 import { type Command, Option } from 'commander';
 import { CliError } from '../cli-error.ts';
 import type { Context } from '../context.ts';
 import { line } from '../output.ts';
-import {
-  agentHealth,
-  agentRequest,
-  apiReadiness,
-  CLI_BIN,
-  isAlive,
-  readPid,
-  removeFile,
-  tailFile,
-  waitFor,
-} from '../platform.ts';
-import { dashboardUrl, platformInfo, printInfo, runSupervisor } from '../supervisor.ts';
+import { apiReadiness, CLI_BIN, isAlive, readPid, tailFile, waitFor } from '../platform.ts';
+import { dashboardUrl, ensureHomeDirs, platformInfo, printInfo, runSupervisor } from '../supervisor.ts';
+import { BIN, isOurProcess, stopLeftovers, stopProcess } from '../teardown.ts';
 
 interface UpOptions {
   detach?: boolean;
@@ -50,7 +41,7 @@ Examples:
       const paths = homePaths(config.home);
       const info = platformInfo(config);
       const pid = readPid(paths.supervisorPid);
-      if (!opts.daemonized && pid !== undefined && isAlive(pid, 'minipaas')) {
+      if (!opts.daemonized && pid !== undefined && isOurProcess(pid, BIN.supervisor, config.home)) {
         line(ctx.out, `MiniPaaS is already running (supervisor pid ${pid}).`);
         if ((await apiReadiness(info.apiUrl)).ready) {
           info.dashboardUrl = await dashboardUrl(info.apiUrl);
@@ -72,7 +63,7 @@ Examples:
       const timeoutMs = Number(opts.timeout) * 1000;
       if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
         throw new CliError('--timeout must be a number of seconds');
-      mkdirSync(paths.logs, { recursive: true });
+      ensureHomeDirs(paths);
       const logFile = join(paths.logs, 'minipaas.log');
       const fd = openSync(logFile, 'a', 0o600);
       const offset = statSync(logFile).size;
@@ -127,7 +118,10 @@ Examples:
       'after',
       `
 Stops the supervisor started by "minipaas up -d" (or a foreground one in another terminal), which stops
-minipaasd and asks the agent to stop every app cleanly. An agent running on its own is shut down too.
+minipaasd and asks the agent to stop every app cleanly. Whatever is left after that, or when the
+supervisor or the agent died, is stopped too: a leftover minipaasd or agent (found by their pid files in
+$MINIPAAS_HOME/run and checked to be this platform's), and every app process the agent started (from
+its saved state, SIGTERM then SIGKILL after the grace period). Stale pid files and the socket are removed.
 
 Examples:
   $ minipaas down`,
@@ -135,38 +129,23 @@ Examples:
     .action(async () => {
       const config = await loadConfig(ctx.env);
       const paths = homePaths(config.home);
+      const say = (msg: string) => line(ctx.out, msg);
       const graceMs = config.apps.stopGraceMs + 45_000;
       let stopped = false;
       const pid = readPid(paths.supervisorPid);
-      if (pid !== undefined && isAlive(pid, 'minipaas')) {
-        line(ctx.out, `Stopping MiniPaaS (supervisor pid ${pid}) ...`);
+      if (pid !== undefined && isOurProcess(pid, BIN.supervisor, config.home)) {
+        say(`Stopping MiniPaaS (supervisor pid ${pid}) ...`);
         process.kill(pid, 'SIGTERM');
-        if (!(await waitFor(() => (isAlive(pid, 'minipaas') ? undefined : true), graceMs))) {
-          throw new CliError(`the supervisor (pid ${pid}) did not stop within ${graceMs / 1000}s`);
+        if (!(await waitFor(() => (isAlive(pid) ? undefined : true), graceMs))) {
+          say(`the supervisor (pid ${pid}) did not stop within ${graceMs / 1000}s; killing it`);
+          if (!(await stopProcess(pid, 0))) throw new CliError(`cannot stop the supervisor (pid ${pid})`);
         }
         stopped = true;
-      } else if (pid !== undefined) removeFile(paths.supervisorPid);
-
-      const serverPid = readPid(paths.serverPid);
-      if (serverPid !== undefined && isAlive(serverPid, 'minipaasd')) {
-        line(ctx.out, `Stopping minipaasd (pid ${serverPid}) ...`);
-        process.kill(serverPid, 'SIGTERM');
-        await waitFor(() => (isAlive(serverPid) ? undefined : true), 20_000);
-        stopped = true;
       }
-      const agent = await agentHealth(paths.agentSocket);
-      if (agent) {
-        line(ctx.out, `Stopping the apps and the node agent (pid ${agent.pid}) ...`);
-        try {
-          await agentRequest(paths.agentSocket, 'POST', '/v1/shutdown', 5000);
-        } catch {
-          process.kill(agent.pid, 'SIGTERM');
-        }
-        const gone = await waitFor(() => (isAlive(agent.pid) ? undefined : true), graceMs);
-        if (!gone)
-          throw new CliError(`the node agent (pid ${agent.pid}) did not stop within ${graceMs / 1000}s`);
-        stopped = true;
-      }
-      line(ctx.out, stopped ? 'MiniPaaS stopped.' : 'MiniPaaS is not running.');
+      // Whatever the supervisor did not stop, or everything when it was dead.
+      const left = await stopLeftovers({ paths, graceMs: config.apps.stopGraceMs, log: say });
+      if (left.failed.length > 0)
+        throw new CliError(`MiniPaaS did not stop completely: ${left.failed.join('; ')}`);
+      say(stopped || left.stopped.length > 0 ? 'MiniPaaS stopped.' : 'MiniPaaS is not running.');
     });
 }
