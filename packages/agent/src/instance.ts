@@ -4,6 +4,7 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import type { HealthcheckSpec, InstanceInfo, InstanceStatus } from '@minipaas/core';
 import type { Logger } from 'pino';
+import { type Cgroups, createCgroups, type InstanceCgroup } from './cgroup.ts';
 import type { InstanceLog } from './log-store.ts';
 import { canBind, type PortAllocator } from './port-allocator.ts';
 import type { RunAs } from './run-as.ts';
@@ -64,7 +65,19 @@ export interface InstanceOptions {
   logger: Logger;
   /** Called with the pid whenever a process is spawned or exits (for orphan bookkeeping). */
   onProcess?: (inst: Instance) => void;
+  /**
+   * Puts each process of the instance in its own cgroup so that everything it starts (even with
+   * `setsid`) is killed with it. Default: no cgroups, process group only.
+   */
+  cgroups?: Cgroups;
 }
+
+/**
+ * The shell holds the app's command until the agent has put the shell in its cgroup and writes a
+ * line on fd 3; then fd 3 is closed and the command replaces the shell. Nothing of the app runs
+ * outside the cgroup, and the app sees stdin /dev/null and no fd 3.
+ */
+const GATE = 'read _ <&3 || exit 125; exec 3<&-; exec ';
 
 let seq = 0;
 
@@ -102,10 +115,16 @@ export class Instance extends EventEmitter {
   private stopRequested = false;
   private exitWaiters: Array<() => void> = [];
   private healthTimedOut = false;
+  private readonly cgroups: Cgroups;
+  /** Where the current process runs (null between processes). */
+  private cgroup: InstanceCgroup | null = null;
+  /** Settles once everything the last process left behind is killed (see reap). */
+  private reaping: Promise<void> = Promise.resolve();
 
   constructor(opts: InstanceOptions) {
     super();
     this.opts = opts;
+    this.cgroups = opts.cgroups ?? createCgroups({ root: 'minipaas', version: 'none' });
     this.id = opts.id;
     this.app = opts.app;
     this.processType = opts.processType;
@@ -137,6 +156,7 @@ export class Instance extends EventEmitter {
       lastExitSignal: this.lastExitSignal,
       startedAt: this.startedAt,
       createdAt: this.createdAt,
+      cgroup: this.cgroup?.path ?? null,
     };
     if (
       this.error &&
@@ -192,13 +212,21 @@ export class Instance extends EventEmitter {
     this.healthTimedOut = false;
     this.startedMs = Date.now();
     this.startedAt = new Date(this.startedMs).toISOString();
+    let cgroup: InstanceCgroup;
+    try {
+      cgroup = this.cgroups.open(this.app, this.id);
+    } catch (err) {
+      this.onExit(gen, null, null, `cannot create the instance's cgroup: ${(err as Error).message}`);
+      return;
+    }
+    this.cgroup = cgroup;
     let child: ChildProcess;
     try {
-      child = spawn('/bin/sh', ['-c', `exec ${this.opts.command}`], {
+      child = spawn('/bin/sh', ['-c', `${GATE}${this.opts.command}`], {
         cwd: this.opts.dir,
         env,
         detached: true,
-        stdio: ['ignore', 'pipe', 'pipe'],
+        stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
         ...(this.opts.runAs ? { uid: this.opts.runAs.uid, gid: this.opts.runAs.gid } : {}),
       });
     } catch (err) {
@@ -207,6 +235,20 @@ export class Instance extends EventEmitter {
     }
     this.child = child;
     this.pid = child.pid ?? null;
+    const gate = child.stdio[3] as NodeJS.WritableStream | null;
+    // EPIPE when the shell died before reading the gate: its exit is handled below.
+    gate?.on('error', () => {});
+    let gateError: string | undefined;
+    if (this.pid !== null) {
+      try {
+        cgroup.add(this.pid);
+        gate?.end('go\n');
+      } catch (err) {
+        // Never run the app outside its cgroup: the shell dies at the gate and the exit says why.
+        gateError = `cannot put the process in its cgroup: ${(err as Error).message}`;
+        child.kill('SIGKILL');
+      }
+    }
     this.system(
       `starting ${this.processType} (release ${this.release}${this.port !== null ? `, port ${this.port}` : ''}, pid ${this.pid ?? '?'}): ${this.opts.command}`,
     );
@@ -223,7 +265,7 @@ export class Instance extends EventEmitter {
     child.once('exit', (code, signal) => {
       if (done) return;
       done = true;
-      this.onExit(gen, code, signal, undefined);
+      this.onExit(gen, code, signal, gateError);
     });
     this.scheduleProbe(gen);
   }
@@ -269,14 +311,9 @@ export class Instance extends EventEmitter {
     if (this.healthTimer) clearTimeout(this.healthTimer);
     this.healthTimer = null;
     const pid = this.pid;
-    // Whatever the process left behind in its group goes with it.
-    if (pid) {
-      try {
-        process.kill(-pid, 'SIGKILL');
-      } catch {
-        // group already gone
-      }
-    }
+    // Whatever the process left behind (its cgroup, or its group) goes with it.
+    const reaped = this.reap(pid);
+    this.reaping = reaped;
     this.child = null;
     this.lastExitCode = code;
     this.lastExitSignal = signal;
@@ -286,10 +323,15 @@ export class Instance extends EventEmitter {
     this.opts.onProcess?.(this);
     const waiters = this.exitWaiters;
     this.exitWaiters = [];
-    if (this.stopRequested) {
-      this.system(`${this.processType} stopped (${how})`);
-      this.finishStop();
+    const wake = () => {
       for (const w of waiters) w();
+    };
+    if (this.stopRequested) {
+      void reaped.then(() => {
+        this.system(`${this.processType} stopped (${how})`);
+        this.finishStop();
+        wake();
+      });
       return;
     }
     this.pid = null;
@@ -307,7 +349,7 @@ export class Instance extends EventEmitter {
       this.fail(
         `${this.processType} ${how} ${this.fastCrashes} times within ${secs}s of starting (crash loop)`,
       );
-      for (const w of waiters) w();
+      void reaped.then(wake);
       return;
     }
     const delay = backoffDelay(this.opts.policy, this.consecutiveCrashes);
@@ -316,7 +358,9 @@ export class Instance extends EventEmitter {
     this.restartTimer = setTimeout(() => {
       this.restartTimer = null;
       if (this.stopRequested) return;
-      void this.ensurePort()
+      // The next process starts once the last one's leftovers are gone (same cgroup).
+      void reaped
+        .then(() => this.ensurePort())
         .catch((err: unknown) => this.opts.logger.warn({ err: (err as Error).message }, 'cannot move port'))
         .then(() => {
           if (this.stopRequested) return;
@@ -324,7 +368,36 @@ export class Instance extends EventEmitter {
           this.spawnProcess();
         });
     }, delay);
-    for (const w of waiters) w();
+    void reaped.then(wake);
+  }
+
+  /**
+   * Kills everything the exited process `pid` left in its cgroup (or process group), removes the
+   * cgroup, and reports in the instance log and the agent log whatever is still alive. Never rejects.
+   */
+  private async reap(pid: number | null): Promise<void> {
+    const cgroup = this.cgroup;
+    this.cgroup = null;
+    if (!cgroup) return;
+    let left: number[];
+    try {
+      left = await cgroup.kill();
+    } catch (err) {
+      this.system(`cannot kill the processes left by ${this.processType}: ${(err as Error).message}`);
+      this.opts.logger.warn(
+        { pid, cgroup: cgroup.path, err: (err as Error).message },
+        'cannot reap instance',
+      );
+      return;
+    }
+    if (left.length === 0) return;
+    this.system(
+      `could not kill ${left.length} process${left.length === 1 ? '' : 'es'} left by ${this.processType}: still alive: pid ${left.join(', ')}`,
+    );
+    this.opts.logger.warn(
+      { pid, cgroup: cgroup.path, alive: left },
+      'processes of an exited instance are still alive',
+    );
   }
 
   private fail(reason: string): void {
@@ -347,16 +420,11 @@ export class Instance extends EventEmitter {
   }
 
   private signal(sig: NodeJS.Signals): void {
-    const pid = this.child?.pid;
-    if (!pid) return;
+    if (!this.child?.pid) return;
     try {
-      process.kill(-pid, sig);
-    } catch {
-      try {
-        process.kill(pid, sig);
-      } catch {
-        // already gone
-      }
+      this.cgroup?.signal(sig);
+    } catch (err) {
+      this.opts.logger.warn({ sig, err: (err as Error).message }, 'cannot signal instance');
     }
   }
 
@@ -373,7 +441,10 @@ export class Instance extends EventEmitter {
     }
   }
 
-  /** Stops the instance: SIGTERM to its process group, SIGKILL after `graceMs`. Resolves once it is gone. */
+  /**
+   * Stops the instance: SIGTERM to its processes, SIGKILL after `graceMs`. Resolves once the main
+   * process and everything it started (its whole cgroup, or its process group) is gone.
+   */
   async stop(graceMs: number): Promise<void> {
     this.stopRequested = true;
     if (this.restartTimer) clearTimeout(this.restartTimer);
@@ -381,6 +452,7 @@ export class Instance extends EventEmitter {
     if (this.healthTimer) clearTimeout(this.healthTimer);
     this.healthTimer = null;
     if (!this.child) {
+      await this.reaping;
       if (this.status === 'failed') {
         this.opts.log.close();
         return;

@@ -6,6 +6,7 @@ import type { AgentAppState, AppSpec } from '@minipaas/core';
 import { MinipaasError } from '@minipaas/core';
 import type { Logger } from 'pino';
 import { AppRuntime, stableStringify } from './app-runtime.ts';
+import type { Cgroups } from './cgroup.ts';
 import { Instance, type RestartPolicy } from './instance.ts';
 import type { LogStore } from './log-store.ts';
 import type { PortAllocator } from './port-allocator.ts';
@@ -27,6 +28,8 @@ export interface SupervisorOptions {
   drainTimeoutMs: number;
   /** JSON file holding the desired specs and the pids of live processes; null disables persistence. */
   stateFile: string | null;
+  /** Puts every instance in its own cgroup (default: none, process groups only). */
+  cgroups?: Cgroups;
 }
 
 interface PersistedState {
@@ -252,6 +255,7 @@ export class Supervisor {
       policy: this.opts.policy,
       logger: appLogger.child({ instance: id }),
       onProcess: () => this.persist(),
+      ...(this.opts.cgroups ? { cgroups: this.opts.cgroups } : {}),
     });
   }
 
