@@ -1,5 +1,5 @@
 /** Per-app uids: allocated from the configured range, unique, reused after deletion, created as OS users. */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -133,9 +133,20 @@ describe.runIf(process.getuid?.() === 0)('OS users of apps (platform is root)', 
       const again = new AppIdentityService({ db: store.db, config, log, osUsers: true });
       expect(await again.userFor(app)).toEqual(user);
 
+      // an id some process still runs as (say, an escaped child of a deleted app) is not handed out
+      const squatter = spawn('sleep', ['60'], { uid: base + 2, gid: base + 2, stdio: 'ignore' });
+      try {
+        await new Promise((r) => squatter.once('spawn', r));
+        const next = await apps.create({ name: 'next', runtime: 'process' });
+        expect((await identity.allocate(next)).uid).toBe(base + 3);
+      } finally {
+        squatter.kill('SIGKILL');
+      }
+
       await apps.delete('osuser');
       expect(await getent('passwd', String(base + 1))).toBeNull();
       expect(await getent('group', String(base + 1))).toBeNull();
+      await apps.delete('next');
     } finally {
       await execFileP('groupdel', [`mptest${base}`]);
     }

@@ -2,7 +2,7 @@
  * HTTP routes in-process (`app.inject`) against a real node agent started in-process on a temp
  * MINIPAAS_HOME, and an in-memory PGlite store.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AgentClient, type AgentHandle, startAgent } from '@minipaas/agent';
@@ -443,8 +443,12 @@ describe.each(backends)('API on $name', (backend) => {
       expect(d.log.join('\n')).toContain('Installing dependencies: npm ci');
       expect(d.status, d.log.join('\n')).toBe('running');
       const res = await fetch(`http://127.0.0.1:${agent.router?.port}/apps/withdeps/`);
-      const nobody = process.getuid?.() === 0 ? 65534 : process.getuid?.();
-      expect(await res.text()).toBe(`hello deps built-by ${nobody} leak=none`);
+      // as root, the install ran as the app's own uid: the one its instance runs as (never root)
+      const pid = agent.supervisor.get('withdeps')?.instances[0]?.pid;
+      const status = await readFile(`/proc/${pid}/status`, 'utf8');
+      const appUid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
+      if (process.getuid?.() === 0) expect(appUid).toBeGreaterThanOrEqual(1000);
+      expect(await res.text()).toBe(`hello deps built-by ${appUid} leak=none`);
       await rm(dir, { recursive: true, force: true });
       delete process.env.MINIPAAS_SECRET_PROBE;
     });

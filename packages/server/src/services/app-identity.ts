@@ -1,8 +1,8 @@
 /**
  * Every app's own unprivileged OS identity: a uid and a gid (the same number) from the configured range
  * `apps.uidMin`..`apps.uidMax`, recorded in `app_identities`, created as OS user and group `mp<uid>` with the
- * system tools when the platform runs as root, and freed (processes killed, user removed, writable places
- * deleted) with the app, so a reused id never inherits anything.
+ * system tools when the platform runs as root, and freed (user removed, writable places deleted) with the
+ * app. An id is handed out again only when no process runs as it, so a reused id never inherits anything.
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -58,9 +58,9 @@ function nologinShell(): string {
   return '/bin/false';
 }
 
-/** Sends SIGKILL to every process whose real or effective uid is `uid`; returns how many. */
-async function killUid(uid: number): Promise<number> {
-  let n = 0;
+/** Real and effective uids of every process on the host, each with one of its pids. */
+async function processUids(): Promise<Map<number, number>> {
+  const uids = new Map<number, number>();
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     let status: string;
@@ -70,15 +70,11 @@ async function killUid(uid: number): Promise<number> {
       continue; // exited meanwhile
     }
     const ids = /^Uid:\s+(\d+)\s+(\d+)/m.exec(status);
-    if (!ids || (Number(ids[1]) !== uid && Number(ids[2]) !== uid)) continue;
-    try {
-      process.kill(Number(entry), 'SIGKILL');
-      n++;
-    } catch {
-      // exited meanwhile
-    }
+    if (!ids) continue;
+    uids.set(Number(ids[1]), Number(entry));
+    uids.set(Number(ids[2]), Number(entry));
   }
-  return n;
+  return uids;
 }
 
 /** Allocates, creates and frees the per-app OS identities. */
@@ -119,8 +115,10 @@ export class AppIdentityService {
   }
 
   /**
-   * Frees the app's identity after its instances were stopped: kills whatever still runs as its uid
-   * (escaped children), removes the OS user and group, its data, tmp and cache dirs, and the record.
+   * Frees the app's identity after its instances were stopped: removes the OS user and group, its data, tmp
+   * and cache dirs, and the record. Processes still running as the uid (children that escaped their
+   * instance) are not killed here, since the range may be shared with another install (their cgroup is
+   * the place for that); they are logged, and the id is not handed out again while they run.
    */
   async free(app: AppRef): Promise<void> {
     const home = this.#o.config.home;
@@ -131,9 +129,12 @@ export class AppIdentityService {
       .executeTakeFirst();
     if (row && this.#osUsers) {
       const uid = Number(row.uid);
-      const killed = await killUid(uid);
-      if (killed > 0)
-        this.#o.log.warn({ app: app.name, uid, killed }, 'killed leftover processes of a deleted app');
+      const pid = (await processUids()).get(uid);
+      if (pid !== undefined)
+        this.#o.log.warn(
+          { app: app.name, uid, pid },
+          'a process of a deleted app still runs; its uid stays unused',
+        );
       await this.#removeOsUser(uid);
     }
     await rm(appDirs(home, app.name).root, { recursive: true, force: true });
@@ -153,9 +154,10 @@ export class AppIdentityService {
       const taken = new Set(
         (await this.#o.db.selectFrom('app_identities').select('uid').execute()).map((r) => Number(r.uid)),
       );
+      const running = this.#osUsers ? await processUids() : new Map<number, number>();
       let uid: number | null = null;
       for (let c = uidMin; c <= uidMax; c++) {
-        if (taken.has(c)) continue;
+        if (taken.has(c) || running.has(c)) continue;
         if (this.#osUsers && !(await this.#freeOnHost(c))) continue;
         uid = c;
         break;
@@ -163,7 +165,7 @@ export class AppIdentityService {
       if (uid === null) {
         throw new MinipaasError(
           'MINIPAAS_ERR_LIMIT_EXCEEDED',
-          `no free uid for app "${app.name}": all ${uidMax - uidMin + 1} ids of apps.uidMin..apps.uidMax (${uidMin}..${uidMax}) are in use; widen the range`,
+          `no free uid for app "${app.name}": all ${uidMax - uidMin + 1} ids of apps.uidMin..apps.uidMax (${uidMin}..${uidMax}) are taken (by apps, by other users of this host, or by processes still running as them); widen the range`,
           { details: { uidMin, uidMax } },
         );
       }
