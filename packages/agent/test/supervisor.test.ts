@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentHandle } from '../src/agent.ts';
@@ -97,6 +98,39 @@ describe('agent: supervisor and socket API', () => {
     const who = JSON.parse((await httpGet(routerPort, '/', 'hello.localhost')).body) as Who;
     expect(who.uid).toBe(agent.runAs?.uid);
     expect(who.uid).not.toBe(0);
+  });
+
+  it.runIf(process.getuid?.() === 0)(
+    'runs an app with its own user as that uid, HOME in its data dir, release locked read-only',
+    async () => {
+      const id = 3_500_000 + Math.floor(Math.random() * 100_000);
+      const spec = webSpec(home, 'own', 'v1', { user: { name: `mp${id}`, uid: id, gid: id } });
+      await client.putApp(spec);
+      await running('own');
+      const who = JSON.parse((await httpGet(routerPort, '/', 'own.localhost')).body) as Who;
+      expect(who.uid).toBe(id);
+      expect(who.home).toBe(join(home, 'apps', 'own', 'data'));
+      const data = statSync(who.home);
+      expect([data.uid, data.gid, data.mode & 0o7777]).toEqual([id, id, 0o700]);
+      const rel = statSync(spec.dir);
+      expect([rel.uid, rel.gid, rel.mode & 0o7777]).toEqual([0, id, 0o750]);
+      expect(statSync(join(spec.dir, 'web.js')).mode & 0o7777).toBe(0o640);
+      await client.deleteApp('own');
+    },
+  );
+
+  it('refuses a spec whose user is root or a system id', async () => {
+    for (const user of [
+      { name: 'root', uid: 0, gid: 0 },
+      { name: 'mpx', uid: 70_000, gid: 0 },
+      { name: 'daemon', uid: 1, gid: 1 },
+      { name: 'Bad Name', uid: 70_000, gid: 70_000 },
+    ]) {
+      await expect(
+        client.putApp({ name: 'evil', release: 'v1', dir: '/tmp', env: {}, processes: {}, user }),
+      ).rejects.toMatchObject({ code: 'MINIPAAS_ERR_VALIDATION' });
+    }
+    expect(await client.getApp('evil').catch(() => null)).toBeNull();
   });
 
   it('restarts an instance killed with SIGKILL immediately, counting the restart', async () => {
