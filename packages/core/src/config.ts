@@ -53,7 +53,11 @@ export const configSchema = z
       .object({
         portMin: port.default(20000),
         portMax: port.default(29999),
-        /** OS user apps run as when the agent runs as root (`root` disables the switch). */
+        /**
+         * Who apps run as when the agent runs as root. Unset (the default): every app its own user
+         * (uid/gid from `uidMin`..`uidMax`). `root`: no switch at all. Any other name: every app as
+         * that one shared user (apps are then not isolated from each other).
+         */
         user: z
           .string()
           .regex(/^[a-z_][a-z0-9_-]*$/)
