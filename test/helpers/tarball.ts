@@ -50,3 +50,11 @@ export function rawTar(entries: RawEntry[], gzip = true): Buffer {
   const tar = Buffer.concat(parts);
   return gzip ? gzipSync(tar) : tar;
 }
+
+/**
+ * The 512-byte header of a regular file of `size` bytes, for tests that stream huge archives: the
+ * caller writes the body and pads it to a multiple of 512 bytes (and ends with two zero blocks).
+ */
+export function fileHeader(name: string, size: number): Buffer {
+  return header({ name }, size);
+}

@@ -106,4 +106,11 @@ describe('packDirectory', () => {
     ]);
     expect(entries.every((e) => !e.path.startsWith('/') && !e.path.includes('..'))).toBe(true);
   });
+
+  it('reports nothing to pack for an empty directory or one with only ignored files', async () => {
+    expect(await packDirectory(root)).toEqual({ data: Buffer.alloc(0), files: 0, rawBytes: 0 });
+    put('node_modules/x.js');
+    put('.git/HEAD');
+    expect((await packDirectory(root)).files).toBe(0);
+  });
 });

@@ -91,12 +91,11 @@ export async function packDirectory(root: string): Promise<PackResult> {
     files++;
     rawBytes += lstatSync(join(root, e)).size;
   }
+  // Nothing to pack (node-tar refuses an empty list): the caller reports "nothing to deploy".
+  if (files === 0) return { data: Buffer.alloc(0), files, rawBytes };
   const chunks: Buffer[] = [];
   // Directories are listed explicitly (keeps empty ones) so recursion is off.
-  const stream = createTar(
-    { gzip: true, cwd: root, portable: true, noDirRecurse: true },
-    entries.length ? entries : [],
-  );
+  const stream = createTar({ gzip: true, cwd: root, portable: true, noDirRecurse: true }, entries);
   for await (const chunk of stream) chunks.push(Buffer.from(chunk as Uint8Array));
   return { data: Buffer.concat(chunks), files, rawBytes };
 }

@@ -218,6 +218,27 @@ describe('against a running platform', () => {
     expect(oneErrorLine(info)).toMatch(/not found/);
   });
 
+  it('refuses a directory with nothing to deploy before creating the app', async () => {
+    const empty = await appDir('mp-cli-empty-');
+    const onlyIgnored = await appDir('mp-cli-ignored-');
+    await mkdir(join(onlyIgnored, 'node_modules'));
+    await writeFile(join(onlyIgnored, 'node_modules', 'x.js'), 'x');
+    const noStack = await appDir('mp-cli-nostack-');
+    await writeFile(join(noStack, 'README.md'), 'nothing to run here');
+    for (const [dir, app, re] of [
+      [empty, 'empty-dir', /nothing to deploy/],
+      [onlyIgnored, 'ignored-dir', /nothing to deploy/],
+      [noStack, 'nostack-dir', /Procfile/],
+    ] as const) {
+      const r = await p.cli(['deploy', dir, '--app', app]);
+      expect(r.code, app).toBe(1);
+      expect(oneErrorLine(r)).toMatch(re);
+      const info = await p.cli(['apps', 'info', app]);
+      expect(info.code, `${app} was created`).toBe(1);
+      expect(oneErrorLine(info)).toMatch(/not found/);
+    }
+  });
+
   it('prints JSON for read commands and one-line errors for bad input', async () => {
     const apps = JSON.parse((await p.cli(['apps', '--json'])).stdout) as { apps: Array<{ name: string }> };
     expect(apps.apps.map((a) => a.name)).toContain('prog');

@@ -6,7 +6,7 @@ import { type Context, clientFor } from '../context.ts';
 import { argsAfterDashDash, type DeployPlan, planDeploy } from '../deploy-plan.ts';
 import { followDeployment } from '../follow-deployment.ts';
 import { bytes, colors, json, line, type Output } from '../output.ts';
-import { displayPath, packDirectory } from '../pack.ts';
+import { displayPath, type PackResult, packDirectory } from '../pack.ts';
 
 interface DeployOptions {
   app?: string;
@@ -15,26 +15,28 @@ interface DeployOptions {
   json?: boolean;
 }
 
+/** Creates the app when it does not exist yet; true when this call created it. */
 async function ensureApp(
   client: ApiClient,
   plan: DeployPlan,
   project: string | undefined,
   p: Output,
-): Promise<void> {
-  if (await client.findApp(plan.app)) return;
+): Promise<boolean> {
+  if (await client.findApp(plan.app)) return false;
   const body: { name: string; project?: string } = { name: plan.app };
   if (project) body.project = project;
   try {
     await client.createApp(body);
   } catch (err) {
     // Another deploy created it between our lookup and our create: that is fine.
-    if (err instanceof ApiError && err.code === 'MINIPAAS_ERR_APP_EXISTS') return;
+    if (err instanceof ApiError && err.code === 'MINIPAAS_ERR_APP_EXISTS') return false;
     throw err;
   }
   line(
     p,
     `Created app ${plan.app}${plan.kind === 'upload' && plan.appDerived ? ' (named after the directory; use --app to choose)' : ''}.`,
   );
+  return true;
 }
 
 export function registerDeploy(program: Command, ctx: Context): void {
@@ -74,37 +76,48 @@ Examples:
       // Progress goes to stderr with --json so stdout holds only the JSON document.
       const p: Output = opts.json ? { out: ctx.out.err, err: ctx.out.err, isTTY: false } : ctx.out;
       const c = colors(p.isTTY);
-      const client = await clientFor(cmd, ctx);
-      await ensureApp(client, plan, opts.project, p);
-
-      let started: Awaited<ReturnType<ApiClient['deployCommand']>>;
-      if (plan.kind === 'command') {
-        line(p, `Deploying command to ${c.bold(plan.app)}: ${plan.command}`);
-        started = await client.deployCommand(plan.app, {
-          command: plan.command,
-          ...(opts.message ? { message: opts.message } : {}),
-        });
-      } else {
+      // Pack before anything is created: a directory with nothing to deploy fails here, app untouched.
+      let packed: PackResult = { data: Buffer.alloc(0), files: 0, rawBytes: 0 };
+      if (plan.kind === 'upload') {
         const t0 = Date.now();
-        const packed = await packDirectory(plan.dir);
+        packed = await packDirectory(plan.dir);
         if (packed.files === 0)
           throw new CliError(`nothing to deploy: ${displayPath(plan.dir)} has no files (after .gitignore)`);
         line(
           p,
           `Packing ${displayPath(plan.dir)}: ${packed.files} files, ${bytes(packed.rawBytes)} (${bytes(packed.data.length)} gzipped) in ${Date.now() - t0} ms`,
         );
-        p.out(`Uploading to ${client.url} (app ${c.bold(plan.app)}) ... `);
-        const t1 = Date.now();
-        try {
-          started = await client.deployTarball(plan.app, packed.data, {
+      }
+      const client = await clientFor(cmd, ctx);
+      const created = await ensureApp(client, plan, opts.project, p);
+
+      let started: Awaited<ReturnType<ApiClient['deployCommand']>>;
+      try {
+        if (plan.kind === 'command') {
+          line(p, `Deploying command to ${c.bold(plan.app)}: ${plan.command}`);
+          started = await client.deployCommand(plan.app, {
+            command: plan.command,
             ...(opts.message ? { message: opts.message } : {}),
-            ...(plan.command ? { command: plan.command } : {}),
           });
-        } catch (err) {
-          p.out('failed\n');
-          throw err;
+        } else {
+          p.out(`Uploading to ${client.url} (app ${c.bold(plan.app)}) ... `);
+          const t1 = Date.now();
+          try {
+            started = await client.deployTarball(plan.app, packed.data, {
+              ...(opts.message ? { message: opts.message } : {}),
+              ...(plan.command ? { command: plan.command } : {}),
+            });
+          } catch (err) {
+            p.out('failed\n');
+            throw err;
+          }
+          p.out(`done (${((Date.now() - t1) / 1000).toFixed(1)}s)\n`);
         }
-        p.out(`done (${((Date.now() - t1) / 1000).toFixed(1)}s)\n`);
+      } catch (err) {
+        // A refused deploy (4xx: nothing to run, archive too large...) leaves no app behind that this
+        // command created for it.
+        if (created && err instanceof ApiError && err.status < 500) await client.deleteApp(plan.app);
+        throw err;
       }
       line(
         p,

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { chmod, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import {
   appCacheDir,
   ensureReachable,
@@ -31,9 +32,9 @@ import type { RuntimeDriver } from '../runtime/runtime-driver.ts';
 import type { AppRow, AppService } from '../services/app-service.ts';
 import { buildSpec } from '../services/spec-builder.ts';
 import type { Database, DeploymentsTable } from '../store/schema.ts';
-import { extractArchive, inspectArchive } from './archive.ts';
 import { runProgram } from './executor.ts';
 import { type DetectedStack, detectStack } from './stack-detector.ts';
+import { stageUpload } from './upload-staging.ts';
 
 export type DeploymentRow = Selectable<DeploymentsTable>;
 
@@ -50,7 +51,9 @@ export interface DeployServiceDeps {
 export type DeploySource =
   | {
       kind: 'upload';
-      archive: Buffer /** overrides the detected web command */;
+      /** The request body: a gzipped (or plain) tarball, streamed to disk and unpacked within `uploads.*`. */
+      archive: Readable;
+      /** Overrides the detected web command. */
       command?: string | undefined;
     }
   | { kind: 'command'; command: string }
@@ -156,19 +159,8 @@ export class DeployService {
     const id = randomUUID();
     const staging = join(this.#d.config.home, 'builds', id);
     if (source.kind === 'upload') {
-      await inspectArchive(source.archive, {
-        maxUnpackedBytes: this.#d.config.uploads.maxBytes * 4,
-        maxEntries: 200_000,
-      });
-      try {
-        await extractArchive(source.archive, staging);
-      } catch (err) {
-        await rm(staging, { recursive: true, force: true });
-        throw new MinipaasError(
-          'MINIPAAS_ERR_BAD_ARCHIVE',
-          `cannot unpack archive: ${(err as Error).message}`,
-        );
-      }
+      // Streamed to disk, unpacked by a child process within uploads.*; nothing is left on failure.
+      await stageUpload(source.archive, staging, this.#d.config.uploads);
     } else if (source.kind === 'restart' && !app.current_release) {
       throw new MinipaasError(
         'MINIPAAS_ERR_NO_RELEASE',

@@ -1,7 +1,9 @@
+import { Readable } from 'node:stream';
 import { deployJsonSchema, deployQuerySchema, MinipaasError } from '@minipaas/core';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ServerContext } from '../context.ts';
+import { uploadTooLarge } from '../deploy/upload-staging.ts';
 import { openSse } from '../http/sse.ts';
 import { parse } from '../http/validate.ts';
 
@@ -14,34 +16,40 @@ export const ARCHIVE_TYPES = [
 ];
 
 export function deploymentRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  app.addContentTypeParser(ARCHIVE_TYPES, { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  // Archives are not parsed here: the handler streams the body to disk (see deploy/upload-staging.ts),
+  // enforcing uploads.maxBytes itself, so an upload is never held in memory.
+  app.addContentTypeParser(ARCHIVE_TYPES, (_req, payload, done) => done(null, payload));
 
-  app.post<IdParams>(
-    '/api/v1/apps/:id/deploy',
-    { bodyLimit: ctx.config.uploads.maxBytes },
-    async (req, reply) => {
-      const row = await ctx.apps.get(req.params.id);
-      const query = parse(deployQuerySchema, req.query, 'query');
-      if (Buffer.isBuffer(req.body)) {
+  app.post<IdParams>('/api/v1/apps/:id/deploy', async (req, reply) => {
+    const row = await ctx.apps.get(req.params.id);
+    const query = parse(deployQuerySchema, req.query, 'query');
+    if (req.body instanceof Readable) {
+      try {
+        const declared = Number(req.headers['content-length'] ?? 0);
+        if (declared > ctx.config.uploads.maxBytes) throw uploadTooLarge(ctx.config.uploads.maxBytes);
         const d = await ctx.deploys.deploy(
           row,
           { kind: 'upload', archive: req.body, command: query.command },
           query.message,
         );
         return reply.status(202).send(d);
+      } catch (err) {
+        // The rest of a refused upload is not read: close the connection after the answer.
+        if (!req.raw.complete) reply.header('connection', 'close');
+        throw err;
       }
-      const body = parse(deployJsonSchema, req.body, 'deploy request');
-      const command = body.command ?? query.command;
-      if (!command) {
-        throw new MinipaasError(
-          'MINIPAAS_ERR_VALIDATION',
-          'send a gzipped tarball of the app (Content-Type: application/gzip) or JSON {"command": "..."}',
-        );
-      }
-      const d = await ctx.deploys.deploy(row, { kind: 'command', command }, body.message ?? query.message);
-      return reply.status(202).send(d);
-    },
-  );
+    }
+    const body = parse(deployJsonSchema, req.body, 'deploy request');
+    const command = body.command ?? query.command;
+    if (!command) {
+      throw new MinipaasError(
+        'MINIPAAS_ERR_VALIDATION',
+        'send a gzipped tarball of the app (Content-Type: application/gzip) or JSON {"command": "..."}',
+      );
+    }
+    const d = await ctx.deploys.deploy(row, { kind: 'command', command }, body.message ?? query.message);
+    return reply.status(202).send(d);
+  });
 
   app.get<IdParams>('/api/v1/apps/:id/deployments', async (req) => {
     const row = await ctx.apps.get(req.params.id);
