@@ -1,6 +1,14 @@
-import type { AgentAppState, AppSpec, RolloutStatus } from '@minipaas/core';
+import {
+  type AgentAppState,
+  type AppSpec,
+  appSpecDigest,
+  type RolloutStatus,
+  stableStringify,
+} from '@minipaas/core';
 import type { Logger } from 'pino';
 import type { Instance } from './instance.ts';
+
+export { stableStringify };
 
 /** What an app runtime needs from the supervisor (injected, so it stays testable). */
 export interface AppRuntimeDeps {
@@ -24,20 +32,6 @@ interface Generation {
   instances: Instance[];
 }
 
-/** Deterministic JSON (sorted keys) for spec comparison. */
-export function stableStringify(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(stableStringify).join(',')}]`;
-  if (v && typeof v === 'object') {
-    const o = v as Record<string, unknown>;
-    return `{${Object.keys(o)
-      .filter((k) => o[k] !== undefined)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${stableStringify(o[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(v) ?? 'null';
-}
-
 /** True when going from `a` to `b` needs new processes (release, dir, env or a command changed). */
 export function needsRollout(a: AppSpec, b: AppSpec): boolean {
   if (a.release !== b.release || a.dir !== b.dir) return true;
@@ -57,8 +51,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 export class AppRuntime {
   readonly name: string;
-  /** The latest desired spec. */
-  spec: AppSpec;
+  #spec: AppSpec;
+  /** {@link stableStringify} and {@link appSpecDigest} of `#spec`, computed once per change. */
+  #specText = '';
+  #specDigest = '';
   private readonly deps: AppRuntimeDeps;
   private current: Generation | null = null;
   private pending: Generation | null = null;
@@ -69,14 +65,31 @@ export class AppRuntime {
 
   constructor(spec: AppSpec, deps: AppRuntimeDeps) {
     this.name = spec.name;
-    this.spec = spec;
+    this.#spec = spec;
+    this.#specText = stableStringify(spec);
+    this.#specDigest = appSpecDigest(spec);
     this.deps = deps;
     this.rollout = { release: spec.release, status: 'idle', updatedAt: new Date().toISOString() };
   }
 
-  /** Applies a desired spec: no-op when identical, scale when only counts changed, rollout otherwise. */
+  /** The latest desired spec. */
+  get spec(): AppSpec {
+    return this.#spec;
+  }
+
+  set spec(spec: AppSpec) {
+    if (spec === this.#spec) return;
+    this.#spec = spec;
+    this.#specText = stableStringify(spec);
+    this.#specDigest = appSpecDigest(spec);
+  }
+
+  /**
+   * Applies a desired spec: no-op when identical (nothing changes, nothing is reported to `onChange`),
+   * scale when only counts changed, rollout otherwise.
+   */
   apply(spec: AppSpec, initial = false): 'noop' | 'scale' | 'rollout' {
-    if (!initial && stableStringify(spec) === stableStringify(this.spec)) return 'noop';
+    if (!initial && stableStringify(spec) === this.#specText) return 'noop';
     this.spec = spec;
     if (this.current && !needsRollout(this.current.spec, spec)) {
       this.abortPending();
@@ -128,6 +141,7 @@ export class AppRuntime {
     if (rollout.logTail) rollout.logTail = [...rollout.logTail];
     return {
       name: this.name,
+      specDigest: this.#specDigest,
       release: this.current?.spec.release ?? null,
       rollout,
       instances: this.allInstances().map((i) => i.info()),

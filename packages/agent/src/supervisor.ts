@@ -75,6 +75,10 @@ export class Supervisor {
   private readonly apps = new Map<string, AppRuntime>();
   private persistScheduled = false;
   private closed = false;
+  /** The text last written to the state file: an unchanged state is not written again. */
+  private lastWritten: string | null = null;
+  /** Kernel start time per live pid, read from /proc once per process (not once per write). */
+  private readonly startTimes = new Map<number, string | null>();
 
   constructor(opts: SupervisorOptions) {
     this.opts = opts;
@@ -139,10 +143,11 @@ export class Supervisor {
       app = new AppRuntime(spec, this.depsFor(spec.name));
       this.apps.set(spec.name, app);
       app.apply(spec, true);
-    } else {
-      app.apply(spec);
+      this.persist();
+    } else if (app.apply(spec) !== 'noop') {
+      this.persist();
     }
-    this.persist();
+    // An identical spec changes nothing: no state write, no /proc read (the idle resync path).
     return app.state();
   }
 
@@ -254,7 +259,11 @@ export class Supervisor {
       log: this.opts.logs.open(spec.name, id, processType, spec.maskValues ?? []),
       policy: this.opts.policy,
       logger: appLogger.child({ instance: id }),
-      onProcess: () => this.persist(),
+      onProcess: (inst) => {
+        // A new process (or an exit): its pid's start time is read again at the next write.
+        if (inst.pid) this.startTimes.delete(inst.pid);
+        this.persist();
+      },
       ...(this.opts.cgroups ? { cgroups: this.opts.cgroups } : {}),
     });
   }
@@ -273,20 +282,34 @@ export class Supervisor {
     const file = this.opts.stateFile;
     if (!file) return;
     const processes: PersistedState['processes'] = [];
+    const live = new Set<number>();
     if (!noProcesses) {
       for (const a of this.apps.values()) {
-        for (const i of a.allInstances()) if (i.pid) processes.push({ pid: i.pid, start: procStart(i.pid) });
+        for (const i of a.allInstances()) {
+          if (!i.pid) continue;
+          live.add(i.pid);
+          let start = this.startTimes.get(i.pid);
+          if (start === undefined) {
+            start = procStart(i.pid);
+            this.startTimes.set(i.pid, start);
+          }
+          processes.push({ pid: i.pid, start });
+        }
       }
     }
+    for (const pid of this.startTimes.keys()) if (!live.has(pid)) this.startTimes.delete(pid);
     const state: PersistedState = {
       version: 1,
       apps: [...this.apps.values()].map((a) => ({ spec: a.spec, serving: a.servingSpec })),
       processes,
     };
+    const text = `${JSON.stringify(state, null, 2)}\n`;
+    if (text === this.lastWritten) return;
     try {
       const tmp = `${file}.${process.pid}.tmp`;
-      writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+      writeFileSync(tmp, text, { mode: 0o600 });
       renameSync(tmp, file);
+      this.lastWritten = text;
     } catch (err) {
       this.opts.logger.error({ err: (err as Error).message }, 'cannot write agent state');
     }

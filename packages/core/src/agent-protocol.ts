@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 /**
  * The contract between the control plane and the node agent (process runtime).
  *
@@ -5,6 +7,10 @@
  * The agent is long-lived and owns app processes and the router; the control plane pushes the
  * desired state of each app and reads back the observed state. Every call is idempotent, so a
  * control plane that restarts simply pushes the same specs again and nothing is restarted.
+ *
+ * Idle cost: an identical PUT is a no-op that writes nothing and reads nothing from /proc. Every app state
+ * carries `specDigest` ({@link appSpecDigest} of the desired spec the agent holds), so a control plane
+ * resyncs with one `GET /v1/apps` and PUTs only the apps whose digest differs from the spec it would send.
  *
  * Routes (all JSON; errors are `ErrorBody` with a 4xx/5xx status):
  *   GET    /v1/health                      -> AgentHealth
@@ -102,6 +108,11 @@ export type RolloutStatus = 'idle' | 'rolling' | 'ready' | 'failed';
 
 export interface AgentAppState {
   name: string;
+  /**
+   * {@link appSpecDigest} of the desired spec the agent holds for this app (absent from runtimes that
+   * keep no spec: the control plane then pushes every pass).
+   */
+  specDigest?: string;
   /** The release currently serving (null before the first successful rollout). */
   release: string | null;
   /** The latest rollout the agent was asked for. */
@@ -134,4 +145,23 @@ export interface AgentHealth {
   router: { host: string; port: number };
   apps: number;
   instances: number;
+}
+
+/** Deterministic JSON (object keys sorted, undefined members dropped), for comparing specs. */
+export function stableStringify(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableStringify).join(',')}]`;
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o)
+      .filter((k) => o[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stableStringify(o[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+/** Digest of an app spec (sha256 of its {@link stableStringify}): equal digests mean a PUT is a no-op. */
+export function appSpecDigest(spec: AppSpec): string {
+  return createHash('sha256').update(stableStringify(spec)).digest('base64url');
 }
