@@ -4,7 +4,7 @@
  * limits, hostile ids and bodies. Every rejected request must leave the stored state unchanged.
  */
 
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { AgentClient, type AgentHandle, startAgent } from '@minipaas/agent';
 import { loadConfig, type MinipaasConfig } from '@minipaas/core';
 import pino from 'pino';
+import { c as tarCreate } from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../../test/helpers/postgres-server.ts';
 import { ProcessDriver } from '../src/runtime/process-driver.ts';
@@ -356,6 +357,27 @@ describe('rejected requests change nothing', () => {
       409,
     );
     expect(created.json().error.message).toMatch(/6 instances; at most 4/);
+    // A Procfile with more types than allowed is refused before anything is queued.
+    const src = await mkdtemp(join(tmpdir(), 'mp-procfile-'));
+    await writeFile(
+      join(src, 'Procfile'),
+      '# four types\nweb: node -e 1\nworker: sleep 100\nclock: sleep 100\nmailer: sleep 100\n',
+    );
+    const chunks: Buffer[] = [];
+    for await (const c of tarCreate({ gzip: true, cwd: src, portable: true }, ['.']) as AsyncIterable<Buffer>)
+      chunks.push(c);
+    await rm(src, { recursive: true, force: true });
+    const procfile = await rejected(
+      () =>
+        cp.app.inject({
+          method: 'POST',
+          url: '/api/v1/apps/victim/deploy',
+          headers: { ...auth, 'content-type': 'application/gzip' },
+          payload: Buffer.concat(chunks),
+        }),
+      409,
+    );
+    expect(procfile.json().error.message).toMatch(/4 process types; at most 3/);
     // Platform-wide: victim runs 1; a second app may add 4 (5 <= 6), then scaling victim to 3 is over.
     const second = await cp.app.inject({
       method: 'POST',

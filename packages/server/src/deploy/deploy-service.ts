@@ -30,7 +30,7 @@ import type { Kysely, Selectable } from 'kysely';
 import type { Logger } from 'pino';
 import type { RuntimeDriver } from '../runtime/runtime-driver.ts';
 import type { AppRow, AppService } from '../services/app-service.ts';
-import { buildSpec } from '../services/spec-builder.ts';
+import { buildSpec, effectiveProcesses } from '../services/spec-builder.ts';
 import type { Database, DeploymentsTable } from '../store/schema.ts';
 import { runProgram } from './executor.ts';
 import { type DetectedStack, detectStack } from './stack-detector.ts';
@@ -183,6 +183,15 @@ export class DeployService {
     } else if (source.kind === 'command') {
       await mkdir(staging, { recursive: true });
       detected = { stack: 'command', commands: { web: source.command }, install: null, env: {} };
+    }
+    if (detected) {
+      // Over a limit (too many process types or instances): refuse now, before anything is queued.
+      try {
+        await this.#d.apps.checkLimits(app, effectiveProcesses(app, { commands: detected.commands }));
+      } catch (err) {
+        await rm(staging, { recursive: true, force: true });
+        throw err;
+      }
     }
     const row = await this.#d.db
       .insertInto('deployments')
