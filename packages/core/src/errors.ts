@@ -13,9 +13,12 @@ export const ERROR_CODES = {
   MINIPAAS_ERR_APP_NOT_FOUND: { status: 404, message: 'App not found' },
   MINIPAAS_ERR_PROJECT_NOT_FOUND: { status: 404, message: 'Project not found' },
   MINIPAAS_ERR_DEPLOYMENT_NOT_FOUND: { status: 404, message: 'Deployment not found' },
+  MINIPAAS_ERR_ADDON_NOT_FOUND: { status: 404, message: 'Add-on not found' },
+  MINIPAAS_ERR_BACKUP_NOT_FOUND: { status: 404, message: 'Backup not found' },
   MINIPAAS_ERR_CONFLICT: { status: 409, message: 'Conflict' },
   MINIPAAS_ERR_LIMIT_EXCEEDED: { status: 409, message: 'A configured limit would be exceeded' },
   MINIPAAS_ERR_APP_EXISTS: { status: 409, message: 'An app with this name already exists' },
+  MINIPAAS_ERR_ADDON_EXISTS: { status: 409, message: 'An add-on with this name already exists' },
   MINIPAAS_ERR_PROJECT_EXISTS: { status: 409, message: 'A project with this slug already exists' },
   MINIPAAS_ERR_PROJECT_NOT_EMPTY: { status: 409, message: 'Project still has apps' },
   MINIPAAS_ERR_NO_RELEASE: { status: 409, message: 'App has no release yet' },
@@ -26,6 +29,9 @@ export const ERROR_CODES = {
   MINIPAAS_ERR_NO_STACK: { status: 422, message: 'Could not detect how to run this app' },
   MINIPAAS_ERR_RATE_LIMITED: { status: 429, message: 'Too many requests' },
   MINIPAAS_ERR_AGENT_UNAVAILABLE: { status: 503, message: 'Node agent is not reachable' },
+  MINIPAAS_ERR_NOT_AVAILABLE: { status: 400, message: 'Not available on this platform' },
+  MINIPAAS_ERR_TOOL_MISSING: { status: 501, message: 'A required program is not installed' },
+  MINIPAAS_ERR_BACKUP_FAILED: { status: 500, message: 'Backup or restore failed' },
   MINIPAAS_ERR_INTERNAL: { status: 500, message: 'Internal error' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

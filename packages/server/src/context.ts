@@ -2,6 +2,7 @@ import type { MinipaasConfig } from '@minipaas/core';
 import type { Logger } from 'pino';
 import type { DeployService } from './deploy/deploy-service.ts';
 import type { RuntimeDriver } from './runtime/runtime-driver.ts';
+import type { AddonService } from './services/addon-service.ts';
 import type { AppService } from './services/app-service.ts';
 import type { ProjectService } from './services/project-service.ts';
 import type { TokenService } from './services/token-service.ts';
@@ -17,5 +18,11 @@ export interface ServerContext {
   projects: ProjectService;
   apps: AppService;
   deploys: DeployService;
+  addons: AddonService;
+  /**
+   * Superuser URL of the platform's Postgres server, used to create app databases (add-ons);
+   * undefined when the platform has no Postgres server.
+   */
+  databaseAdminUrl: string | undefined;
   log: Logger;
 }

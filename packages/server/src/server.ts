@@ -18,6 +18,7 @@ import {
   registerJsonParser,
 } from './http/error-handler.ts';
 import { Reconciler } from './reconciler.ts';
+import { addonRoutes } from './routes/addons.ts';
 import { appRoutes } from './routes/apps.ts';
 import { deploymentRoutes } from './routes/deployments.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -25,6 +26,7 @@ import { logRoutes } from './routes/logs.ts';
 import { projectRoutes } from './routes/projects.ts';
 import { statusRoutes } from './routes/status.ts';
 import type { RuntimeDriver } from './runtime/runtime-driver.ts';
+import { AddonService } from './services/addon-service.ts';
 import { AppService } from './services/app-service.ts';
 import { ProjectService } from './services/project-service.ts';
 import { TokenService } from './services/token-service.ts';
@@ -74,6 +76,10 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
   const deploys = new DeployService({ db: store.db, config, driver, apps, log });
   const interrupted = await deploys.recoverInterrupted();
   if (interrupted > 0) log.warn({ interrupted }, 'marked deployments interrupted by a restart as failed');
+  // The embedded-server work sets this to the embedded superuser URL; an external server's URL for now.
+  const databaseAdminUrl = config.databaseUrl;
+  const addons = new AddonService({ db: store.db, apps, log, adminUrl: databaseAdminUrl });
+  apps.beforeDelete.push((app) => addons.destroyAll(app));
   const ctx: ServerContext = {
     config,
     version: VERSION,
@@ -83,6 +89,8 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
     projects,
     apps,
     deploys,
+    addons,
+    databaseAdminUrl,
     log,
   };
 
@@ -114,6 +122,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
   appRoutes(app, ctx);
   deploymentRoutes(app, ctx);
   logRoutes(app, ctx);
+  addonRoutes(app, ctx);
 
   const reconciler = new Reconciler({ apps, driver, log: log.child({ component: 'reconciler' }) });
   if (opts.reconcile !== false) reconciler.start();

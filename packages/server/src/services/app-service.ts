@@ -50,6 +50,8 @@ export class AppService {
   readonly #d: AppServiceDeps;
   /** The apps' own uids/gids (also used by the deploy pipeline for builds). */
   readonly identity: AppIdentityService;
+  /** Run before an app is deleted (e.g. destroying its add-ons); a throwing hook stops the delete. */
+  readonly beforeDelete: Array<(app: AppRow) => Promise<void>> = [];
   constructor(deps: AppServiceDeps) {
     this.#d = deps;
     this.identity =
@@ -350,6 +352,7 @@ export class AppService {
 
   async delete(ref: string): Promise<void> {
     const app = await this.get(ref);
+    for (const hook of this.beforeDelete) await hook(app);
     await this.#d.driver.remove(app.name);
     await this.identity.free(app);
     await this.#d.db.deleteFrom('apps').where('id', '=', app.id).execute();

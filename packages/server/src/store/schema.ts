@@ -75,6 +75,22 @@ export interface ApiTokensTable {
   last_used_at: Timestamp | null;
 }
 
+/** A managed Postgres database of an app (docs/addons.md): its own database and LOGIN role. */
+export interface AddonsTable {
+  id: string;
+  app_id: string;
+  name: string;
+  type: string;
+  dedicated: ColumnType<boolean, boolean | undefined, boolean>;
+  /** The app env var holding the connection URL (`DATABASE_URL`, `<NAME>_URL`). */
+  env_var: string;
+  database_name: string;
+  role_name: string;
+  /** TODO(secrets): stored in clear until a SecretStore encrypts it at rest. Never logged. */
+  password: string;
+  created_at: Timestamp;
+}
+
 export interface Database {
   projects: ProjectsTable;
   apps: AppsTable;
@@ -82,5 +98,6 @@ export interface Database {
   deployments: DeploymentsTable;
   api_tokens: ApiTokensTable;
   app_identities: AppIdentitiesTable;
+  addons: AddonsTable;
   schema_migrations: { version: Generated<string> };
 }

@@ -1,0 +1,262 @@
+/**
+ * Add-ons: managed Postgres databases for apps (docs/addons.md). Each add-on is a database and a
+ * LOGIN role of its own on the platform's Postgres server; its connection URL goes into the app's
+ * env (`DATABASE_URL` for the first, `<NAME>_URL` for others) and the app is rolled.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { MinipaasError } from '@minipaas/core';
+import type { Kysely, Selectable } from 'kysely';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { AddonsTable, Database } from '../store/schema.ts';
+import type { AppRow, AppService } from './app-service.ts';
+import {
+  type AppDatabase,
+  connectionUrl,
+  maskUrl,
+  PostgresAdmin,
+  type ServerAddress,
+  serverAddress,
+} from './postgres-admin.ts';
+
+export type AddonRow = Selectable<AddonsTable>;
+
+/** Add-on names: lowercase letters, digits and dashes, starting with a letter, at most 30. */
+export const ADDON_NAME_RE = /^[a-z]([a-z0-9-]{0,28}[a-z0-9])?$/;
+
+/** The only add-on type so far. */
+export const ADDON_TYPES = ['postgres'] as const;
+
+export const createAddonSchema = z
+  .object({
+    type: z.string().max(40),
+    name: z.string().max(100).optional(),
+    dedicated: z.boolean().optional(),
+  })
+  .strict();
+export type CreateAddonInput = z.infer<typeof createAddonSchema>;
+
+/** What the API shows of an add-on. */
+export interface AddonView {
+  id: string;
+  name: string;
+  type: string;
+  app: string;
+  appId: string;
+  dedicated: boolean;
+  envVar: string;
+  database: string;
+  role: string;
+  host: string;
+  port: number;
+  /** The connection URL; its password is masked unless revealed. */
+  url: string;
+  passwordRevealed: boolean;
+  createdAt: string;
+}
+
+export interface AddonServiceDeps {
+  db: Kysely<Database>;
+  apps: AppService;
+  log: Logger;
+  /**
+   * Superuser (or CREATEDB + CREATEROLE) URL of the Postgres server that hosts app databases;
+   * undefined when the platform has no Postgres server (add-ons are then unavailable).
+   */
+  adminUrl: string | undefined;
+}
+
+/** Checks an add-on name; throws a 400 that says what is allowed. */
+export function checkAddonName(name: string): void {
+  if (!ADDON_NAME_RE.test(name) || name in Object.prototype)
+    throw new MinipaasError(
+      'MINIPAAS_ERR_VALIDATION',
+      `invalid add-on name "${name.slice(0, 40).replace(/[^\x20-\x7e]/g, '?')}": use 1-30 lowercase letters, digits and dashes, starting with a letter (not a reserved word)`,
+    );
+}
+
+/** `mp_<app>_<name>_<random>` in Postgres' identifier alphabet, at most 63 bytes. */
+export function databaseNameFor(app: string, name: string, suffix = randomBytes(4).toString('hex')): string {
+  const clean = (s: string) => s.replace(/[^a-z0-9]/g, '_');
+  const base = `mp_${clean(app)}_${clean(name)}`.slice(0, 63 - suffix.length - 1);
+  return `${base}_${suffix}`;
+}
+
+/** The env var for an add-on: `DATABASE_URL` when free, else `<NAME>_URL`. */
+export function envVarFor(name: string, taken: ReadonlySet<string>): string {
+  if (!taken.has('DATABASE_URL')) return 'DATABASE_URL';
+  return `${name.toUpperCase().replace(/-/g, '_')}_URL`;
+}
+
+export class AddonService {
+  readonly #d: AddonServiceDeps;
+
+  constructor(deps: AddonServiceDeps) {
+    this.#d = deps;
+  }
+
+  #admin(): { admin: PostgresAdmin; addr: ServerAddress } {
+    const url = this.#d.adminUrl;
+    if (!url)
+      throw new MinipaasError(
+        'MINIPAAS_ERR_NOT_AVAILABLE',
+        'Postgres add-ons need the platform to run on a PostgreSQL server (the embedded server or DATABASE_URL)',
+      );
+    return { admin: new PostgresAdmin(url), addr: serverAddress(url) };
+  }
+
+  /** The connection URL of an add-on (with its password). */
+  url(row: AddonRow): string {
+    return connectionUrl(this.#admin().addr, row.role_name, row.password, row.database_name);
+  }
+
+  view(app: AppRow, row: AddonRow, reveal = false): AddonView {
+    const { addr } = this.#admin();
+    const url = this.url(row);
+    return {
+      id: row.id,
+      name: row.name,
+      type: row.type,
+      app: app.name,
+      appId: app.id,
+      dedicated: row.dedicated,
+      envVar: row.env_var,
+      database: row.database_name,
+      role: row.role_name,
+      host: addr.host,
+      port: addr.port,
+      url: reveal ? url : maskUrl(url),
+      passwordRevealed: reveal,
+      createdAt: new Date(row.created_at).toISOString(),
+    };
+  }
+
+  async list(app: AppRow): Promise<AddonRow[]> {
+    return this.#d.db
+      .selectFrom('addons')
+      .selectAll()
+      .where('app_id', '=', app.id)
+      .orderBy('created_at')
+      .execute();
+  }
+
+  async get(app: AppRow, name: string): Promise<AddonRow> {
+    checkAddonName(name);
+    const row = await this.#d.db
+      .selectFrom('addons')
+      .selectAll()
+      .where('app_id', '=', app.id)
+      .where('name', '=', name)
+      .executeTakeFirst();
+    if (!row)
+      throw new MinipaasError(
+        'MINIPAAS_ERR_ADDON_NOT_FOUND',
+        `app "${app.name}" has no add-on named "${name}"`,
+      );
+    return row;
+  }
+
+  /**
+   * Creates a Postgres database and role for the app, records the add-on, sets its env var and
+   * rolls the app. Input is checked before anything changes; when a later step fails, the database,
+   * role and row are removed again.
+   */
+  async create(appRef: string, input: CreateAddonInput): Promise<{ app: AppRow; addon: AddonRow }> {
+    const app = await this.#d.apps.get(appRef);
+    if (!(ADDON_TYPES as readonly string[]).includes(input.type))
+      throw new MinipaasError(
+        'MINIPAAS_ERR_VALIDATION',
+        `unknown add-on type "${input.type.slice(0, 40).replace(/[^\x20-\x7e]/g, '?')}" (available: ${ADDON_TYPES.join(', ')})`,
+      );
+    if (input.name !== undefined) checkAddonName(input.name);
+    if (input.dedicated)
+      throw new MinipaasError(
+        'MINIPAAS_ERR_NOT_AVAILABLE',
+        'dedicated Postgres servers are not available yet: leave out --dedicated to get a database on the platform server',
+      );
+    const { admin } = this.#admin();
+    const existing = await this.list(app);
+    const names = new Set(existing.map((a) => a.name));
+    let name = input.name;
+    if (name === undefined) {
+      name = input.type;
+      for (let i = 2; names.has(name); i++) name = `${input.type}-${i}`;
+    } else if (names.has(name))
+      throw new MinipaasError(
+        'MINIPAAS_ERR_ADDON_EXISTS',
+        `app "${app.name}" already has an add-on named "${name}"`,
+      );
+    const taken = new Set(existing.map((a) => a.env_var));
+    if (Object.hasOwn(app.env, 'DATABASE_URL')) taken.add('DATABASE_URL');
+    const envVar = envVarFor(name, taken);
+    if (taken.has(envVar) || Object.hasOwn(app.env, envVar))
+      throw new MinipaasError(
+        'MINIPAAS_ERR_CONFLICT',
+        `app "${app.name}" already has the env var ${envVar}; choose another add-on name or unset it first`,
+      );
+    const database = databaseNameFor(app.name, name);
+    if (await admin.exists(database))
+      throw new MinipaasError('MINIPAAS_ERR_CONFLICT', `a database or role named ${database} already exists`);
+    const d: AppDatabase = { database, role: database, password: randomBytes(24).toString('base64url') };
+    await admin.create(d);
+    let row: AddonRow | undefined;
+    try {
+      row = await this.#d.db
+        .insertInto('addons')
+        .values({
+          id: randomUUID(),
+          app_id: app.id,
+          name,
+          type: input.type,
+          dedicated: false,
+          env_var: envVar,
+          database_name: d.database,
+          role_name: d.role,
+          password: d.password,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      const updated = await this.#d.apps.patch(app.id, { env: { [envVar]: this.url(row) } });
+      this.#d.log.info({ app: app.name, addon: name, database }, 'add-on created');
+      return { app: updated, addon: row };
+    } catch (err) {
+      if (row) await this.#d.db.deleteFrom('addons').where('id', '=', row.id).execute();
+      await admin.drop(d);
+      if (err instanceof Error && /addons_app_id_(name|env_var)_key/.test(err.message))
+        throw new MinipaasError(
+          'MINIPAAS_ERR_ADDON_EXISTS',
+          `app "${app.name}" already has an add-on named "${name}"`,
+        );
+      throw err;
+    }
+  }
+
+  /**
+   * Destroys an add-on: removes its env var (rolling the app), ends the database's sessions, drops
+   * the database and the role, and forgets the add-on. `confirm` must repeat the add-on's name.
+   */
+  async destroy(appRef: string, name: string, confirm: string | undefined): Promise<void> {
+    const app = await this.#d.apps.get(appRef);
+    const row = await this.get(app, name);
+    if (confirm !== name)
+      throw new MinipaasError(
+        'MINIPAAS_ERR_VALIDATION',
+        `destroying add-on "${name}" deletes its database and every row in it: repeat its name to confirm (?confirm=${name}, CLI: --confirm ${name})`,
+      );
+    await this.#remove(app, row, true);
+  }
+
+  /** Destroys every add-on of an app that is being deleted (its env no longer matters). */
+  async destroyAll(app: AppRow): Promise<void> {
+    for (const row of await this.list(app)) await this.#remove(app, row, false);
+  }
+
+  async #remove(app: AppRow, row: AddonRow, roll: boolean): Promise<void> {
+    const { admin } = this.#admin();
+    if (roll && Object.hasOwn(app.env, row.env_var))
+      await this.#d.apps.patch(app.id, { env: { [row.env_var]: null } });
+    await admin.drop({ database: row.database_name, role: row.role_name });
+    await this.#d.db.deleteFrom('addons').where('id', '=', row.id).execute();
+    this.#d.log.info({ app: app.name, addon: row.name, database: row.database_name }, 'add-on destroyed');
+  }
+}

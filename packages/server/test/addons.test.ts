@@ -1,0 +1,241 @@
+/**
+ * Postgres add-ons through the API, in-process (`app.inject`), against a real Postgres server and a
+ * real node agent: an app reads and writes its own database through DATABASE_URL, another app's
+ * role cannot connect to it, bad input changes nothing, destroying drops database and role.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AgentClient, type AgentHandle, startAgent } from '@minipaas/agent';
+import { type DeploymentView, loadConfig } from '@minipaas/core';
+import pg from 'pg';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, testPostgresUrl } from '../../../test/helpers/postgres.ts';
+import { freePort } from '../../../test/helpers/postgres-server.ts';
+import { rawTar } from '../../../test/helpers/tarball.ts';
+import { ProcessDriver } from '../src/runtime/process-driver.ts';
+import { type ControlPlane, createControlPlane } from '../src/server.ts';
+import type { AddonView } from '../src/services/addon-service.ts';
+
+const PG_MAIN = createRequire(import.meta.url).resolve('pg');
+
+/** A web app that appends `?add=x` to a table in its DATABASE_URL database and lists the rows. */
+const NOTES_APP = `
+const pg = require(${JSON.stringify(PG_MAIN)});
+require('http').createServer(async (q, s) => {
+  const c = new pg.Client({ connectionString: process.env.DATABASE_URL });
+  try {
+    await c.connect();
+    await c.query('CREATE TABLE IF NOT EXISTS notes (body text)');
+    const add = new URL(q.url, 'http://x').searchParams.get('add');
+    if (add) await c.query('INSERT INTO notes VALUES ($1)', [add]);
+    const r = await c.query('SELECT body FROM notes ORDER BY body');
+    s.end('notes:' + r.rows.map((x) => x.body).join(','));
+  } catch (e) {
+    s.statusCode = 500;
+    s.end('error:' + e.message);
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}).listen(process.env.PORT);
+`;
+
+async function query<T>(url: string, text: string, params: unknown[] = []): Promise<T[]> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query(text, params)).rows as T[];
+  } finally {
+    await c.end();
+  }
+}
+
+const enabled = Boolean(testPostgresUrl() || process.env.CI);
+
+describe.runIf(enabled)('Postgres add-ons', () => {
+  let home: string;
+  let agent: AgentHandle;
+  let cp: ControlPlane;
+  let auth: { authorization: string };
+  let platformDb: { url: string; drop(): Promise<void> };
+  let routerPort: number;
+
+  const api = (method: 'GET' | 'POST' | 'DELETE' | 'PATCH', url: string, payload?: object) =>
+    cp.app.inject({ method, url, headers: auth, ...(payload !== undefined ? { payload } : {}) });
+
+  async function waitDeployment(id: string): Promise<DeploymentView> {
+    for (let i = 0; i < 600; i++) {
+      const d = (await api('GET', `/api/v1/deployments/${id}`)).json<DeploymentView>();
+      if (['running', 'failed', 'stopped'].includes(d.status)) return d;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    throw new Error('deployment did not finish');
+  }
+
+  /** GETs the app through the router until `accept(body)` (the app restarts when its env changes). */
+  async function appSays(app: string, path: string, accept: (body: string) => boolean): Promise<string> {
+    let last = '';
+    for (let i = 0; i < 300; i++) {
+      const res = await fetch(`http://127.0.0.1:${routerPort}/apps/${app}${path}`).catch(() => null);
+      last = res ? await res.text() : 'unreachable';
+      if (res && accept(last)) return last;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`app ${app} never answered as expected; last answer: ${last}`);
+  }
+
+  async function deployNotes(name: string): Promise<void> {
+    expect((await api('POST', '/api/v1/apps', { name })).statusCode).toBe(201);
+    const r = await cp.app.inject({
+      method: 'POST',
+      url: `/api/v1/apps/${name}/deploy?command=${encodeURIComponent('node app.js')}`,
+      headers: { ...auth, 'content-type': 'application/gzip' },
+      payload: rawTar([{ name: 'app.js', body: NOTES_APP }]),
+    });
+    expect(r.statusCode, r.body).toBe(202);
+    const d = await waitDeployment(r.json<DeploymentView>().id);
+    expect(d.status, d.log.join('\n')).toBe('running');
+  }
+
+  beforeAll(async () => {
+    home = await mkdtemp(join(tmpdir(), 'mp-addons-'));
+    const portMin = 23000 + Math.floor(Math.random() * 80) * 100;
+    const config = await loadConfig({
+      MINIPAAS_HOME: home,
+      MINIPAAS_APP_PORT_MIN: String(portMin),
+      MINIPAAS_APP_PORT_MAX: String(portMin + 99),
+      MINIPAAS_ROUTER_PORT: String(await freePort()),
+      MINIPAAS_STOP_GRACE_MS: '2000',
+      MINIPAAS_LOG_LEVEL: 'silent',
+    });
+    const logger = pino({ level: 'silent' });
+    agent = await startAgent({ config, logger, router: { host: '127.0.0.1', port: 0 } });
+    routerPort = agent.router?.port ?? 0;
+    platformDb = await createTestDatabase('addons');
+    cp = await createControlPlane({
+      config: { ...config, databaseUrl: platformDb.url },
+      driver: new ProcessDriver(new AgentClient(agent.socketPath)),
+      logger,
+      reconcile: false,
+    });
+    auth = { authorization: `Bearer ${cp.createdAdminToken}` };
+  }, 60_000);
+
+  afterAll(async () => {
+    await cp?.close();
+    await agent?.close();
+    await platformDb?.drop();
+    await rm(home, { recursive: true, force: true });
+  });
+
+  it('refuses bad input with a 4xx and changes nothing', async () => {
+    expect((await api('POST', '/api/v1/apps', { name: 'plain' })).statusCode).toBe(201);
+    const cases: Array<[object, number, RegExp]> = [
+      [{ type: 'redis' }, 400, /unknown add-on type "redis"/],
+      [{}, 400, /type/],
+      [{ type: 'postgres', name: 'constructor' }, 400, /invalid add-on name/],
+      [{ type: 'postgres', name: '__proto__' }, 400, /invalid add-on name/],
+      [{ type: 'postgres', name: '../etc' }, 400, /invalid add-on name/],
+      [{ type: 'postgres', name: 'Main' }, 400, /invalid add-on name/],
+      [{ type: 'postgres', name: 'a'.repeat(31) }, 400, /invalid add-on name/],
+      [{ type: 'postgres', name: 'x"; DROP ROLE postgres; --' }, 400, /invalid add-on name/],
+      [{ type: 'postgres', extra: 1 }, 400, /extra/],
+      [{ type: 'postgres', dedicated: true }, 400, /not available yet/],
+    ];
+    for (const [body, status, message] of cases) {
+      const r = await api('POST', '/api/v1/apps/plain/addons', body);
+      expect(r.statusCode, JSON.stringify(body)).toBe(status);
+      expect(r.json().error.message).toMatch(message);
+    }
+    expect((await api('POST', '/api/v1/apps/nope/addons', { type: 'postgres' })).statusCode).toBe(404);
+    expect((await api('GET', '/api/v1/apps/plain/addons/constructor')).statusCode).toBe(400);
+    expect((await api('GET', '/api/v1/apps/plain/addons/missing')).statusCode).toBe(404);
+    expect((await api('DELETE', '/api/v1/apps/plain/addons/missing?confirm=missing')).statusCode).toBe(404);
+    expect((await api('GET', '/api/v1/apps/plain/addons')).json()).toEqual({ addons: [] });
+    expect((await api('GET', '/api/v1/apps/plain')).json().env).toEqual({});
+    const dbs = await query(
+      platformDb.url,
+      "SELECT datname FROM pg_database WHERE datname LIKE 'mp\\_plain\\_%'",
+    );
+    expect(dbs).toEqual([]);
+  });
+
+  it('gives an app its own database through DATABASE_URL, and another app cannot connect to it', async () => {
+    await deployNotes('notes');
+    expect(await appSays('notes', '/', (b) => b.startsWith('error:'))).toMatch(/error:/);
+
+    const r = await api('POST', '/api/v1/apps/notes/addons', { type: 'postgres' });
+    expect(r.statusCode, r.body).toBe(201);
+    const addon = r.json<AddonView>();
+    expect(addon).toMatchObject({ name: 'postgres', type: 'postgres', app: 'notes', envVar: 'DATABASE_URL' });
+    expect(addon.database).toMatch(/^mp_notes_postgres_[0-9a-f]{8}$/);
+    expect(addon.url).toContain(':********@');
+
+    // the app was rolled with DATABASE_URL and reads and writes its database
+    await appSays('notes', '/?add=first', (b) => b === 'notes:first');
+    expect(await appSays('notes', '/?add=second', (b) => b.startsWith('notes:'))).toBe('notes:first,second');
+
+    const info = (await api('GET', '/api/v1/apps/notes/addons/postgres')).json<AddonView>();
+    expect(info.url).toContain('********');
+    const revealed = (await api('GET', '/api/v1/apps/notes/addons/postgres?reveal=true')).json<AddonView>();
+    expect(revealed.url).not.toContain('********');
+    const env = (await api('GET', '/api/v1/apps/notes')).json().env;
+    expect(env.DATABASE_URL).toBe(revealed.url);
+    expect((await query<{ body: string }>(revealed.url, 'SELECT body FROM notes ORDER BY 1')).length).toBe(2);
+
+    // a duplicate name is refused; a second add-on gets <NAME>_URL
+    const dup = await api('POST', '/api/v1/apps/notes/addons', { type: 'postgres', name: 'postgres' });
+    expect(dup.statusCode).toBe(409);
+    expect(dup.json().error.message).toMatch(/already has an add-on named "postgres"/);
+    const second = await api('POST', '/api/v1/apps/notes/addons', { type: 'postgres', name: 'cache-db' });
+    expect(second.statusCode, second.body).toBe(201);
+    expect(second.json().envVar).toBe('CACHE_DB_URL');
+    const list = (await api('GET', '/api/v1/apps/notes/addons')).json<{ addons: AddonView[] }>().addons;
+    expect(list.map((a) => a.name)).toEqual(['postgres', 'cache-db']);
+
+    // another app's role, pointed at the first app's database, is refused by CONNECT privileges
+    expect((await api('POST', '/api/v1/apps', { name: 'other' })).statusCode).toBe(201);
+    const other = await api('POST', '/api/v1/apps/other/addons', { type: 'postgres' });
+    expect(other.statusCode, other.body).toBe(201);
+    const otherUrl = (await api('GET', '/api/v1/apps/other/addons/postgres?reveal=true')).json<AddonView>()
+      .url;
+    const intruder = new URL(otherUrl);
+    intruder.pathname = `/${addon.database}`;
+    await expect(query(intruder.toString(), 'SELECT 1')).rejects.toThrow(/permission denied for database/);
+    // nor through PUBLIC: the role has no other grants
+    const crossCheck = await query<{ ok: boolean }>(
+      platformDb.url,
+      'SELECT has_database_privilege($1, $2, $3) AS ok',
+      [new URL(otherUrl).username, addon.database, 'CONNECT'],
+    );
+    expect(crossCheck[0]?.ok).toBe(false);
+
+    // destroy needs the confirmation, then drops database and role and removes the env var
+    const refused = await api('DELETE', '/api/v1/apps/notes/addons/cache-db');
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json().error.message).toMatch(/confirm/);
+    const wrong = await api('DELETE', '/api/v1/apps/notes/addons/cache-db?confirm=postgres');
+    expect(wrong.statusCode).toBe(400);
+    const cacheDb = second.json<AddonView>().database;
+    expect(
+      await query(platformDb.url, 'SELECT 1 FROM pg_database WHERE datname = $1', [cacheDb]),
+    ).toHaveLength(1);
+    expect((await api('DELETE', '/api/v1/apps/notes/addons/cache-db?confirm=cache-db')).statusCode).toBe(204);
+    expect(
+      await query(platformDb.url, 'SELECT 1 FROM pg_database WHERE datname = $1', [cacheDb]),
+    ).toHaveLength(0);
+    expect(await query(platformDb.url, 'SELECT 1 FROM pg_roles WHERE rolname = $1', [cacheDb])).toHaveLength(
+      0,
+    );
+    expect((await api('GET', '/api/v1/apps/notes')).json().env).not.toHaveProperty('CACHE_DB_URL');
+
+    // deleting an app destroys its add-ons
+    const otherDb = other.json<AddonView>().database;
+    expect((await api('DELETE', '/api/v1/apps/other')).statusCode).toBe(204);
+    expect(
+      await query(platformDb.url, 'SELECT 1 FROM pg_database WHERE datname = $1', [otherDb]),
+    ).toHaveLength(0);
+  });
+});
