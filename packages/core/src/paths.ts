@@ -15,6 +15,8 @@ export interface HomePaths {
   adminToken: string;
   keys: string;
   builds: string;
+  /** Database dumps (`minipaas backup`, scheduled backups). */
+  backups: string;
 }
 
 export function homePaths(home: string): HomePaths {
@@ -33,6 +35,7 @@ export function homePaths(home: string): HomePaths {
     adminToken: join(home, 'admin-token'),
     keys: join(home, 'keys'),
     builds: join(home, 'builds'),
+    backups: join(home, 'backups'),
   };
 }
 

@@ -1,5 +1,6 @@
 import type { MinipaasConfig } from '@minipaas/core';
 import type { Logger } from 'pino';
+import type { BackupService } from './backups/backup-service.ts';
 import type { DeployService } from './deploy/deploy-service.ts';
 import type { RuntimeDriver } from './runtime/runtime-driver.ts';
 import type { AddonService } from './services/addon-service.ts';
@@ -19,6 +20,7 @@ export interface ServerContext {
   apps: AppService;
   deploys: DeployService;
   addons: AddonService;
+  backups: BackupService;
   /**
    * Superuser URL of the platform's Postgres server, used to create app databases (add-ons);
    * undefined when the platform has no Postgres server.

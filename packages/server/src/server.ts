@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { homePaths, type MinipaasConfig } from '@minipaas/core';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
+import { BackupScheduler } from './backups/backup-scheduler.ts';
+import { BackupService } from './backups/backup-service.ts';
 import type { ServerContext } from './context.ts';
 import { DeployService } from './deploy/deploy-service.ts';
 import { registerAuth } from './http/auth.ts';
@@ -20,6 +22,7 @@ import {
 import { Reconciler } from './reconciler.ts';
 import { addonRoutes } from './routes/addons.ts';
 import { appRoutes } from './routes/apps.ts';
+import { backupRoutes } from './routes/backups.ts';
 import { deploymentRoutes } from './routes/deployments.ts';
 import { healthRoutes } from './routes/health.ts';
 import { logRoutes } from './routes/logs.ts';
@@ -48,6 +51,8 @@ export interface ControlPlaneOptions {
   dataDir?: string;
   /** Run the reconciler loop (default true). */
   reconcile?: boolean;
+  /** Take the scheduled platform backups (config `backups.*`); default: like `reconcile`. */
+  scheduleBackups?: boolean;
 }
 
 export interface ControlPlane {
@@ -80,6 +85,14 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
   const databaseAdminUrl = config.databaseUrl;
   const addons = new AddonService({ db: store.db, apps, log, adminUrl: databaseAdminUrl });
   apps.beforeDelete.push((app) => addons.destroyAll(app));
+  // The platform database's URL (the embedded server's, once it replaces PGlite).
+  const backups = new BackupService({
+    dir: paths.backups,
+    platformUrl: config.databaseUrl,
+    apps,
+    addons,
+    log: log.child({ component: 'backups' }),
+  });
   const ctx: ServerContext = {
     config,
     version: VERSION,
@@ -90,6 +103,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
     apps,
     deploys,
     addons,
+    backups,
     databaseAdminUrl,
     log,
   };
@@ -123,9 +137,17 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
   deploymentRoutes(app, ctx);
   logRoutes(app, ctx);
   addonRoutes(app, ctx);
+  backupRoutes(app, ctx);
 
   const reconciler = new Reconciler({ apps, driver, log: log.child({ component: 'reconciler' }) });
   if (opts.reconcile !== false) reconciler.start();
+  const backupScheduler = new BackupScheduler({
+    backups,
+    schedule: config.databaseUrl ? config.backups.schedule : 'off',
+    keep: config.backups.keep,
+    log: log.child({ component: 'backups' }),
+  });
+  if (opts.scheduleBackups ?? opts.reconcile !== false) backupScheduler.start();
 
   return {
     app,
@@ -137,6 +159,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
     },
     async close() {
       await reconciler.stop();
+      await backupScheduler.stop();
       await app.close();
       await deploys.close();
       await store.close();

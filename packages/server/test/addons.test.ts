@@ -15,6 +15,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, testPostgresUrl } from '../../../test/helpers/postgres.ts';
 import { freePort } from '../../../test/helpers/postgres-server.ts';
 import { rawTar } from '../../../test/helpers/tarball.ts';
+import { BackupScheduler } from '../src/backups/backup-scheduler.ts';
+import type { BackupView } from '../src/backups/backup-service.ts';
+import { pgRestore } from '../src/backups/pg-tools.ts';
 import { ProcessDriver } from '../src/runtime/process-driver.ts';
 import { type ControlPlane, createControlPlane } from '../src/server.ts';
 import type { AddonView } from '../src/services/addon-service.ts';
@@ -61,6 +64,7 @@ describe.runIf(enabled)('Postgres add-ons', () => {
   let auth: { authorization: string };
   let platformDb: { url: string; drop(): Promise<void> };
   let routerPort: number;
+  let openControlPlane: () => Promise<ControlPlane>;
 
   const api = (method: 'GET' | 'POST' | 'DELETE' | 'PATCH', url: string, payload?: object) =>
     cp.app.inject({ method, url, headers: auth, ...(payload !== undefined ? { payload } : {}) });
@@ -114,12 +118,14 @@ describe.runIf(enabled)('Postgres add-ons', () => {
     agent = await startAgent({ config, logger, router: { host: '127.0.0.1', port: 0 } });
     routerPort = agent.router?.port ?? 0;
     platformDb = await createTestDatabase('addons');
-    cp = await createControlPlane({
-      config: { ...config, databaseUrl: platformDb.url },
-      driver: new ProcessDriver(new AgentClient(agent.socketPath)),
-      logger,
-      reconcile: false,
-    });
+    openControlPlane = () =>
+      createControlPlane({
+        config: { ...config, databaseUrl: platformDb.url },
+        driver: new ProcessDriver(new AgentClient(agent.socketPath)),
+        logger,
+        reconcile: false,
+      });
+    cp = await openControlPlane();
     auth = { authorization: `Bearer ${cp.createdAdminToken}` };
   }, 60_000);
 
@@ -237,5 +243,91 @@ describe.runIf(enabled)('Postgres add-ons', () => {
     expect(
       await query(platformDb.url, 'SELECT 1 FROM pg_database WHERE datname = $1', [otherDb]),
     ).toHaveLength(0);
+  });
+
+  it('backs up an add-on database, and a restore brings deleted rows back', async () => {
+    const url = (await api('GET', '/api/v1/apps/notes/addons/postgres?reveal=true')).json<AddonView>().url;
+    const bad = await api('POST', '/api/v1/backups', { app: 'notes' });
+    expect(bad.statusCode).toBe(400);
+    const r = await api('POST', '/api/v1/backups', { app: 'notes', addon: 'postgres' });
+    expect(r.statusCode, r.body).toBe(201);
+    const backup = r.json<BackupView>();
+    expect(backup.file).toMatch(/^addon-notes\.postgres-\d{8}T\d{6}Z\.dump$/);
+    expect(backup.path).toBe(join(home, 'backups', backup.file));
+    const list = (await api('GET', '/api/v1/backups')).json<{ backups: BackupView[] }>().backups;
+    expect(list.map((b) => b.file)).toContain(backup.file);
+
+    await query(url, 'DELETE FROM notes');
+    await query(url, "INSERT INTO notes VALUES ('after-backup')");
+    for (const [file, message] of [
+      ['../../etc/passwd', /file name/],
+      ['addon-notes.postgres-20000101T000000Z.dump', /no backup named/],
+    ] as const) {
+      const refused = await api('POST', '/api/v1/apps/notes/addons/postgres/restore', { backup: file });
+      expect(refused.statusCode).toBeGreaterThanOrEqual(400);
+      expect(refused.statusCode).toBeLessThan(500);
+      expect(refused.json().error.message).toMatch(message);
+    }
+    const restored = await api('POST', '/api/v1/apps/notes/addons/postgres/restore', { backup: backup.file });
+    expect(restored.statusCode, restored.body).toBe(200);
+    const rows = await query<{ body: string }>(url, 'SELECT body FROM notes ORDER BY body');
+    expect(rows.map((x) => x.body)).toEqual(['first', 'second']);
+    // the restored table belongs to the add-on's own role, and the app keeps working
+    const owner = await query<{ o: string }>(
+      url,
+      "SELECT tableowner AS o FROM pg_tables WHERE tablename = 'notes'",
+    );
+    expect(owner[0]?.o).toBe(new URL(url).username);
+    expect(await appSays('notes', '/', (b) => b.startsWith('notes:'))).toBe('notes:first,second');
+  });
+
+  it('backs up the platform database; restoring it brings a deleted app back', async () => {
+    expect((await api('POST', '/api/v1/apps', { name: 'keepme' })).statusCode).toBe(201);
+    const r = await api('POST', '/api/v1/backups', {});
+    expect(r.statusCode, r.body).toBe(201);
+    const backup = r.json<BackupView>();
+    expect(backup.kind).toBe('platform');
+    expect((await api('DELETE', '/api/v1/apps/keepme')).statusCode).toBe(204);
+    expect((await api('GET', '/api/v1/apps/keepme')).statusCode).toBe(404);
+    // an add-on restore refuses a platform dump
+    const wrong = await api('POST', '/api/v1/apps/notes/addons/postgres/restore', { backup: backup.file });
+    expect(wrong.statusCode).toBe(400);
+    // the platform database is restored with the control plane stopped (what `minipaas restore` does)
+    await cp.close();
+    await pgRestore(platformDb.url, backup.path, home, false);
+    cp = await openControlPlane();
+    expect((await api('GET', '/api/v1/apps/keepme')).statusCode).toBe(200);
+  });
+
+  it('takes one scheduled platform backup a day after the set time and keeps the newest `keep`', async () => {
+    let now = new Date(2031, 0, 1, 2, 59);
+    const scheduler = new BackupScheduler({
+      backups: cp.ctx.backups,
+      schedule: '03:00',
+      keep: 2,
+      log: pino({ level: 'silent' }),
+      now: () => now,
+    });
+    expect(await scheduler.tick()).toBeNull();
+    now = new Date(2031, 0, 1, 3, 1);
+    const first = await scheduler.tick();
+    expect(first).toMatch(/^platform-/);
+    now = new Date(2031, 0, 1, 23, 0);
+    expect(await scheduler.tick()).toBeNull();
+    now = new Date(2031, 0, 2, 3, 0);
+    const second = await scheduler.tick();
+    now = new Date(2031, 0, 3, 4, 0);
+    const third = await scheduler.tick();
+    const platform = (await cp.ctx.backups.list()).filter((b) => b.kind === 'platform').map((b) => b.file);
+    expect(platform).toEqual([third, second]);
+    await expect(
+      new BackupScheduler({
+        backups: cp.ctx.backups,
+        schedule: 'off',
+        keep: 1,
+        log: pino(),
+        now: () => now,
+      }).tick(),
+    ).resolves.toBeNull();
   });
 });

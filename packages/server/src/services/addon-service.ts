@@ -105,6 +105,11 @@ export class AddonService {
     return { admin: new PostgresAdmin(url), addr: serverAddress(url) };
   }
 
+  /** The admin URL of the server that hosts add-on databases (throws when there is none). */
+  adminUrl(): string {
+    return this.#admin().admin.adminUrl;
+  }
+
   /** The connection URL of an add-on (with its password). */
   url(row: AddonRow): string {
     return connectionUrl(this.#admin().addr, row.role_name, row.password, row.database_name);
