@@ -1,7 +1,9 @@
 /** The `minipaas` program: commander setup, global options, one-line errors. */
 import { Command } from 'commander';
 import { CliError } from './cli-error.ts';
+import { registerAddons } from './commands/addons.ts';
 import { registerApps } from './commands/apps.ts';
+import { registerBackups } from './commands/backups.ts';
 import { registerDeploy } from './commands/deploy.ts';
 import { registerEnv } from './commands/env.ts';
 import { registerLogin } from './commands/login.ts';
@@ -52,6 +54,8 @@ Run "minipaas <command> --help" for a command's options and examples. Reference:
   registerOpen(program, ctx);
   registerEnv(program, ctx);
   registerProjects(program, ctx);
+  registerAddons(program, ctx);
+  registerBackups(program, ctx);
   registerVersion(program, ctx);
   return program;
 }

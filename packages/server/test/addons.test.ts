@@ -281,6 +281,20 @@ describe.runIf(enabled)('Postgres add-ons', () => {
     expect(await appSays('notes', '/', (b) => b.startsWith('notes:'))).toBe('notes:first,second');
   });
 
+  it('installs @minipaas/sql into an add-on database, owned by the add-on role', async () => {
+    const url = (await api('GET', '/api/v1/apps/notes/addons/postgres?reveal=true')).json<AddonView>().url;
+    for (let i = 0; i < 2; i++) {
+      const r = await api('POST', '/api/v1/apps/notes/addons/postgres/sql-install', {});
+      expect(r.statusCode, r.body).toBe(200);
+    }
+    const owner = await query<{ o: string }>(
+      url,
+      "SELECT pg_get_userbyid(nspowner) AS o FROM pg_namespace WHERE nspname = 'minipaas'",
+    );
+    expect(owner[0]?.o).toBe(new URL(url).username);
+    expect((await api('POST', '/api/v1/apps/notes/addons/nope/sql-install', {})).statusCode).toBe(404);
+  });
+
   it('backs up the platform database; restoring it brings a deleted app back', async () => {
     expect((await api('POST', '/api/v1/apps', { name: 'keepme' })).statusCode).toBe(201);
     const r = await api('POST', '/api/v1/backups', {});

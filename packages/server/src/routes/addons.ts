@@ -30,6 +30,12 @@ export function addonRoutes(app: FastifyInstance, ctx: ServerContext): void {
     return ctx.addons.view(row, await ctx.addons.get(row, req.params.name), reveal);
   });
 
+  app.post<AddonParams>('/api/v1/apps/:id/addons/:name/sql-install', async (req) => {
+    parse(z.object({}).strict(), req.body ?? {}, 'request');
+    const { app: row, addon } = await ctx.addons.installSql(req.params.id, req.params.name);
+    return { installed: '@minipaas/sql', schema: 'minipaas', addon: ctx.addons.view(row, addon) };
+  });
+
   app.delete<AddonParams>('/api/v1/apps/:id/addons/:name', async (req, reply) => {
     const q = parse(destroyQuery, req.query, 'query');
     await ctx.addons.destroy(req.params.id, req.params.name, q.confirm);

@@ -5,7 +5,9 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { MinipaasError } from '@minipaas/core';
+import { migrationSql } from '@minipaas/sql';
 import type { Kysely, Selectable } from 'kysely';
+import pg from 'pg';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { AddonsTable, Database } from '../store/schema.ts';
@@ -249,6 +251,27 @@ export class AddonService {
         `destroying add-on "${name}" deletes its database and every row in it: repeat its name to confirm (?confirm=${name}, CLI: --confirm ${name})`,
       );
     await this.#remove(app, row, true);
+  }
+
+  /**
+   * Applies the `@minipaas/sql` migration (queues and streams, schema `minipaas`) to an add-on's
+   * database, as the add-on's own role so the app owns what it creates. Idempotent.
+   */
+  async installSql(appRef: string, name: string): Promise<{ app: AppRow; addon: AddonRow }> {
+    const app = await this.#d.apps.get(appRef);
+    const addon = await this.get(app, name);
+    const client = new pg.Client({ connectionString: this.url(addon) });
+    client.on('error', (err) =>
+      this.#d.log.warn({ err: err.message, addon: name }, 'sql:install connection error'),
+    );
+    await client.connect();
+    try {
+      await client.query(migrationSql('up'));
+    } finally {
+      await client.end();
+    }
+    this.#d.log.info({ app: app.name, addon: name }, '@minipaas/sql installed');
+    return { app, addon };
   }
 
   /** Destroys every add-on of an app that is being deleted (its env no longer matters). */
