@@ -73,6 +73,9 @@ export async function platformEnv(
   const apiPort = await freePort();
   const routerPort = await freePort();
   const portMin = 21000 + Math.floor(Math.random() * 80) * 100;
+  // Each test platform its own block of app uids: platforms running in parallel must not create and
+  // delete each other's OS users (one install per range, as in production).
+  const uidMin = 100_000 + Math.floor(Math.random() * 9000) * 100;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     MINIPAAS_HOME: home,
@@ -81,6 +84,8 @@ export async function platformEnv(
     MINIPAAS_ROUTER_HOST: '127.0.0.1',
     MINIPAAS_APP_PORT_MIN: String(portMin),
     MINIPAAS_APP_PORT_MAX: String(portMin + 99),
+    MINIPAAS_APP_UID_MIN: String(uidMin),
+    MINIPAAS_APP_UID_MAX: String(uidMin + 99),
     MINIPAAS_STOP_GRACE_MS: '3000',
     MINIPAAS_START_TIMEOUT_MS: '20000',
     MINIPAAS_LOG_LEVEL: 'warn',

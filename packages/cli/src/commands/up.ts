@@ -85,7 +85,15 @@ Examples:
         if (exit) return false;
         const r = await apiReadiness(info.apiUrl);
         last = r.detail;
-        return r.ready && readPid(paths.supervisorPid) === child.pid ? true : undefined;
+        // Ready means OUR minipaasd answers: the supervisor is ours and minipaasd wrote its pid file
+        // (a foreign server on the API port may answer /health/ready too).
+        const server = readPid(paths.serverPid);
+        return r.ready &&
+          readPid(paths.supervisorPid) === child.pid &&
+          server !== undefined &&
+          isAlive(server)
+          ? true
+          : undefined;
       }, timeoutMs);
       if (ok) {
         info.dashboardUrl = await dashboardUrl(info.apiUrl);

@@ -237,6 +237,8 @@ export class AppIdentityService {
     const matches = async () => {
       const [byId, byName] = await Promise.all([getent(db, String(id)), getent(db, name)]);
       if (byId && byId[0] === name) return true;
+      // Same name and id, seen by name only (another install sharing the range may be recreating it).
+      if (!byId && byName && byName[2] === String(id)) return true;
       if (byId) throw new Error(`${db} id ${id} already belongs to "${byId[0]}"`);
       if (byName) throw new Error(`${db} name ${name} already exists with id ${byName[2]}`);
       return false;
