@@ -1,6 +1,7 @@
 /**
- * Vitest global setup: starts one throwaway PostgreSQL server for the whole run when the
- * machine has PostgreSQL server binaries, and exposes its URL as MINIPAAS_TEST_PG_URL.
+ * Vitest global setup: starts one throwaway PostgreSQL server for the whole run from the binaries the
+ * platform embeds (`@minipaas/postgres`; MINIPAAS_PG_BIN selects others), and exposes its URL as
+ * MINIPAAS_TEST_PG_URL. Set MINIPAAS_TEST_PG_URL yourself to run the suites on an external server.
  * Test files create a fresh database each (see test/helpers/postgres.ts).
  * In CI (`CI=true`) a missing Postgres is an error, never a silent skip.
  */
