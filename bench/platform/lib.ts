@@ -283,13 +283,16 @@ export function cmdline(pid: number): string {
 export interface Mem {
   rssKiB: number;
   pssKiB: number | null;
+  /** RssAnon: the process's own memory (heap, stacks), not the shared file pages of the node binary. */
+  anonKiB?: number;
 }
 
-/** VmRSS from /proc/<pid>/status and Pss from /proc/<pid>/smaps_rollup (kB). */
+/** VmRSS and RssAnon from /proc/<pid>/status and Pss from /proc/<pid>/smaps_rollup (kB). */
 export function memOf(pid: number): Mem {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
   if (!m) throw new Error(`no VmRSS for pid ${pid}`);
+  const anon = /^RssAnon:\s+(\d+)\s+kB/m.exec(status);
   let pss: number | null = null;
   try {
     const roll = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
@@ -298,7 +301,30 @@ export function memOf(pid: number): Mem {
   } catch {
     // smaps_rollup needs Linux >= 4.14; RSS is what we report anyway
   }
-  return { rssKiB: Number(m[1]), pssKiB: pss };
+  return { rssKiB: Number(m[1]), pssKiB: pss, ...(anon ? { anonKiB: Number(anon[1]) } : {}) };
+}
+
+/** CPU time and I/O counters of a process, from /proc/<pid>/stat and /proc/<pid>/io. */
+export interface CpuIo {
+  /** utime + stime, in clock ticks. */
+  cpuTicks: number;
+  /** Bytes passed to write(2) and friends (files, pipes, sockets). */
+  wchar: number;
+  /** Bytes this process caused to be sent to the storage layer. */
+  writeBytes: number;
+}
+
+export function cpuIoOf(pid: number): CpuIo {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // fields after "(comm) ": state is field 3, utime field 14, stime field 15
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+  const num = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(io)?.[1] ?? Number.NaN);
+  return {
+    cpuTicks: Number(rest[11]) + Number(rest[12]),
+    wchar: num('wchar'),
+    writeBytes: num('write_bytes'),
+  };
 }
 
 /** Finds an executable on PATH, like a shell would. */

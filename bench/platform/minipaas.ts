@@ -23,7 +23,14 @@ import {
 } from './lib.ts';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
-export const CLI_BIN = join(ROOT, 'packages', 'cli', 'bin', 'minipaas.js');
+/**
+ * The checkout whose platform is measured: this one, or `BENCH_PLATFORM_ROOT` (e.g. an older commit unpacked
+ * next to it, for a before/after comparison run by this harness).
+ */
+export const PLATFORM_ROOT = process.env.BENCH_PLATFORM_ROOT
+  ? resolve(process.env.BENCH_PLATFORM_ROOT)
+  : ROOT;
+export const CLI_BIN = join(PLATFORM_ROOT, 'packages', 'cli', 'bin', 'minipaas.js');
 
 export interface InstanceJson {
   id: string;
@@ -106,6 +113,22 @@ export class MiniPaaS {
     }
     if (!agent || !minipaasd) throw new Error(`agent (${agent}) or minipaasd (${minipaasd}) not found`);
     return { supervisor, agent, minipaasd };
+  }
+
+  /**
+   * Every process of the platform itself by role: supervisor, agent, minipaasd, and any other process the
+   * supervisor runs (e.g. a database server, keyed `<name>:<pid>`); never the apps (the agent's children).
+   */
+  platformProcesses(): Record<string, number> {
+    const { supervisor, agent, minipaasd } = this.platformPids();
+    const out: Record<string, number> = { supervisor, agent, minipaasd };
+    const skip = new Set([agent, minipaasd, ...descendants(agent), ...descendants(minipaasd)]);
+    for (const pid of descendants(supervisor)) {
+      if (skip.has(pid)) continue;
+      const name = (cmdline(pid).split(' ')[0] ?? '').split('/').pop() || 'process';
+      out[`${name}:${pid}`] = pid;
+    }
+    return out;
   }
 
   /** Records every live descendant so stop() can make sure none survives. */

@@ -1,6 +1,7 @@
 /** bench/results/platform.json and the "Platform" section of docs/benchmarks.md. */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import type { IdleWindow } from './idle.ts';
 import type { Summary } from './lib.ts';
 import { ROOT } from './minipaas.ts';
 import type { WrkResult } from './wrk.ts';
@@ -22,6 +23,10 @@ export interface Results {
     stableMs: number;
     repeatCrashAfterMs: number;
     wrk: { durationS: number; threads: number; connections: number } | null;
+    /** The two idle windows: apps on each side, and the window length. */
+    idle?: { apps: number[]; seconds: number } | null;
+    /** The checkout measured when it is not this one (BENCH_PLATFORM_ROOT). */
+    platformRoot?: string | null;
   };
   machine: {
     cpuModel: string;
@@ -68,11 +73,28 @@ export interface Results {
       pm2AppsMiB: number;
       platformPssMiB: number;
       pm2DaemonPssMiB: number;
+      platformAnonMiB?: number;
+      pm2DaemonAnonMiB?: number;
+      perProcess?: Record<string, { rssMiB: number; pssMiB: number; anonMiB: number }>;
       overheadRatio: number;
       agentOnlyRatio: number;
       appsRatio: number;
     };
   };
+  idle?:
+    | { skipped: string }
+    | {
+        clockTicks: number;
+        windows: IdleWindow[];
+        summary: {
+          apps: number[];
+          appsRatio: number;
+          minipaasCpuGrowth: number;
+          minipaasWcharGrowth: number;
+          minipaasWriteGrowth: number;
+          pm2CpuGrowth: number;
+        };
+      };
   router:
     | { skipped: string }
     | {
@@ -102,10 +124,10 @@ export interface RouterTarget {
 export const RESULTS_FILE = join(ROOT, 'bench', 'results', 'platform.json');
 export const DOC_FILE = join(ROOT, 'docs', 'benchmarks.md');
 
-export async function writeResults(r: Partial<Results>): Promise<string> {
-  await mkdir(join(ROOT, 'bench', 'results'), { recursive: true });
-  await writeFile(RESULTS_FILE, `${JSON.stringify(r, null, 2)}\n`);
-  return RESULTS_FILE;
+export async function writeResults(r: Partial<Results>, file = RESULTS_FILE): Promise<string> {
+  await mkdir(dirname(file), { recursive: true });
+  await writeFile(file, `${JSON.stringify(r, null, 2)}\n`);
+  return file;
 }
 
 const ms = (x: number): string => `${Math.round(x)} ms`;
@@ -181,6 +203,29 @@ export function platformSection(r: Results): string {
       'when the agent runs as root).',
   );
   L.push('');
+  if (m.perProcess) {
+    const pp = m.perProcess;
+    const row = (k: string, label: string): string => {
+      const v = pp[k];
+      return v ? `| ${label} | ${v.rssMiB} | ${v.pssMiB} | ${v.anonMiB} |` : '';
+    };
+    L.push(`Per process with ${cfg.apps} apps (MiB, median of the 5 samples):`);
+    L.push('');
+    L.push('| process | RSS | PSS | RssAnon (own memory) |');
+    L.push('| --- | ---: | ---: | ---: |');
+    L.push(row('supervisor', '`minipaas up` (supervisor)'));
+    L.push(row('agent', 'agent (supervisor of apps + router)'));
+    L.push(row('minipaasd', 'minipaasd'));
+    L.push(row('pm2Daemon', 'pm2 God daemon'));
+    L.push('');
+    L.push(
+      'RSS counts the pages of the node binary each process has touched (~45 MiB for an empty `node`), which ' +
+        'all Node processes on the machine share (the apps too); PSS splits shared pages between the processes ' +
+        'that map them; RssAnon is what the process holds alone (V8 heap, stacks, malloc).',
+    );
+    L.push('');
+  }
+  if (r.idle && !('skipped' in r.idle)) L.push(...idleSection(r));
   L.push('### Router overhead');
   L.push('');
   if ('skipped' in r.router) {
@@ -225,7 +270,7 @@ export function platformSection(r: Results): string {
     'apt-get install -y wrk caddy                 # optional, for the router row (the run tries it when root)',
   );
   L.push(
-    `npx node bench/platform/run.ts              # --runs ${cfg.runs} --apps ${cfg.apps} --interval-ms ${cfg.pollIntervalMs} --wrk-seconds ${wrkSeconds(cfg)}; --no-wrk, --no-write`,
+    `npx node bench/platform/run.ts              # --runs ${cfg.runs} --apps ${cfg.apps} --interval-ms ${cfg.pollIntervalMs} --wrk-seconds ${wrkSeconds(cfg)} --idle-apps ${cfg.idle?.apps[1] ?? 0} --idle-seconds ${cfg.idle?.seconds ?? 30}; --no-wrk, --no-write`,
   );
   L.push('```');
   L.push('');
@@ -238,6 +283,61 @@ export function platformSection(r: Results): string {
   );
   L.push('');
   return L.join('\n');
+}
+
+function idleSection(r: Results): string[] {
+  if (!r.idle || 'skipped' in r.idle) return [];
+  const { windows, summary } = r.idle;
+  const [a, b] = windows as [IdleWindow, IdleWindow];
+  const L: string[] = [];
+  L.push('### Idle cost');
+  L.push('');
+  L.push(
+    `Nothing is asked of either side: CPU time (\`utime + stime\` from \`/proc/<pid>/stat\`) and bytes written ` +
+      `(\`wchar\`: every write to files, pipes and sockets, including the control plane ↔ agent protocol; ` +
+      `\`write_bytes\`: what goes to the disk) of MiniPaaS's processes (${Object.keys(a.processes)
+        .filter((k) => k !== 'pm2Daemon')
+        .join(', ')}) and of pm2's daemon, over a ${a.seconds} s window after 10 s of settling, ` +
+      `scaled to one minute; first with ${a.apps} hello-node apps on each side, then with ${b.apps} ` +
+      `(${summary.appsRatio}× the apps), in the same run.`,
+  );
+  L.push('');
+  L.push(
+    `| per minute, idle | MiniPaaS, ${a.apps} apps | MiniPaaS, ${b.apps} apps | growth | pm2 daemon, ${a.apps} apps | pm2 daemon, ${b.apps} apps |`,
+  );
+  L.push('| --- | ---: | ---: | ---: | ---: | ---: |');
+  const kib = (v: number): string => (v >= 1024 ? `${(v / 1024).toFixed(2)} MiB` : `${v} KiB`);
+  const g = (p: number, q: number): string => (p > 0 ? x(q / p) : '-');
+  L.push(
+    `| CPU time | ${a.minipaas.cpuMsPerMin} ms | ${b.minipaas.cpuMsPerMin} ms | ${g(a.minipaas.cpuMsPerMin, b.minipaas.cpuMsPerMin)} | ${a.pm2.cpuMsPerMin} ms | ${b.pm2.cpuMsPerMin} ms |`,
+  );
+  L.push(
+    `| bytes written (wchar) | ${kib(a.minipaas.wcharKiBPerMin)} | ${kib(b.minipaas.wcharKiBPerMin)} | ${g(a.minipaas.wcharKiBPerMin, b.minipaas.wcharKiBPerMin)} | ${kib(a.pm2.wcharKiBPerMin)} | ${kib(b.pm2.wcharKiBPerMin)} |`,
+  );
+  L.push(
+    `| bytes to disk (write_bytes) | ${kib(a.minipaas.writeKiBPerMin)} | ${kib(b.minipaas.writeKiBPerMin)} | ${g(a.minipaas.writeKiBPerMin, b.minipaas.writeKiBPerMin)} | ${kib(a.pm2.writeKiBPerMin)} | ${kib(b.pm2.writeKiBPerMin)} |`,
+  );
+  L.push('');
+  const per = (w: IdleWindow): string =>
+    Object.entries(w.processes)
+      .filter(([k]) => k !== 'pm2Daemon')
+      .map(([k, v]) => `${k} ${v.cpuMsPerMin} ms / ${kib(v.wcharKiBPerMin)}`)
+      .join(', ');
+  const mem = (w: IdleWindow): string => {
+    const own = Object.entries(w.memory).filter(([k]) => k !== 'pm2Daemon');
+    const rss = own.reduce((t, [, v]) => t + v.rssKiB, 0) / 1024;
+    const pss = own.reduce((t, [, v]) => t + (v.pssKiB ?? 0), 0) / 1024;
+    const d = w.memory.pm2Daemon;
+    return `MiniPaaS RSS ${rss.toFixed(1)} MiB (PSS ${pss.toFixed(1)}), pm2 daemon ${((d?.rssKiB ?? 0) / 1024).toFixed(1)} MiB (PSS ${((d?.pssKiB ?? 0) / 1024).toFixed(1)})`;
+  };
+  L.push(
+    `Per process (CPU / wchar per minute): ${a.apps} apps: ${per(a)}; ${b.apps} apps: ${per(b)}. ` +
+      `Memory at the end of each window: ${a.apps} apps: ${mem(a)}; ${b.apps} apps: ${mem(b)}. ` +
+      'The reconciler checks every 5 s with one `GET /v1/apps` and pushes only apps whose row or spec digest ' +
+      'differs; every 5 min it pushes every app once (no-ops for the agent), which may or may not fall in a window.',
+  );
+  L.push('');
+  return L;
 }
 
 function wrkSeconds(cfg: Results['config']): string {

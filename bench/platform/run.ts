@@ -5,17 +5,21 @@
  *      the first 200 through the router, against a bare `node server.js` start until its first 200.
  *   2. kill -9 → first 200: the app's process killed, MiniPaaS (through the router) against pm2 (direct).
  *   3. resident memory with 10 hello-node apps: supervisor + agent + minipaasd against pm2's God daemon.
- *   4. router overhead (optional): wrk direct to the app, through the MiniPaaS router, through Caddy.
+ *   4. idle cost: CPU time and bytes written per minute by the platform's processes and pm2's daemon, with
+ *      --apps idle apps and again with --idle-apps (default 60) on each side.
+ *   5. router overhead (optional): wrk direct to the app, through the MiniPaaS router, through Caddy.
  *
  * Run: npx node bench/platform/run.ts [--runs 7] [--apps 10] [--interval-ms 10] [--wrk-seconds 10] [--no-wrk]
- *      [--no-write]
- * Writes bench/results/platform.json and the "Platform" section of docs/benchmarks.md.
+ *      [--idle-apps 60] [--idle-seconds 30] [--no-write] [--results FILE]
+ * Writes bench/results/platform.json and the "Platform" section of docs/benchmarks.md; with --results FILE only
+ * that file (e.g. a before/after run of another checkout with BENCH_PLATFORM_ROOT=DIR).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { clockTicks, type IdleWindow, idleWindow } from './idle.ts';
 import {
   type ExecResult,
   freeLowPort,
@@ -32,7 +36,7 @@ import {
   stopChild,
   summarize,
 } from './lib.ts';
-import { MiniPaaS, ROOT } from './minipaas.ts';
+import { MiniPaaS, PLATFORM_ROOT, ROOT } from './minipaas.ts';
 import { ensurePm2, Pm2 } from './pm2.ts';
 import { type Results, type RouterTarget, writeDoc, writeResults } from './report.ts';
 import { Caddy, ensureTools, type WrkResult, wrk } from './wrk.ts';
@@ -53,12 +57,15 @@ const { values: opts } = parseArgs({
     'wrk-seconds': { type: 'string', default: '10' },
     'no-wrk': { type: 'boolean', default: false },
     'no-write': { type: 'boolean', default: false },
+    'idle-apps': { type: 'string', default: '60' },
+    'idle-seconds': { type: 'string', default: '30' },
+    results: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 if (opts.help) {
   process.stdout.write(
-    'usage: npx node bench/platform/run.ts [--runs 7] [--apps 10] [--interval-ms 10] [--wrk-seconds 10] [--no-wrk] [--no-write]\n',
+    'usage: npx node bench/platform/run.ts [--runs 7] [--apps 10] [--interval-ms 10] [--wrk-seconds 10] [--no-wrk] [--idle-apps 60] [--idle-seconds 30] [--no-write] [--results FILE]\n',
   );
   process.exit(0);
 }
@@ -66,8 +73,16 @@ const RUNS = Number(opts.runs);
 const APPS = Number(opts.apps);
 const INTERVAL_MS = Number(opts['interval-ms']);
 const WRK_SECONDS = Number(opts['wrk-seconds']);
-if (!(RUNS >= 1 && APPS >= 2 && INTERVAL_MS >= 1 && WRK_SECONDS >= 1)) {
-  process.stderr.write('--runs >= 1, --apps >= 2, --interval-ms >= 1, --wrk-seconds >= 1\n');
+/** Apps on each side for the second idle window (0: no idle phase). */
+const IDLE_APPS = Number(opts['idle-apps']);
+const IDLE_SECONDS = Number(opts['idle-seconds']);
+if (
+  !(RUNS >= 1 && APPS >= 2 && INTERVAL_MS >= 1 && WRK_SECONDS >= 1 && IDLE_SECONDS >= 5) ||
+  !(IDLE_APPS === 0 || (IDLE_APPS > APPS && IDLE_APPS <= 90))
+) {
+  process.stderr.write(
+    '--runs >= 1, --apps >= 2, --interval-ms >= 1, --wrk-seconds >= 1, --idle-seconds >= 5, --idle-apps 0 or --apps < n <= 90\n',
+  );
   process.exit(2);
 }
 
@@ -282,6 +297,8 @@ async function main(): Promise<number> {
       stableMs: STABLE_MS,
       repeatCrashAfterMs: REPEAT_AFTER_MS,
       wrk: opts['no-wrk'] ? null : { durationS: WRK_SECONDS, threads: 2, connections: 50 },
+      idle: IDLE_APPS ? { apps: [APPS, IDLE_APPS], seconds: IDLE_SECONDS } : null,
+      platformRoot: PLATFORM_ROOT === ROOT ? null : PLATFORM_ROOT,
     },
     notes,
   };
@@ -442,6 +459,23 @@ async function main(): Promise<number> {
         ),
       ),
       pm2DaemonPssMiB: mib(medianBy(memSamples, (s) => s.pm2Daemon.pssKiB ?? 0)),
+      platformAnonMiB: mib(
+        medianBy(
+          memSamples,
+          (s) => (s.supervisor.anonKiB ?? 0) + (s.agent.anonKiB ?? 0) + (s.minipaasd.anonKiB ?? 0),
+        ),
+      ),
+      pm2DaemonAnonMiB: mib(medianBy(memSamples, (s) => s.pm2Daemon.anonKiB ?? 0)),
+      perProcess: Object.fromEntries(
+        (['supervisor', 'agent', 'minipaasd', 'pm2Daemon'] as const).map((k) => [
+          k,
+          {
+            rssMiB: mib(medianBy(memSamples, (s) => s[k].rssKiB)),
+            pssMiB: mib(medianBy(memSamples, (s) => s[k].pssKiB ?? 0)),
+            anonMiB: mib(medianBy(memSamples, (s) => s[k].anonKiB ?? 0)),
+          },
+        ]),
+      ),
     };
     results.memory = {
       pids: { ...platform, minipaasApps: mpApps, pm2Daemon, pm2Apps },
@@ -501,7 +535,53 @@ async function main(): Promise<number> {
       },
     };
 
-    // ---- 4. router overhead ----
+    // ---- 4. idle cost with APPS, then IDLE_APPS apps on each side ----
+    if (IDLE_APPS > 0) {
+      mark('idle');
+      const clk = await clockTicks();
+      const windows: IdleWindow[] = [];
+      const measure = async (n: number): Promise<void> => {
+        log(`idle: ${n} apps on each side, settling 10 s, then a ${IDLE_SECONDS} s window`);
+        await sleep(10_000);
+        const w = await idleWindow(n, mp.platformProcesses(), pm2.daemonPid(), IDLE_SECONDS, clk);
+        windows.push(w);
+        log(
+          `idle with ${n} apps, per minute: MiniPaaS ${w.minipaas.cpuMsPerMin} ms CPU, ${w.minipaas.wcharKiBPerMin} KiB written (wchar), ${w.minipaas.writeKiBPerMin} KiB to disk; pm2 daemon ${w.pm2.cpuMsPerMin} ms CPU, ${w.pm2.wcharKiBPerMin} KiB, ${w.pm2.writeKiBPerMin} KiB`,
+        );
+      };
+      await measure(APPS);
+      log(`idle: adding apps up to ${IDLE_APPS} on each side`);
+      for (let i = APPS; i < IDLE_APPS; i++) {
+        const r = await mp.cli(['deploy', HELLO_REL, '--app', appName(i)]);
+        if (r.code !== 0)
+          throw new Error(`minipaas deploy --app ${appName(i)} exited ${r.code}: ${r.stderr}`);
+        await pm2.start(HELLO_SCRIPT, appName(i), await freeLowPort(), appNode);
+      }
+      for (const i of [APPS, IDLE_APPS - 1]) {
+        await mp.webInstance(appName(i));
+        const p = await pm2.proc(appName(i));
+        await pollFirst200(now(), { port: p.port, intervalMs: 50, timeoutMs: 15_000 });
+      }
+      await measure(IDLE_APPS);
+      const [a, b] = windows as [IdleWindow, IdleWindow];
+      const g = (x: number, y: number): number => ratio(y, x);
+      results.idle = {
+        clockTicks: clk,
+        windows,
+        summary: {
+          apps: [APPS, IDLE_APPS],
+          appsRatio: ratio(IDLE_APPS, APPS),
+          minipaasCpuGrowth: g(a.minipaas.cpuMsPerMin, b.minipaas.cpuMsPerMin),
+          minipaasWcharGrowth: g(a.minipaas.wcharKiBPerMin, b.minipaas.wcharKiBPerMin),
+          minipaasWriteGrowth: g(a.minipaas.writeKiBPerMin, b.minipaas.writeKiBPerMin),
+          pm2CpuGrowth: g(a.pm2.cpuMsPerMin, b.pm2.cpuMsPerMin),
+        },
+      };
+    } else {
+      results.idle = { skipped: 'skipped with --idle-apps 0' };
+    }
+
+    // ---- 5. router overhead ----
     mark('router');
     if (opts['no-wrk']) {
       results.router = { skipped: 'skipped with --no-wrk' };
@@ -586,6 +666,9 @@ async function main(): Promise<number> {
     process.stdout.write(
       `${JSON.stringify({ ...results, memory: { summary: results.memory?.summary } }, null, 2)}\n`,
     );
+  } else if (opts.results) {
+    const file = await writeResults(results, opts.results);
+    log(`wrote ${file} (docs/benchmarks.md untouched)`);
   } else {
     const file = await writeResults(results);
     log(`wrote ${file}`);
