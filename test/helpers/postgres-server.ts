@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bundledPackageRoot, embeddedPostgres } from '@minipaas/postgres';
+import { bundledPackageRoot, type EmbeddedPostgres, embeddedPostgres } from '@minipaas/postgres';
 
 /** Asks the kernel for a free TCP port on loopback. */
 export function freePort(): Promise<number> {
@@ -55,4 +55,21 @@ export async function startTestPostgres(): Promise<TestPostgres | null> {
       await rm(home, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Creates and starts the embedded server of a MINIPAAS_HOME as `minipaas up` does (without fsync, for
+ * tests), so `createControlPlane` without DATABASE_URL finds it. `stop()` shuts it down.
+ */
+export async function startHomePostgres(
+  home: string,
+): Promise<{ server: EmbeddedPostgres; stop(): Promise<void> }> {
+  const server = embeddedPostgres({
+    home,
+    config: { binDir: process.env.MINIPAAS_PG_BIN || undefined },
+    unsafeNoSync: true,
+  });
+  await server.init();
+  await server.start();
+  return { server, stop: async () => void (await server.stop()) };
 }

@@ -1,13 +1,29 @@
 /** A child process the supervisor keeps running: restarted with backoff when it exits unexpectedly. */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { isAlive, sleep } from './platform.ts';
 
+/** A program run directly (not a Node bin), with an argument array and optionally another identity. */
+export interface ManagedCommand {
+  file: string;
+  args: string[];
+  /** Run as this user and group (the supervisor must be root). */
+  uid?: number | undefined;
+  gid?: number | undefined;
+}
+
 export interface ManagedProcessOptions {
-  /** Display name (`minipaasd`, `agent`). */
+  /** Display name (`minipaasd`, `agent`, `postgres`). */
   name: string;
-  /** The JavaScript bin to run with this Node (`process.execPath`). */
-  bin: string;
+  /** The JavaScript bin to run with this Node (`process.execPath`); ignored when `command` is set. */
+  bin?: string;
+  /** A program to run instead of a Node bin. */
+  command?: ManagedCommand;
   env: NodeJS.ProcessEnv;
+  /** Append the process's output to this file instead of the supervisor's output. */
+  logFile?: string;
+  /** The signal that asks the process to stop (default SIGTERM; PostgreSQL's fast shutdown is SIGINT). */
+  stopSignal?: NodeJS.Signals;
   /** Supervisor messages. */
   log: (line: string) => void;
   /** Called when the process keeps dying right after start: the supervisor gives up. */
@@ -63,11 +79,21 @@ export class ManagedProcess {
   start(): void {
     this.#adoptedPid = undefined;
     this.#startedAt = Date.now();
-    const child = spawn(process.execPath, [this.opts.bin], {
-      detached: true,
-      stdio: ['ignore', 'inherit', 'inherit'],
-      env: this.opts.env,
-    });
+    const { command, logFile } = this.opts;
+    const [file, args] = command ? [command.file, command.args] : [process.execPath, [this.opts.bin ?? '']];
+    const out = logFile ? openSync(logFile, 'a', 0o600) : 'inherit';
+    let child: ChildProcess;
+    try {
+      child = spawn(file, args, {
+        detached: true,
+        stdio: ['ignore', out, out],
+        env: this.opts.env,
+        ...(command?.uid !== undefined ? { uid: command.uid } : {}),
+        ...(command?.gid !== undefined ? { gid: command.gid } : {}),
+      });
+    } finally {
+      if (typeof out === 'number') closeSync(out);
+    }
     this.#child = child;
     this.#exit = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
@@ -145,12 +171,12 @@ export class ManagedProcess {
     if (this.#watch) clearInterval(this.#watch);
   }
 
-  /** Sends `signal`, waits up to `graceMs`, then SIGKILL if `force`. */
+  /** Sends the stop signal (SIGTERM by default), waits up to `graceMs`, then SIGKILL if `force`. */
   async stop(graceMs: number, force = true): Promise<void> {
     this.detach();
     const pid = this.pid;
     if (pid === undefined || !this.running) return;
-    this.signal('SIGTERM');
+    this.signal(this.opts.stopSignal ?? 'SIGTERM');
     if (await this.waitExit(graceMs)) return;
     if (!force) return;
     this.opts.log(`${this.opts.name} did not stop within ${Math.round(graceMs / 1000)}s; killing it`);

@@ -1,11 +1,13 @@
 /**
- * `minipaas up` in the foreground: the platform supervisor. Starts (or adopts) the node agent, runs
- * minipaasd as a child and restarts it with backoff when it dies (apps keep running: the agent owns
- * them), and on SIGINT/SIGTERM stops minipaasd, then asks the agent to stop the apps and exit.
+ * `minipaas up` in the foreground: the platform supervisor. Starts (or adopts) the embedded PostgreSQL
+ * server (unless DATABASE_URL selects another) and the node agent, runs minipaasd as a child, restarts
+ * any of them with backoff when it dies (apps keep running: the agent owns them), and on SIGINT/SIGTERM
+ * stops minipaasd, then asks the agent to stop the apps and exit, then stops PostgreSQL (fast shutdown).
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ensurePrivateDir, type HomePaths, homePaths, type MinipaasConfig } from '@minipaas/core';
+import { type EmbeddedPostgres, embeddedPostgres } from '@minipaas/postgres';
 import { CliError } from './cli-error.ts';
 import { apiUrlFor } from './credentials.ts';
 import { ManagedProcess } from './managed-process.ts';
@@ -163,6 +165,17 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<{ code: nu
     log,
     onCrashLoop,
   });
+  // The embedded PostgreSQL server, unless DATABASE_URL selects another one.
+  const database = config.databaseUrl
+    ? undefined
+    : embeddedPostgres({
+        home: config.home,
+        config: config.postgres,
+        // Tests only: a cluster without fsync (fast initdb); never for a platform's data.
+        unsafeNoSync: opts.env.MINIPAAS_PG_UNSAFE_NO_SYNC === '1',
+        log,
+      });
+  let postgres: ManagedProcess | undefined;
 
   let stopping = false;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -191,8 +204,13 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<{ code: nu
   }
   return failure ? { code, failure } : { code };
 
-  /** Starts agent and server, waits until ready; -1 = running (wait for a stop request). */
+  /** Starts PostgreSQL, agent and server, waits until ready; -1 = running (wait for a stop request). */
   async function startAll(): Promise<number> {
+    if (database) {
+      const failed = await startPostgres(database);
+      if (failed) return fail(failed);
+      if (stopping) return 1;
+    }
     const existing = await agentHealth(paths.agentSocket);
     if (existing) {
       log(`using the node agent already running (pid ${existing.pid})`);
@@ -239,8 +257,61 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<{ code: nu
     return -1;
   }
 
+  /**
+   * Creates the cluster on first start, then starts (or adopts a leftover) postmaster as a managed child
+   * and waits until it accepts connections. Returns why it failed, or undefined.
+   */
+  async function startPostgres(db: EmbeddedPostgres): Promise<string | undefined> {
+    let proc: ManagedProcess;
+    try {
+      await db.init();
+      const command = await db.serverCommand();
+      proc = new ManagedProcess({
+        name: 'postgres',
+        command,
+        env: command.env,
+        logFile: db.logFile,
+        stopSignal: 'SIGINT', // fast shutdown: disconnect clients, checkpoint, exit
+        log,
+        onCrashLoop,
+      });
+    } catch (err) {
+      return `cannot start PostgreSQL: ${(err as Error).message}`;
+    }
+    postgres = proc;
+    const leftover = db.postmasterPid();
+    if (leftover !== undefined) {
+      log(`using PostgreSQL already running (pid ${leftover}), left by an earlier supervisor`);
+      proc.adopt(leftover);
+    } else {
+      log('starting PostgreSQL');
+      proc.start();
+    }
+    try {
+      await db.waitReady({ alive: () => proc.running && !stopping, timeoutMs: 60_000 });
+      await db.ensureDatabase();
+    } catch (err) {
+      return `PostgreSQL did not start (${proc.lastExit ?? 'running'}): ${(err as Error).message}`;
+    }
+    proc.enableRestarts();
+    return undefined;
+  }
+
+  /** Fast shutdown of PostgreSQL (SIGINT); immediate shutdown (SIGQUIT) when that takes over a minute. */
+  async function stopPostgres(): Promise<void> {
+    const proc = postgres;
+    if (!proc?.running) return;
+    log('stopping PostgreSQL');
+    await proc.stop(60_000, false);
+    if (!proc.running) return;
+    log('PostgreSQL did not stop within 60s; immediate shutdown');
+    proc.signal('SIGQUIT');
+    await proc.waitExit(15_000);
+  }
+
   async function shutdown(): Promise<void> {
     agent.detach();
+    postgres?.detach();
     if (server.running) {
       log('stopping minipaasd');
       await server.stop(15_000);
@@ -252,6 +323,8 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<{ code: nu
     // The agent may have died without stopping its apps (crash loop, kill -9): stop them from its state.
     const orphans = await stopOrphanedApps({ paths, graceMs: config.apps.stopGraceMs, log });
     for (const f of orphans.failed) log(c.red(`could not stop: ${f}`));
+    // Last: apps with add-on databases use it until they stop.
+    await stopPostgres();
     log('MiniPaaS stopped');
   }
 

@@ -18,9 +18,18 @@ export const BIN = {
   server: 'minipaasd',
 } as const;
 
+/** The parts of the embedded PostgreSQL server that teardown needs (see `@minipaas/postgres`). */
+export interface LeftoverPostgres {
+  postmasterPid(): number | undefined;
+  /** Fast shutdown (`pg_ctl stop -m fast`); false when it was not running. */
+  stop(): Promise<boolean>;
+}
+
 /** Options of the teardown functions. */
 export interface TeardownOptions {
   paths: HomePaths;
+  /** The embedded PostgreSQL server of this home; unset when the platform uses DATABASE_URL. */
+  postgres?: LeftoverPostgres | undefined;
   /** How long app processes get between SIGTERM and SIGKILL. */
   graceMs: number;
   /** Progress lines ("Stopped 3 app processes ..."). */
@@ -209,7 +218,7 @@ export async function stopProcess(pid: number, graceMs: number): Promise<boolean
 /**
  * Everything `minipaas down` does once the supervisor is gone (or never ran): stops a leftover
  * minipaasd, asks a live agent to stop its apps (or kills a hung one), stops the app processes a dead
- * agent left, and removes stale pid files and the socket. Reports each step through `opts.log`.
+ * agent left, stops a leftover embedded PostgreSQL server, and removes stale pid files and the socket. Reports each step through `opts.log`.
  */
 export async function stopLeftovers(opts: TeardownOptions): Promise<TeardownResult> {
   const { paths, log } = opts;
@@ -254,6 +263,18 @@ export async function stopLeftovers(opts: TeardownOptions): Promise<TeardownResu
     const apps = await stopOrphanedApps(opts);
     stopped.push(...apps.stopped);
     failed.push(...apps.failed);
+  }
+
+  // Last, as the supervisor does: apps with add-on databases use it until they stop.
+  const pgPid = opts.postgres?.postmasterPid();
+  if (opts.postgres && pgPid !== undefined) {
+    log(`Stopping PostgreSQL (pid ${pgPid}) ...`);
+    try {
+      await opts.postgres.stop();
+      stopped.push(pgPid);
+    } catch (err) {
+      failed.push(`PostgreSQL (pid ${pgPid}): ${(err as Error).message}`);
+    }
   }
 
   const stale: string[] = [];

@@ -24,7 +24,6 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import pg from 'pg';
 import { resolveBinDir } from './binaries.ts';
 import { type ServerIdentity, serverIdentity } from './os-user.ts';
 import { run } from './run.ts';
@@ -88,11 +87,17 @@ export interface EmbeddedPostgres {
   /** The postmaster command for a supervisor (after `init()`). */
   serverCommand(): Promise<ServerCommand>;
   /**
-   * Waits until the server accepts connections and the platform database exists. Rejects after
-   * `timeoutMs`, or early when `alive` says the server process is gone.
+   * Waits until the postmaster of this cluster reports that it accepts connections (the status line of
+   * `postmaster.pid`, what `pg_ctl -w` waits for). Rejects after `timeoutMs`, or early when `alive`
+   * says the server process is gone.
    */
   waitReady(opts?: { timeoutMs?: number; alive?: () => boolean }): Promise<void>;
-  /** Starts the server in the background (its own session, output to `logFile`) and waits until ready. */
+  /**
+   * Creates the platform database after the cluster was created (a no-op afterwards: loads no client
+   * library then). Call once the server is ready.
+   */
+  ensureDatabase(): Promise<void>;
+  /** Starts the server in the background (its own session, output to `logFile`), waits until ready. */
   start(opts?: { timeoutMs?: number }): Promise<number>;
   /** `pg_ctl stop -m fast`; false when no server of this cluster was running. */
   stop(): Promise<boolean>;
@@ -132,6 +137,7 @@ export function embeddedPostgres(opts: EmbeddedPostgresOptions): EmbeddedPostgre
   const socketDir = join(root, 'socket');
   const passwordFile = join(root, 'superuser-password');
   const pendingFile = join(root, 'init.pending');
+  const databasePendingFile = join(root, 'database.pending');
   const logFile = join(opts.home, 'logs', 'postgres.log');
   const tcpPort = cfg.port ?? 0;
   const port = tcpPort > 0 ? tcpPort : DEFAULT_PORT;
@@ -190,16 +196,23 @@ export function embeddedPostgres(opts: EmbeddedPostgresOptions): EmbeddedPostgre
     return id;
   };
 
-  const postmasterPid = (): number | undefined => {
+  /** The postmaster's pid and status (`starting`, `ready`, `stopping`) from `postmaster.pid`. */
+  const readLockFile = (): { pid: number; status: string } | undefined => {
     let text: string;
     try {
       text = readFileSync(join(dataDir, 'postmaster.pid'), 'utf8');
     } catch {
       return undefined;
     }
-    const pid = Number.parseInt(text.split('\n')[0] ?? '', 10);
+    const lines = text.split('\n');
+    const pid = Number.parseInt(lines[0] ?? '', 10);
     if (!Number.isInteger(pid) || pid <= 0) return undefined;
-    return isPostgres(pid) ? pid : undefined;
+    return { pid, status: (lines[7] ?? '').trim() };
+  };
+
+  const postmasterPid = (): number | undefined => {
+    const lock = readLockFile();
+    return lock && isPostgres(lock.pid) ? lock.pid : undefined;
   };
 
   const api: EmbeddedPostgres = {
@@ -261,6 +274,7 @@ export function embeddedPostgres(opts: EmbeddedPostgresOptions): EmbeddedPostgre
         rmSync(pwTmp, { force: true });
       }
       appendFileSync(join(dataDir, 'postgresql.conf'), TUNING);
+      writeFileSync(databasePendingFile, `${PLATFORM_DATABASE}\n`, { mode: 0o600 });
       const tmp = `${passwordFile}.tmp`;
       writeFileSync(tmp, `${secret}\n`, { mode: 0o600 });
       renameSync(tmp, passwordFile);
@@ -285,35 +299,37 @@ export function embeddedPostgres(opts: EmbeddedPostgresOptions): EmbeddedPostgre
 
     async waitReady(o = {}) {
       const deadline = Date.now() + (o.timeoutMs ?? 60_000);
-      let last = 'not started';
       for (;;) {
-        if (o.alive && !o.alive()) throw new Error(`PostgreSQL exited while starting (${last})`);
-        const client = new pg.Client({ connectionString: superuserUrl('postgres') });
-        client.on('error', () => {}); // a failed connect also rejects connect() below
-        try {
-          await client.connect();
-          const r = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [PLATFORM_DATABASE]);
-          if (r.rowCount === 0) await client.query(`CREATE DATABASE ${PLATFORM_DATABASE}`);
-          return;
-        } catch (err) {
-          const code = (err as { code?: string }).code;
-          if (code === '28P01')
-            throw new Error(
-              `PostgreSQL rejected the password in ${passwordFile} (was it changed?): ${(err as Error).message}`,
-            );
-          last = (err as Error).message;
-        } finally {
-          await client.end().catch(() => undefined);
-        }
-        if (Date.now() >= deadline) throw new Error(`PostgreSQL did not accept connections: ${last}`);
-        await new Promise((r) => setTimeout(r, 100));
+        if (o.alive && !o.alive()) throw new Error(`PostgreSQL exited while starting; see ${logFile}`);
+        const status = readLockFile();
+        if (status?.status === 'ready' && isPostgres(status.pid)) return;
+        if (Date.now() >= deadline)
+          throw new Error(
+            `PostgreSQL did not accept connections within ${Math.round((o.timeoutMs ?? 60_000) / 1000)}s (${status ? `status ${status.status || 'starting'}` : 'no postmaster.pid'}); see ${logFile}`,
+          );
+        await new Promise((r) => setTimeout(r, 50));
       }
+    },
+
+    async ensureDatabase() {
+      if (!existsSync(databasePendingFile)) return;
+      const { default: pg } = await import('pg');
+      const client = new pg.Client({ connectionString: superuserUrl('postgres') });
+      await client.connect();
+      try {
+        const r = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [PLATFORM_DATABASE]);
+        if (r.rowCount === 0) await client.query(`CREATE DATABASE ${PLATFORM_DATABASE}`);
+      } finally {
+        await client.end();
+      }
+      rmSync(databasePendingFile, { force: true });
     },
 
     async start(o = {}) {
       const running = postmasterPid();
       if (running !== undefined) {
         await api.waitReady(o);
+        await api.ensureDatabase();
         return running;
       }
       const cmd = await api.serverCommand();
@@ -335,6 +351,7 @@ export function embeddedPostgres(opts: EmbeddedPostgresOptions): EmbeddedPostgre
         });
         child.unref();
         await api.waitReady({ ...o, alive: () => !exited });
+        await api.ensureDatabase();
         return spawned;
       } catch (err) {
         throw new Error(`${(err as Error).message}; see ${logFile}`, { cause: err });

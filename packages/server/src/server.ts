@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { homePaths, type MinipaasConfig } from '@minipaas/core';
+import { homePaths, type MinipaasConfig, MinipaasError } from '@minipaas/core';
+import { embeddedPostgres } from '@minipaas/postgres';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { BackupScheduler } from './backups/backup-scheduler.ts';
@@ -33,6 +34,7 @@ import { AddonService } from './services/addon-service.ts';
 import { AppService } from './services/app-service.ts';
 import { ProjectService } from './services/project-service.ts';
 import { TokenService } from './services/token-service.ts';
+import { upgradeFromPglite } from './store/pglite-upgrade.ts';
 import { openStore, type Store } from './store/store.ts';
 
 export const VERSION: string = (
@@ -47,7 +49,10 @@ export interface ControlPlaneOptions {
   driver: RuntimeDriver;
   /** Logger; defaults to pino at `config.logLevel`. */
   logger?: Logger;
-  /** PGlite data dir override (`memory://` in tests). Defaults to MINIPAAS_HOME/db. */
+  /**
+   * Runs the store on PGlite in this directory (`memory://` in tests). Default: the PostgreSQL server at
+   * `config.databaseUrl`, else the embedded server of MINIPAAS_HOME (started by `minipaas up`).
+   */
   dataDir?: string;
   /** Run the reconciler loop (default true). */
   reconcile?: boolean;
@@ -70,10 +75,38 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
   const { config, driver } = opts;
   const log = opts.logger ?? pino({ level: config.logLevel, base: { component: 'minipaasd' } });
   const paths = homePaths(config.home);
+  // The platform database: PGlite when a test asks for it, else DATABASE_URL, else the embedded server.
+  const embedded =
+    opts.dataDir || config.databaseUrl
+      ? undefined
+      : embeddedPostgres({ home: config.home, config: config.postgres });
+  const embeddedFailure = (err: unknown): never => {
+    throw new MinipaasError(
+      'MINIPAAS_ERR_INTERNAL',
+      `cannot use the embedded PostgreSQL server (socket in ${embedded?.socketDir}): ${(err as Error).message}; "minipaas up" starts it (see ${embedded?.logFile})`,
+    );
+  };
+  let databaseUrl: string | undefined;
+  try {
+    databaseUrl = opts.dataDir ? undefined : (config.databaseUrl ?? embedded?.superuserUrl());
+  } catch (err) {
+    embeddedFailure(err);
+  }
   const store: Store = await openStore({
-    databaseUrl: config.databaseUrl,
-    dataDir: opts.dataDir ?? paths.db,
-  });
+    ...(databaseUrl
+      ? { databaseUrl, connectRetryMs: embedded ? 30_000 : 0 } // the supervisor may be restarting it
+      : { dataDir: opts.dataDir }),
+    onConnectionError: (err) =>
+      log.warn({ err: err.message }, 'a database connection failed; the pool replaces it'),
+  }).catch((err: unknown) => (embedded ? embeddedFailure(err) : Promise.reject(err)));
+  if (embedded && databaseUrl) {
+    try {
+      await upgradeFromPglite({ pgliteDir: paths.db, databaseUrl, log });
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+  }
   const tokens = new TokenService(store.db);
   const createdAdminToken = await tokens.ensureAdminToken(paths.adminToken);
   const projects = new ProjectService(store.db);
@@ -81,14 +114,14 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
   const deploys = new DeployService({ db: store.db, config, driver, apps, log });
   const interrupted = await deploys.recoverInterrupted();
   if (interrupted > 0) log.warn({ interrupted }, 'marked deployments interrupted by a restart as failed');
-  // The embedded-server work sets this to the embedded superuser URL; an external server's URL for now.
-  const databaseAdminUrl = config.databaseUrl;
+  // Superuser URL of the platform's server (embedded or DATABASE_URL); none on PGlite.
+  const databaseAdminUrl = databaseUrl;
   const addons = new AddonService({ db: store.db, apps, log, adminUrl: databaseAdminUrl });
   apps.beforeDelete.push((app) => addons.destroyAll(app));
-  // The platform database's URL (the embedded server's, once it replaces PGlite).
+  // The platform database's URL (embedded server or DATABASE_URL).
   const backups = new BackupService({
     dir: paths.backups,
-    platformUrl: config.databaseUrl,
+    platformUrl: databaseUrl,
     apps,
     addons,
     log: log.child({ component: 'backups' }),
@@ -143,7 +176,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
   if (opts.reconcile !== false) reconciler.start();
   const backupScheduler = new BackupScheduler({
     backups,
-    schedule: config.databaseUrl ? config.backups.schedule : 'off',
+    schedule: databaseUrl ? config.backups.schedule : 'off',
     keep: config.backups.keep,
     log: log.child({ component: 'backups' }),
   });

@@ -1,6 +1,7 @@
 /**
  * HTTP routes in-process (`app.inject`) against a real node agent started in-process on a temp
- * MINIPAAS_HOME, and an in-memory PGlite store.
+ * MINIPAAS_HOME, with the store on the home's embedded PostgreSQL server and on an external server
+ * (DATABASE_URL).
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,7 +12,7 @@ import pino from 'pino';
 import { c as tarCreate } from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, testPostgresUrl } from '../../../test/helpers/postgres.ts';
-import { freePort } from '../../../test/helpers/postgres-server.ts';
+import { freePort, startHomePostgres } from '../../../test/helpers/postgres-server.ts';
 import { rawTar } from '../../../test/helpers/tarball.ts';
 import { ProcessDriver } from '../src/runtime/process-driver.ts';
 import { type ControlPlane, createControlPlane } from '../src/server.ts';
@@ -42,14 +43,20 @@ async function waitDeployment(id: string): Promise<DeploymentView> {
 
 type Backend = {
   name: string;
-  open(): Promise<{ databaseUrl?: string; dataDir?: string; drop(): Promise<void> }>;
+  open(home: string): Promise<{ databaseUrl?: string; drop(): Promise<void> }>;
 };
 const backends: Backend[] = [
-  { name: 'pglite', open: async () => ({ dataDir: 'memory://', drop: async () => {} }) },
+  {
+    name: 'the embedded server',
+    async open(home) {
+      const pg = await startHomePostgres(home);
+      return { drop: () => pg.stop() };
+    },
+  },
 ];
 if (testPostgresUrl() || process.env.CI) {
   backends.push({
-    name: 'postgres',
+    name: 'an external server',
     async open() {
       const db = await createTestDatabase('routes');
       return { databaseUrl: db.url, drop: () => db.drop() };
@@ -73,13 +80,12 @@ describe.each(backends)('API on $name', (backend) => {
     });
     const logger = pino({ level: 'silent' });
     agent = await startAgent({ config, logger, router: { host: '127.0.0.1', port: 0 } });
-    const store = await backend.open();
+    const store = await backend.open(home);
     dropDb = store.drop;
     cp = await createControlPlane({
       config: store.databaseUrl ? { ...config, databaseUrl: store.databaseUrl } : config,
       driver: new ProcessDriver(new AgentClient(agent.socketPath)),
       logger,
-      ...(store.dataDir ? { dataDir: store.dataDir } : {}),
       reconcile: false,
     });
     auth = { authorization: `Bearer ${cp.createdAdminToken}` };

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, testPostgresUrl } from '../../../test/helpers/postgres.ts';
+import { startHomePostgres } from '../../../test/helpers/postgres-server.ts';
 import { ProjectService } from '../src/services/project-service.ts';
 import { TokenService } from '../src/services/token-service.ts';
 import { MIGRATIONS_DIR, openStore, type Store } from '../src/store/store.ts';
@@ -15,18 +16,25 @@ type Backend = { name: string; open(): Promise<{ store: Store; cleanup(): Promis
 
 const backends: Backend[] = [
   {
-    name: 'pglite',
+    name: 'the embedded server',
     async open() {
-      const dir = await mkdtemp(join(tmpdir(), 'mp-store-'));
-      const store = await openStore({ dataDir: join(dir, 'db') });
-      return { store, cleanup: () => rm(dir, { recursive: true, force: true }) };
+      const home = await mkdtemp(join(tmpdir(), 'mp-store-'));
+      const pg = await startHomePostgres(home);
+      const store = await openStore({ databaseUrl: pg.server.superuserUrl() });
+      return {
+        store,
+        async cleanup() {
+          await pg.stop();
+          await rm(home, { recursive: true, force: true });
+        },
+      };
     },
   },
 ];
-// Postgres is required in CI (.ci/run installs it); locally the suite runs whenever the binaries exist.
+// The shared test server stands for an external DATABASE_URL (required in CI).
 if (testPostgresUrl() || process.env.CI) {
   backends.push({
-    name: 'postgres',
+    name: 'an external server',
     async open() {
       const db = await createTestDatabase('store');
       const store = await openStore({ databaseUrl: db.url });

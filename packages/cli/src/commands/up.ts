@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { homePaths, loadConfig } from '@minipaas/core';
+import { embeddedPostgres } from '@minipaas/postgres';
 import { type Command, Option } from 'commander';
 import { CliError } from '../cli-error.ts';
 import type { Context } from '../context.ts';
@@ -20,16 +21,21 @@ interface UpOptions {
 export function registerUp(program: Command, ctx: Context): void {
   program
     .command('up')
-    .description('start MiniPaaS: the node agent, the control plane (minipaasd) and the router')
+    .description(
+      'start MiniPaaS: the embedded PostgreSQL server, the node agent, the control plane (minipaasd) and the router',
+    )
     .option('-d, --detach', 'run in the background and return once the platform is ready')
     .option('--timeout <seconds>', 'with -d: how long to wait for the platform to become ready', '30')
     .addOption(new Option('--daemonized').hideHelp())
     .addHelpText(
       'after',
       `
-In the foreground, Ctrl-C (or SIGTERM) stops the control plane, then the apps and the agent.
-With -d the supervisor runs in its own session and logs to $MINIPAAS_HOME/logs/minipaas.log.
-If minipaasd crashes it is restarted with backoff; apps keep running (the agent owns them).
+The first start creates a PostgreSQL cluster in $MINIPAAS_HOME/postgres (server log in
+$MINIPAAS_HOME/logs/postgres.log; as root it runs as the system user postgres.user, default minipaas-pg).
+With DATABASE_URL set, that server is used instead and no embedded server is started.
+In the foreground, Ctrl-C (or SIGTERM) stops the control plane, then the apps and the agent, then
+PostgreSQL. With -d the supervisor runs in its own session and logs to $MINIPAAS_HOME/logs/minipaas.log.
+If minipaasd or PostgreSQL crashes it is restarted with backoff; apps keep running (the agent owns them).
 
 Examples:
   $ minipaas up                  # foreground
@@ -126,10 +132,12 @@ Examples:
       'after',
       `
 Stops the supervisor started by "minipaas up -d" (or a foreground one in another terminal), which stops
-minipaasd and asks the agent to stop every app cleanly. Whatever is left after that, or when the
-supervisor or the agent died, is stopped too: a leftover minipaasd or agent (found by their pid files in
-$MINIPAAS_HOME/run and checked to be this platform's), and every app process the agent started (from
-its saved state, SIGTERM then SIGKILL after the grace period). Stale pid files and the socket are removed.
+minipaasd, asks the agent to stop every app cleanly, then stops the embedded PostgreSQL server (fast
+shutdown). Whatever is left after that, or when the supervisor or the agent died, is stopped too: a
+leftover minipaasd or agent (found by their pid files in $MINIPAAS_HOME/run and checked to be this
+platform's), every app process the agent started (from its saved state, SIGTERM then SIGKILL after the
+grace period), and a leftover PostgreSQL server of this home (its postmaster.pid). Stale pid files and
+the socket are removed.
 
 Examples:
   $ minipaas down`,
@@ -151,7 +159,10 @@ Examples:
         stopped = true;
       }
       // Whatever the supervisor did not stop, or everything when it was dead.
-      const left = await stopLeftovers({ paths, graceMs: config.apps.stopGraceMs, log: say });
+      const postgres = config.databaseUrl
+        ? undefined
+        : embeddedPostgres({ home: config.home, config: config.postgres });
+      const left = await stopLeftovers({ paths, graceMs: config.apps.stopGraceMs, log: say, postgres });
       if (left.failed.length > 0)
         throw new CliError(`MiniPaaS did not stop completely: ${left.failed.join('; ')}`);
       say(stopped || left.stopped.length > 0 ? 'MiniPaaS stopped.' : 'MiniPaaS is not running.');
