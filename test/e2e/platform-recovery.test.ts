@@ -68,6 +68,15 @@ class TestPlatform {
     const r = await this.cli(['up', '-d', '--timeout', '90']);
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
     for (const n of ['minipaas', 'minipaasd', 'agent'] as const) await this.pid(n);
+    await this.postmaster();
+  }
+
+  /** The embedded PostgreSQL server's postmaster (first line of its postmaster.pid). */
+  async postmaster(): Promise<number> {
+    const text = await readFile(join(this.home, 'postgres', 'data', 'postmaster.pid'), 'utf8');
+    const pid = Number(text.split('\n')[0]);
+    this.pids.add(pid);
+    return pid;
   }
 
   /** Deploys the app and returns the pids of its instance and of the helper the instance started. */
@@ -141,6 +150,7 @@ describe('after kill -9 of the supervisor', () => {
     const supervisor = await p.pid('minipaas');
     const server = await p.pid('minipaasd');
     const agent = await p.pid('agent');
+    const postmaster = await p.postmaster();
     process.kill(supervisor, 'SIGKILL');
     await waitFor('the supervisor to die', () => gone(supervisor), 10_000);
 
@@ -153,6 +163,7 @@ describe('after kill -9 of the supervisor', () => {
     expect(await gone(next), await log()).toBe(false);
     expect(await p.pid('minipaasd')).toBe(server); // adopted, not restarted
     expect(await p.pid('agent')).toBe(agent);
+    expect(await p.postmaster()).toBe(postmaster);
     expect(await p.get()).toBe(`rec-ok ${helper}`);
     expect(await p.appPids()).toEqual({ app, helper });
 
@@ -178,7 +189,7 @@ describe('after kill -9 of the supervisor and the agent', () => {
     await p.cleanup();
   });
 
-  it('down stops the orphaned app processes, minipaasd, and removes the stale files', async () => {
+  it('down stops the orphaned app processes, minipaasd, PostgreSQL, and removes the stale files', async () => {
     const { app, helper } = await p.deployApp();
     const supervisor = await p.pid('minipaas');
     const agent = await p.pid('agent');
@@ -191,6 +202,7 @@ describe('after kill -9 of the supervisor and the agent', () => {
     const down = await p.cli(['down']);
     expect(down.code, `${down.stdout}\n${down.stderr}`).toBe(0);
     expect(down.stdout).toContain('app process group');
+    expect(down.stdout).toMatch(/Stopping PostgreSQL \(pid \d+\)/);
     expect(down.stdout).toContain('MiniPaaS stopped.');
     const all = [...p.pids];
     await waitFor('every process to exit', () => allGone(all), 15_000);

@@ -22,6 +22,7 @@ import {
   readPid,
   removeFile,
   sleep,
+  tailFile,
   waitFor,
 } from './platform.ts';
 import { BIN, isOurProcess, stopOrphanedApps, stopProcess } from './teardown.ts';
@@ -291,6 +292,7 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<{ code: nu
       await db.waitReady({ alive: () => proc.running && !stopping, timeoutMs: 60_000 });
       await db.ensureDatabase();
     } catch (err) {
+      for (const l of tailFile(db.logFile, 5)) log(`  postgres.log: ${l}`);
       return `PostgreSQL did not start (${proc.lastExit ?? 'running'}): ${(err as Error).message}`;
     }
     proc.enableRestarts();
