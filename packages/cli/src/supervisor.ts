@@ -177,6 +177,8 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<{ code: nu
         log,
       });
   let postgres: ManagedProcess | undefined;
+  /** PostgreSQL starting (alongside the agent); resolves with why it failed, or undefined. */
+  let postgresStarting: Promise<string | undefined> | undefined;
 
   let stopping = false;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -207,11 +209,8 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<{ code: nu
 
   /** Starts PostgreSQL, agent and server, waits until ready; -1 = running (wait for a stop request). */
   async function startAll(): Promise<number> {
-    if (database) {
-      const failed = await startPostgres(database);
-      if (failed) return fail(failed);
-      if (stopping) return 1;
-    }
+    // PostgreSQL and the agent start side by side; minipaasd only once PostgreSQL accepts connections.
+    postgresStarting = database ? startPostgres(database) : undefined;
     const existing = await agentHealth(paths.agentSocket);
     if (existing) {
       log(`using the node agent already running (pid ${existing.pid})`);
@@ -232,6 +231,9 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<{ code: nu
       }
       agent.enableRestarts();
     }
+    const pgFailed = await postgresStarting;
+    if (pgFailed) return fail(pgFailed);
+    if (stopping) return 1;
     if (adoptServer !== undefined) {
       log(`using minipaasd already running (pid ${adoptServer}), left by an earlier supervisor`);
       server.adopt(adoptServer);
@@ -266,6 +268,7 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<{ code: nu
     let proc: ManagedProcess;
     try {
       await db.init();
+      if (stopping) return 'stopped while starting';
       const command = await db.serverCommand();
       proc = new ManagedProcess({
         name: 'postgres',
@@ -292,6 +295,7 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<{ code: nu
       await db.waitReady({ alive: () => proc.running && !stopping, timeoutMs: 60_000 });
       await db.ensureDatabase();
     } catch (err) {
+      if (stopping) return 'stopped while starting';
       for (const l of tailFile(db.logFile, 5)) log(`  postgres.log: ${l}`);
       return `PostgreSQL did not start (${proc.lastExit ?? 'running'}): ${(err as Error).message}`;
     }
@@ -314,6 +318,7 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<{ code: nu
   async function shutdown(): Promise<void> {
     agent.detach();
     postgres?.detach();
+    await postgresStarting; // sees `stopping` and returns; then it is stopped below
     if (server.running) {
       log('stopping minipaasd');
       await server.stop(15_000);
