@@ -39,7 +39,8 @@ export async function startTestPostgres(): Promise<TestPostgres | null> {
     home,
     config: { port, binDir },
     unsafeNoSync: true,
-    settings: { max_connections: '200' },
+    // Many test files share it; bench/queue measures on it (PostgreSQL's default buffers, not the platform's 16MB).
+    settings: { max_connections: '200', shared_buffers: '128MB' },
   });
   try {
     await server.init();
