@@ -125,7 +125,8 @@ export class MiniPaaS {
     const skip = new Set([agent, minipaasd, ...descendants(agent), ...descendants(minipaasd)]);
     for (const pid of descendants(supervisor)) {
       if (skip.has(pid)) continue;
-      const name = (cmdline(pid).split(' ')[0] ?? '').split('/').pop() || 'process';
+      // PostgreSQL's workers rename themselves `postgres: checkpointer` and the like
+      const name = (cmdline(pid).split(' ')[0] ?? '').split('/').pop()?.replace(/:$/, '') || 'process';
       out[`${name}:${pid}`] = pid;
     }
     return out;

@@ -74,6 +74,9 @@ export interface Results {
       platformPssMiB: number;
       pm2DaemonPssMiB: number;
       platformAnonMiB?: number;
+      /** The platform's processes other than supervisor, agent and minipaasd (e.g. PostgreSQL), summed. */
+      othersMiB?: number;
+      otherProcesses?: { count: number; names: string[] };
       pm2DaemonAnonMiB?: number;
       perProcess?: Record<string, { rssMiB: number; pssMiB: number; anonMiB: number }>;
       overheadRatio: number;
@@ -164,7 +167,7 @@ export function platformSection(r: Results): string {
     `| \`kill -9\` again ${(cfg.repeatCrashAfterMs / 1000).toFixed(1)} s after recovery, median (p90) | ${ms(c.repeat.minipaas.median)} (${ms(c.repeat.minipaas.p90)}) | pm2: ${ms(c.repeat.pm2.median)} (${ms(c.repeat.pm2.p90)}) | ${x(c.repeat.ratioMedian)} (p90 ${x(c.repeat.ratioP90)}) |`,
   );
   L.push(
-    `| platform RSS with ${cfg.apps} apps | ${m.platformMiB} MiB (supervisor ${m.supervisorMiB} + agent ${m.agentMiB} + minipaasd ${m.minipaasdMiB}) | pm2 God daemon: ${m.pm2DaemonMiB} MiB | ${x(m.overheadRatio)} (agent alone ${x(m.agentOnlyRatio)}) |`,
+    `| platform RSS with ${cfg.apps} apps | ${m.platformMiB} MiB (supervisor ${m.supervisorMiB} + agent ${m.agentMiB} + minipaasd ${m.minipaasdMiB}${m.otherProcesses?.count ? ` + ${m.otherProcesses.names.join(', ')} ×${m.otherProcesses.count} ${m.othersMiB}` : ''}) | pm2 God daemon: ${m.pm2DaemonMiB} MiB | ${x(m.overheadRatio)} (agent alone ${x(m.agentOnlyRatio)}) |`,
   );
   L.push(
     `| the ${cfg.apps} app processes' RSS (sum) | ${m.minipaasAppsMiB} MiB | pm2: ${m.pm2AppsMiB} MiB | ${x(m.appsRatio)} |`,
@@ -196,7 +199,11 @@ export function platformSection(r: Results): string {
   L.push('');
   L.push(
     `Memory: \`VmRSS\` from \`/proc/<pid>/status\`, median of 5 samples 1 s apart after 5 s idle, with ${cfg.apps} ` +
-      `hello-node apps on each side. minipaasd includes the embedded PGlite database (Postgres compiled to WASM); ` +
+      `hello-node apps on each side. ${
+        m.otherProcesses?.count
+          ? `The platform's database is the embedded PostgreSQL server (${m.otherProcesses.count} processes, counted in the platform); `
+          : 'minipaasd includes its database (PGlite, Postgres compiled to WASM, or a client of an external server); '
+      }` +
       `the agent alone (process supervisor + router) is the part that plays pm2's role. PSS (shared pages split): ` +
       `MiniPaaS platform ${m.platformPssMiB} MiB, pm2 daemon ${m.pm2DaemonPssMiB} MiB. The app processes are the same ` +
       "`node server.js` either way (pm2's sit inside its ProcessContainerFork wrapper; MiniPaaS's run as `nobody` " +
@@ -216,6 +223,10 @@ export function platformSection(r: Results): string {
     L.push(row('supervisor', '`minipaas up` (supervisor)'));
     L.push(row('agent', 'agent (supervisor of apps + router)'));
     L.push(row('minipaasd', 'minipaasd'));
+    if (m.otherProcesses?.count)
+      L.push(
+        row('others', `${m.otherProcesses.names.join(', ')} (${m.otherProcesses.count} processes, summed)`),
+      );
     L.push(row('pm2Daemon', 'pm2 God daemon'));
     L.push('');
     L.push(
@@ -295,9 +306,13 @@ function idleSection(r: Results): string[] {
   L.push(
     `Nothing is asked of either side: CPU time (\`utime + stime\` from \`/proc/<pid>/stat\`) and bytes written ` +
       `(\`wchar\`: every write to files, pipes and sockets, including the control plane ↔ agent protocol; ` +
-      `\`write_bytes\`: what goes to the disk) of MiniPaaS's processes (${Object.keys(a.processes)
-        .filter((k) => k !== 'pm2Daemon')
-        .join(', ')}) and of pm2's daemon, over a ${a.seconds} s window after 10 s of settling, ` +
+      `\`write_bytes\`: what goes to the disk) of MiniPaaS's processes (${[
+        ...new Set(
+          Object.keys(a.processes)
+            .filter((k) => k !== 'pm2Daemon')
+            .map((k) => k.split(':')[0]),
+        ),
+      ].join(', ')}) and of pm2's daemon, over a ${a.seconds} s window after 10 s of settling, ` +
       `scaled to one minute; first with ${a.apps} hello-node apps on each side, then with ${b.apps} ` +
       `(${summary.appsRatio}× the apps), in the same run.`,
   );
@@ -318,11 +333,27 @@ function idleSection(r: Results): string[] {
     `| bytes to disk (write_bytes) | ${kib(a.minipaas.writeKiBPerMin)} | ${kib(b.minipaas.writeKiBPerMin)} | ${g(a.minipaas.writeKiBPerMin, b.minipaas.writeKiBPerMin)} | ${kib(a.pm2.writeKiBPerMin)} | ${kib(b.pm2.writeKiBPerMin)} |`,
   );
   L.push('');
-  const per = (w: IdleWindow): string =>
-    Object.entries(w.processes)
-      .filter(([k]) => k !== 'pm2Daemon')
-      .map(([k, v]) => `${k} ${v.cpuMsPerMin} ms / ${kib(v.wcharKiBPerMin)}`)
+  // processes of one program (`postgres:<pid>`) are summed as `postgres ×N`
+  const per = (w: IdleWindow): string => {
+    const groups = new Map<string, { n: number; cpu: number; wchar: number; disk: number }>();
+    for (const [k, v] of Object.entries(w.processes)) {
+      if (k === 'pm2Daemon') continue;
+      const name = k.split(':')[0] ?? k;
+      const g = groups.get(name) ?? { n: 0, cpu: 0, wchar: 0, disk: 0 };
+      g.n++;
+      g.cpu += v.cpuMsPerMin;
+      g.wchar += v.wcharKiBPerMin;
+      g.disk += v.writeKiBPerMin;
+      groups.set(name, g);
+    }
+    const r1 = (v: number): number => Math.round(v * 10) / 10;
+    return [...groups]
+      .map(
+        ([k, g]) =>
+          `${k}${g.n > 1 ? ` ×${g.n}` : ''} ${r1(g.cpu)} ms / ${kib(r1(g.wchar))} / ${kib(r1(g.disk))}`,
+      )
       .join(', ');
+  };
   const mem = (w: IdleWindow): string => {
     const own = Object.entries(w.memory).filter(([k]) => k !== 'pm2Daemon');
     const rss = own.reduce((t, [, v]) => t + v.rssKiB, 0) / 1024;
@@ -331,10 +362,11 @@ function idleSection(r: Results): string[] {
     return `MiniPaaS RSS ${rss.toFixed(1)} MiB (PSS ${pss.toFixed(1)}), pm2 daemon ${((d?.rssKiB ?? 0) / 1024).toFixed(1)} MiB (PSS ${((d?.pssKiB ?? 0) / 1024).toFixed(1)})`;
   };
   L.push(
-    `Per process (CPU / wchar per minute): ${a.apps} apps: ${per(a)}; ${b.apps} apps: ${per(b)}. ` +
+    `Per process (CPU / wchar / to disk per minute): ${a.apps} apps: ${per(a)}; ${b.apps} apps: ${per(b)}. ` +
       `Memory at the end of each window: ${a.apps} apps: ${mem(a)}; ${b.apps} apps: ${mem(b)}. ` +
       'The reconciler checks every 5 s with one `GET /v1/apps` and pushes only apps whose row or spec digest ' +
-      'differs; every 5 min it pushes every app once (no-ops for the agent), which may or may not fall in a window.',
+      'differs; every 5 min it pushes every app once (no-ops for the agent), which may or may not fall in a window. ' +
+      'CPU time is counted in clock ticks (10 ms) per process, so each process is ±20 ms per minute.',
   );
   L.push('');
   return L;

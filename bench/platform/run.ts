@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { clockTicks, type IdleWindow, idleWindow } from './idle.ts';
 import {
+  cmdline,
   type ExecResult,
   freeLowPort,
   log,
@@ -279,7 +280,9 @@ function medianBy<T>(items: readonly T[], f: (t: T) => number): number {
   return percentile(items.map(f), 50);
 }
 
+/** The commit of the platform measured (an unpacked tree given as BENCH_PLATFORM_ROOT names it in BENCH_PLATFORM_COMMIT). */
 async function gitCommit(): Promise<string> {
+  if (PLATFORM_ROOT !== ROOT) return process.env.BENCH_PLATFORM_COMMIT ?? 'unknown';
   const r = await run('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, timeoutMs: 10_000 });
   return r.code === 0 ? r.stdout.trim() : 'unknown';
 }
@@ -417,6 +420,20 @@ async function main(): Promise<number> {
     log('memory: settling 5 s, then 5 samples 1 s apart');
     await sleep(5000);
     const platform = mp.platformPids();
+    // any other process of the platform (the embedded PostgreSQL server and its workers), summed as one
+    const otherPids = Object.entries(mp.platformProcesses())
+      .filter(([k]) => !(k in platform))
+      .map(([, pid]) => pid);
+    const otherNames = [
+      ...new Set(
+        otherPids.map((pid) => (cmdline(pid).split(' ')[0] ?? '').split('/').pop()?.replace(/:$/, '') ?? '?'),
+      ),
+    ];
+    const memSum = (ms: Mem[]): Mem => ({
+      rssKiB: ms.reduce((t, m) => t + m.rssKiB, 0),
+      pssKiB: ms.reduce((t, m) => t + (m.pssKiB ?? 0), 0),
+      anonKiB: ms.reduce((t, m) => t + (m.anonKiB ?? 0), 0),
+    });
     const mpApps: number[] = [];
     for (let i = 0; i < APPS; i++) mpApps.push((await mp.webInstance(appName(i))).pid);
     const pm2Daemon = pm2.daemonPid();
@@ -426,6 +443,8 @@ async function main(): Promise<number> {
       supervisor: Mem;
       agent: Mem;
       minipaasd: Mem;
+      /** The platform's other processes (e.g. the database server), summed. */
+      others: Mem;
       minipaasApps: Mem[];
       pm2Daemon: Mem;
       pm2Apps: Mem[];
@@ -436,6 +455,7 @@ async function main(): Promise<number> {
         supervisor: memOf(platform.supervisor),
         agent: memOf(platform.agent),
         minipaasd: memOf(platform.minipaasd),
+        others: memSum(otherPids.map(memOf)),
         minipaasApps: mpApps.map(memOf),
         pm2Daemon: memOf(pm2Daemon),
         pm2Apps: pm2Apps.map(memOf),
@@ -446,8 +466,13 @@ async function main(): Promise<number> {
       supervisorMiB: mib(medianBy(memSamples, (s) => s.supervisor.rssKiB)),
       agentMiB: mib(medianBy(memSamples, (s) => s.agent.rssKiB)),
       minipaasdMiB: mib(medianBy(memSamples, (s) => s.minipaasd.rssKiB)),
+      othersMiB: mib(medianBy(memSamples, (s) => s.others.rssKiB)),
+      otherProcesses: { count: otherPids.length, names: otherNames },
       platformMiB: mib(
-        medianBy(memSamples, (s) => s.supervisor.rssKiB + s.agent.rssKiB + s.minipaasd.rssKiB),
+        medianBy(
+          memSamples,
+          (s) => s.supervisor.rssKiB + s.agent.rssKiB + s.minipaasd.rssKiB + s.others.rssKiB,
+        ),
       ),
       pm2DaemonMiB: mib(medianBy(memSamples, (s) => s.pm2Daemon.rssKiB)),
       minipaasAppsMiB: mib(medianBy(memSamples, (s) => sum(s.minipaasApps))),
@@ -455,19 +480,27 @@ async function main(): Promise<number> {
       platformPssMiB: mib(
         medianBy(
           memSamples,
-          (s) => (s.supervisor.pssKiB ?? 0) + (s.agent.pssKiB ?? 0) + (s.minipaasd.pssKiB ?? 0),
+          (s) =>
+            (s.supervisor.pssKiB ?? 0) +
+            (s.agent.pssKiB ?? 0) +
+            (s.minipaasd.pssKiB ?? 0) +
+            (s.others.pssKiB ?? 0),
         ),
       ),
       pm2DaemonPssMiB: mib(medianBy(memSamples, (s) => s.pm2Daemon.pssKiB ?? 0)),
       platformAnonMiB: mib(
         medianBy(
           memSamples,
-          (s) => (s.supervisor.anonKiB ?? 0) + (s.agent.anonKiB ?? 0) + (s.minipaasd.anonKiB ?? 0),
+          (s) =>
+            (s.supervisor.anonKiB ?? 0) +
+            (s.agent.anonKiB ?? 0) +
+            (s.minipaasd.anonKiB ?? 0) +
+            (s.others.anonKiB ?? 0),
         ),
       ),
       pm2DaemonAnonMiB: mib(medianBy(memSamples, (s) => s.pm2Daemon.anonKiB ?? 0)),
       perProcess: Object.fromEntries(
-        (['supervisor', 'agent', 'minipaasd', 'pm2Daemon'] as const).map((k) => [
+        (['supervisor', 'agent', 'minipaasd', 'others', 'pm2Daemon'] as const).map((k) => [
           k,
           {
             rssMiB: mib(medianBy(memSamples, (s) => s[k].rssKiB)),
@@ -488,7 +521,7 @@ async function main(): Promise<number> {
       },
     };
     log(
-      `memory: MiniPaaS platform ${mem.platformMiB} MiB (supervisor ${mem.supervisorMiB}, agent ${mem.agentMiB}, minipaasd ${mem.minipaasdMiB}) vs pm2 daemon ${mem.pm2DaemonMiB} MiB; apps ${mem.minipaasAppsMiB} vs ${mem.pm2AppsMiB} MiB`,
+      `memory: MiniPaaS platform ${mem.platformMiB} MiB (supervisor ${mem.supervisorMiB}, agent ${mem.agentMiB}, minipaasd ${mem.minipaasdMiB}, ${otherPids.length} other processes ${mem.othersMiB}) vs pm2 daemon ${mem.pm2DaemonMiB} MiB; apps ${mem.minipaasAppsMiB} vs ${mem.pm2AppsMiB} MiB`,
     );
 
     // ---- 2. kill -9 → first 200 ----
