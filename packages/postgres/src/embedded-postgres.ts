@@ -201,8 +201,10 @@ export function embeddedPostgres(opts: EmbeddedPostgresOptions): EmbeddedPostgre
     let text: string;
     try {
       text = readFileSync(join(dataDir, 'postmaster.pid'), 'utf8');
-    } catch {
-      return undefined;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined; // not running (or no cluster)
+      throw new Error(`cannot read ${join(dataDir, 'postmaster.pid')}: ${(err as Error).message}`);
     }
     const lines = text.split('\n');
     const pid = Number.parseInt(lines[0] ?? '', 10);
@@ -250,7 +252,7 @@ export function embeddedPostgres(opts: EmbeddedPostgresOptions): EmbeddedPostgre
       log(`creating the PostgreSQL cluster in ${dataDir}${id.user ? ` (owned by ${id.user})` : ''}`);
       const secret = randomBytes(24).toString('base64url');
       // initdb runs as the server's user: it reads the password from a file of its own, removed after.
-      const pwTmp = join(dataDir, '..', `initdb-pw-${process.pid}`);
+      const pwTmp = join(root, `initdb-pw-${process.pid}`);
       writeFileSync(pwTmp, `${secret}\n`, { mode: 0o600 });
       try {
         if (id.uid !== undefined && id.gid !== undefined) chownSync(pwTmp, id.uid, id.gid);
