@@ -233,29 +233,35 @@ export class AppService {
       .returningAll()
       .executeTakeFirstOrThrow();
     if (updated.status === 'stopped') await this.#d.driver.remove(updated.name);
-    else {
-      try {
-        await this.apply(updated);
-      } catch (err) {
-        // The runtime refused the new desired state as invalid: put the old one back.
-        if (err instanceof MinipaasError && err.status >= 400 && err.status < 500) {
-          await this.#d.db
-            .updateTable('apps')
-            .set({
-              env: JSON.stringify(app.env),
-              processes: JSON.stringify(app.processes),
-              description: app.description,
-              healthcheck_path: app.healthcheck_path,
-              status: app.status,
-              updated_at: app.updated_at,
-            })
-            .where('id', '=', app.id)
-            .execute();
-        }
-        throw err;
-      }
-    }
+    else await this.#applyOrRestore(app, updated);
     return updated;
+  }
+
+  /**
+   * Pushes `updated` to the runtime; when the runtime refuses it as invalid (a 4xx), the row is put
+   * back as `previous` was, so a rejected request changes nothing. Other failures (the runtime is
+   * down) keep the new desired state for the reconciler.
+   */
+  async #applyOrRestore(previous: AppRow, updated: AppRow): Promise<void> {
+    try {
+      await this.apply(updated);
+    } catch (err) {
+      if (err instanceof MinipaasError && err.status >= 400 && err.status < 500) {
+        await this.#d.db
+          .updateTable('apps')
+          .set({
+            env: JSON.stringify(previous.env),
+            processes: JSON.stringify(previous.processes),
+            description: previous.description,
+            healthcheck_path: previous.healthcheck_path,
+            status: previous.status,
+            updated_at: previous.updated_at,
+          })
+          .where('id', '=', previous.id)
+          .execute();
+      }
+      throw err;
+    }
   }
 
   /** The app's process table with its current release's commands (what scaling may address). */
@@ -296,34 +302,15 @@ export class AppService {
     checkFormation(app.name, processes, await this.#instancesElsewhere(app.id), this.#d.config.apps);
   }
 
-  /**
-   * Saves the app's new process table and pushes it to the runtime. Limits are checked first; when
-   * the runtime refuses the result as invalid (a 4xx), the previous row is restored, so a rejected
-   * request changes nothing.
-   */
-  async #saveFormation(app: AppRow, processes: AppRow['processes'], extra: Partial<{ env: string }> = {}) {
+  /** Saves the app's new process table (limits already checked) and pushes it to the runtime. */
+  async #saveFormation(app: AppRow, processes: AppRow['processes']): Promise<AppRow> {
     const updated = await this.#d.db
       .updateTable('apps')
-      .set({ processes: JSON.stringify(processes), updated_at: new Date(), ...extra })
+      .set({ processes: JSON.stringify(processes), updated_at: new Date() })
       .where('id', '=', app.id)
       .returningAll()
       .executeTakeFirstOrThrow();
-    try {
-      await this.apply(updated);
-    } catch (err) {
-      if (err instanceof MinipaasError && err.status >= 400 && err.status < 500) {
-        await this.#d.db
-          .updateTable('apps')
-          .set({
-            processes: JSON.stringify(app.processes),
-            env: JSON.stringify(app.env),
-            updated_at: app.updated_at,
-          })
-          .where('id', '=', app.id)
-          .execute();
-      }
-      throw err;
-    }
+    await this.#applyOrRestore(app, updated);
     return updated;
   }
 
