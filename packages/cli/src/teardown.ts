@@ -216,6 +216,50 @@ export async function stopProcess(pid: number, graceMs: number): Promise<boolean
 }
 
 /**
+ * Stops the servers of dedicated Postgres add-ons (`<home>/addons/<db>/postgres/data`, see the server's
+ * dedicated-postgres.ts): SIGINT (PostgreSQL's fast shutdown) to each live postmaster named in a
+ * `postmaster.pid`, then waits for it to exit (SIGQUIT, immediate shutdown, after `graceMs`).
+ */
+export async function stopDedicatedPostgres(
+  home: string,
+  graceMs: number,
+  log: (line: string) => void,
+): Promise<TeardownResult> {
+  const stopped: number[] = [];
+  const failed: string[] = [];
+  const root = join(home, 'addons');
+  let names: string[];
+  try {
+    names = readdirSync(root);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { stopped, failed };
+    return { stopped, failed: [`${root}: ${(err as Error).message}`] };
+  }
+  for (const name of names) {
+    const pid = readPid(join(root, name, 'postgres', 'data', 'postmaster.pid'));
+    if (pid === undefined || !isAlive(pid, 'postgres')) continue;
+    log(`Stopping the dedicated PostgreSQL server of add-on ${name} (pid ${pid}) ...`);
+    const send = (sig: NodeJS.Signals): boolean => {
+      try {
+        process.kill(pid, sig);
+        return true;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ESRCH') return true;
+        failed.push(`dedicated PostgreSQL ${name} (pid ${pid}): ${(err as Error).message}`);
+        return false;
+      }
+    };
+    if (!send('SIGINT')) continue;
+    let gone = Boolean(await waitFor(() => (isAlive(pid) ? undefined : true), graceMs));
+    if (!gone && send('SIGQUIT'))
+      gone = Boolean(await waitFor(() => (isAlive(pid) ? undefined : true), 10_000));
+    if (gone) stopped.push(pid);
+    else failed.push(`dedicated PostgreSQL ${name} (pid ${pid}) did not stop`);
+  }
+  return { stopped, failed };
+}
+
+/**
  * Everything `minipaas down` does once the supervisor is gone (or never ran): stops a leftover
  * minipaasd, asks a live agent to stop its apps (or kills a hung one), stops the app processes a dead
  * agent left, stops a leftover embedded PostgreSQL server, and removes stale pid files and the socket. Reports each step through `opts.log`.
@@ -264,6 +308,10 @@ export async function stopLeftovers(opts: TeardownOptions): Promise<TeardownResu
     stopped.push(...apps.stopped);
     failed.push(...apps.failed);
   }
+
+  const dedicated = await stopDedicatedPostgres(paths.home, 60_000, log);
+  stopped.push(...dedicated.stopped);
+  failed.push(...dedicated.failed);
 
   // Last, as the supervisor does: apps with add-on databases use it until they stop.
   const pgPid = opts.postgres?.postmasterPid();

@@ -130,6 +130,13 @@ export const configSchema = z
           .string()
           .regex(/^[a-z_][a-z0-9_-]*$/)
           .default('minipaas-pg'),
+        /**
+         * Ports on 127.0.0.1 given to dedicated Postgres add-ons (`addons:create postgres --dedicated`),
+         * one server each; a port in use by another program is skipped.
+         */
+        dedicatedPortMin: port.default(54400),
+        /** Last port of the dedicated add-on range (see `dedicatedPortMin`). */
+        dedicatedPortMax: port.default(54499),
       })
       .prefault({}),
     backups: z
@@ -157,6 +164,10 @@ export const configSchema = z
   .refine((c) => c.apps.portMin <= c.apps.portMax, {
     message: 'apps.portMin must be <= apps.portMax',
     path: ['apps'],
+  })
+  .refine((c) => c.postgres.dedicatedPortMin <= c.postgres.dedicatedPortMax, {
+    message: 'postgres.dedicatedPortMin must be <= postgres.dedicatedPortMax',
+    path: ['postgres'],
   })
   .refine((c) => c.apps.uidMin <= c.apps.uidMax, {
     message: 'apps.uidMin must be <= apps.uidMax',
@@ -203,6 +214,8 @@ const ENV_MAP: Array<[string, string[]]> = [
   ['MINIPAAS_POSTGRES_PORT', ['postgres', 'port']],
   ['MINIPAAS_PG_BIN', ['postgres', 'binDir']],
   ['MINIPAAS_POSTGRES_USER', ['postgres', 'user']],
+  ['MINIPAAS_DEDICATED_PG_PORT_MIN', ['postgres', 'dedicatedPortMin']],
+  ['MINIPAAS_DEDICATED_PG_PORT_MAX', ['postgres', 'dedicatedPortMax']],
   ['MINIPAAS_BACKUP_SCHEDULE', ['backups', 'schedule']],
   ['MINIPAAS_BACKUP_KEEP', ['backups', 'keep']],
   ['MINIPAAS_MAX_INSTANCES_PER_APP', ['apps', 'maxInstancesPerApp']],

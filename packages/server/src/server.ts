@@ -32,6 +32,7 @@ import { statusRoutes } from './routes/status.ts';
 import type { RuntimeDriver } from './runtime/runtime-driver.ts';
 import { AddonService } from './services/addon-service.ts';
 import { AppService } from './services/app-service.ts';
+import { DedicatedPostgres } from './services/dedicated-postgres.ts';
 import { ProjectService } from './services/project-service.ts';
 import { TokenService } from './services/token-service.ts';
 import { upgradeFromPglite } from './store/pglite-upgrade.ts';
@@ -116,7 +117,15 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
   if (interrupted > 0) log.warn({ interrupted }, 'marked deployments interrupted by a restart as failed');
   // Superuser URL of the platform's server (embedded or DATABASE_URL); none on PGlite.
   const databaseAdminUrl = databaseUrl;
-  const addons = new AddonService({ db: store.db, apps, log, adminUrl: databaseAdminUrl });
+  // Dedicated add-ons' servers: minipaasd starts them detached and its watcher adopts/restarts them.
+  const dedicated: DedicatedPostgres = new DedicatedPostgres({
+    home: config.home,
+    postgres: config.postgres,
+    list: () => addons.dedicatedServers(),
+    log: log.child({ component: 'dedicated-postgres' }),
+  });
+  const addons = new AddonService({ db: store.db, apps, log, adminUrl: databaseAdminUrl, dedicated });
+  dedicated.start();
   apps.beforeDelete.push((app) => addons.destroyAll(app));
   // The platform database's URL (embedded server or DATABASE_URL).
   const backups = new BackupService({
@@ -193,6 +202,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
     async close() {
       await reconciler.stop();
       await backupScheduler.stop();
+      await dedicated.close();
       await app.close();
       await deploys.close();
       await store.close();

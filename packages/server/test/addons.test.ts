@@ -148,7 +148,7 @@ describe.runIf(enabled)('Postgres add-ons', () => {
       [{ type: 'postgres', name: 'a'.repeat(31) }, 400, /invalid add-on name/],
       [{ type: 'postgres', name: 'x"; DROP ROLE postgres; --' }, 400, /invalid add-on name/],
       [{ type: 'postgres', extra: 1 }, 400, /extra/],
-      [{ type: 'postgres', dedicated: true }, 400, /not available yet/],
+      [{ type: 'postgres', dedicated: 'yes' }, 400, /dedicated/],
     ];
     for (const [body, status, message] of cases) {
       const r = await api('POST', '/api/v1/apps/plain/addons', body);

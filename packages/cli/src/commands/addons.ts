@@ -141,11 +141,14 @@ Reference: docs/addons.md`,
         .argument('<type>', 'add-on type: postgres')
         .option('-a, --app <app>', 'app name or id')
         .option('--name <name>', 'add-on name (default: the type; lowercase letters, digits, dashes)')
-        .option('--dedicated', 'a Postgres server of its own (not available yet)')
+        .option(
+          '--dedicated',
+          'a PostgreSQL server of its own (127.0.0.1, port from postgres.dedicatedPortMin..Max)',
+        )
         .option('--json', 'print the add-on as JSON')
         .addHelpText(
           'after',
-          '\nExamples:\n  $ minipaas addons:create postgres --app web\n  $ minipaas addons:create postgres --app web --name analytics   # sets ANALYTICS_URL',
+          '\nExamples:\n  $ minipaas addons:create postgres --app web\n  $ minipaas addons:create postgres --app web --name analytics   # sets ANALYTICS_URL\n  $ minipaas addons:create postgres --app web --dedicated         # a server of its own',
         )
         .action(
           async (

@@ -154,7 +154,7 @@ export class BackupService {
         'MINIPAAS_ERR_VALIDATION',
         `${file} is a backup of the platform database; restore it with "minipaas restore ${file}" on the platform host`,
       );
-    const admin = new PostgresAdmin(this.#d.addons.adminUrl());
+    const admin = new PostgresAdmin(this.#d.addons.adminUrlFor(addon));
     await admin.terminate(addon.database_name);
     await pgRestore(this.#d.addons.url(addon), backup.path, this.#d.dir, true);
     this.#d.log.info({ app: app.name, addon: addon.name, file }, 'add-on database restored');

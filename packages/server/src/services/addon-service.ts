@@ -1,7 +1,8 @@
 /**
  * Add-ons: managed Postgres databases for apps (docs/addons.md). Each add-on is a database and a
- * LOGIN role of its own on the platform's Postgres server; its connection URL goes into the app's
- * env (`DATABASE_URL` for the first, `<NAME>_URL` for others) and the app is rolled.
+ * LOGIN role of its own on the platform's Postgres server, or (`dedicated`) on a PostgreSQL server of
+ * its own (see dedicated-postgres.ts); its connection URL goes into the app's env (`DATABASE_URL` for
+ * the first, `<NAME>_URL` for others) and the app is rolled.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { MinipaasError } from '@minipaas/core';
@@ -12,6 +13,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { AddonsTable, Database } from '../store/schema.ts';
 import type { AppRow, AppService } from './app-service.ts';
+import type { DedicatedPostgres, DedicatedServerRef } from './dedicated-postgres.ts';
 import {
   type AppDatabase,
   connectionUrl,
@@ -66,6 +68,8 @@ export interface AddonServiceDeps {
    * undefined when the platform has no Postgres server (add-ons are then unavailable).
    */
   adminUrl: string | undefined;
+  /** Servers of dedicated add-ons; undefined when they are not available. */
+  dedicated?: DedicatedPostgres | undefined;
 }
 
 /** Checks an add-on name; throws a 400 that says what is allowed. */
@@ -107,18 +111,64 @@ export class AddonService {
     return { admin: new PostgresAdmin(url), addr: serverAddress(url) };
   }
 
-  /** The admin URL of the server that hosts add-on databases (throws when there is none). */
+  #dedicated(): DedicatedPostgres {
+    if (!this.#d.dedicated)
+      throw new MinipaasError(
+        'MINIPAAS_ERR_NOT_AVAILABLE',
+        'dedicated Postgres servers are not available on this platform: leave out --dedicated to get a database on the platform server',
+      );
+    return this.#d.dedicated;
+  }
+
+  /** A dedicated add-on's server (its directory and port); undefined for a shared one. */
+  #ref(row: AddonRow): DedicatedServerRef | undefined {
+    if (!row.dedicated) return undefined;
+    if (row.port === null) throw new Error(`dedicated add-on ${row.name} has no port recorded`);
+    return { database: row.database_name, port: row.port };
+  }
+
+  /** Admin access to the server that holds the add-on's database. */
+  #adminFor(row: AddonRow): { admin: PostgresAdmin; addr: ServerAddress } {
+    const ref = this.#ref(row);
+    if (!ref) return this.#admin();
+    return {
+      admin: new PostgresAdmin(this.#dedicated().adminUrl(ref)),
+      addr: { host: '127.0.0.1', port: ref.port, socket: false },
+    };
+  }
+
+  /** The admin URL of the platform server that hosts shared add-on databases (throws when there is none). */
   adminUrl(): string {
     return this.#admin().admin.adminUrl;
   }
 
+  /** The admin URL of the server that holds this add-on's database (its own when dedicated). */
+  adminUrlFor(row: AddonRow): string {
+    return this.#adminFor(row).admin.adminUrl;
+  }
+
+  /** The dedicated add-ons of every app, for the watcher that keeps their servers running. */
+  async dedicatedServers(): Promise<DedicatedServerRef[]> {
+    const rows = await this.#d.db
+      .selectFrom('addons')
+      .select(['database_name', 'port'])
+      .where('dedicated', '=', true)
+      .execute();
+    return rows.flatMap((r) => (r.port === null ? [] : [{ database: r.database_name, port: r.port }]));
+  }
+
   /** The connection URL of an add-on (with its password). */
   url(row: AddonRow): string {
-    return connectionUrl(this.#admin().addr, row.role_name, row.password, row.database_name);
+    return connectionUrl(this.#addr(row), row.role_name, row.password, row.database_name);
+  }
+
+  #addr(row: AddonRow): ServerAddress {
+    const ref = this.#ref(row);
+    return ref ? { host: '127.0.0.1', port: ref.port, socket: false } : this.#admin().addr;
   }
 
   view(app: AppRow, row: AddonRow, reveal = false): AddonView {
-    const { addr } = this.#admin();
+    const addr = this.#addr(row);
     const url = this.url(row);
     return {
       id: row.id,
@@ -176,12 +226,8 @@ export class AddonService {
         `unknown add-on type "${input.type.slice(0, 40).replace(/[^\x20-\x7e]/g, '?')}" (available: ${ADDON_TYPES.join(', ')})`,
       );
     if (input.name !== undefined) checkAddonName(input.name);
-    if (input.dedicated)
-      throw new MinipaasError(
-        'MINIPAAS_ERR_NOT_AVAILABLE',
-        'dedicated Postgres servers are not available yet: leave out --dedicated to get a database on the platform server',
-      );
-    const { admin } = this.#admin();
+    const dedicated = input.dedicated ? this.#dedicated() : undefined;
+    const shared = dedicated ? undefined : this.#admin().admin;
     const existing = await this.list(app);
     const names = new Set(existing.map((a) => a.name));
     let name = input.name;
@@ -202,10 +248,31 @@ export class AddonService {
         `app "${app.name}" already has the env var ${envVar}; choose another add-on name or unset it first`,
       );
     const database = databaseNameFor(app.name, name);
-    if (await admin.exists(database))
+    if (shared && (await shared.exists(database)))
       throw new MinipaasError('MINIPAAS_ERR_CONFLICT', `a database or role named ${database} already exists`);
     const d: AppDatabase = { database, role: database, password: randomBytes(24).toString('base64url') };
-    await admin.create(d);
+    let ref: DedicatedServerRef | undefined;
+    let admin: PostgresAdmin;
+    if (dedicated) {
+      const used = new Set((await this.dedicatedServers()).map((r) => r.port));
+      ref = { database, port: await dedicated.allocatePort(used) };
+      const server = ref;
+      // create() removes what it made when it fails (and never touches a directory that existed).
+      const serverUrl = await dedicated.create(server).catch((err: unknown) => {
+        dedicated.release(server.port);
+        throw err;
+      });
+      admin = new PostgresAdmin(serverUrl);
+      try {
+        await admin.create(d);
+      } catch (err) {
+        await dedicated.destroy(server);
+        throw err;
+      }
+    } else {
+      admin = shared as PostgresAdmin;
+      await admin.create(d);
+    }
     let row: AddonRow | undefined;
     try {
       row = await this.#d.db
@@ -215,7 +282,8 @@ export class AddonService {
           app_id: app.id,
           name,
           type: input.type,
-          dedicated: false,
+          dedicated: ref !== undefined,
+          port: ref?.port ?? null,
           env_var: envVar,
           database_name: d.database,
           role_name: d.role,
@@ -223,12 +291,14 @@ export class AddonService {
         })
         .returningAll()
         .executeTakeFirstOrThrow();
+      if (ref) dedicated?.release(ref.port);
       const updated = await this.#d.apps.patch(app.id, { env: { [envVar]: this.url(row) } });
-      this.#d.log.info({ app: app.name, addon: name, database }, 'add-on created');
+      this.#d.log.info({ app: app.name, addon: name, database, port: ref?.port }, 'add-on created');
       return { app: updated, addon: row };
     } catch (err) {
       if (row) await this.#d.db.deleteFrom('addons').where('id', '=', row.id).execute();
-      await admin.drop(d);
+      if (ref) await dedicated?.destroy(ref);
+      else await admin.drop(d);
       if (err instanceof Error && /addons_app_id_(name|env_var)_key/.test(err.message))
         throw new MinipaasError(
           'MINIPAAS_ERR_ADDON_EXISTS',
@@ -280,10 +350,13 @@ export class AddonService {
   }
 
   async #remove(app: AppRow, row: AddonRow, roll: boolean): Promise<void> {
-    const { admin } = this.#admin();
+    const ref = this.#ref(row);
+    const dedicated = ref ? this.#dedicated() : undefined;
+    const shared = ref ? undefined : this.#admin().admin;
     if (roll && Object.hasOwn(app.env, row.env_var))
       await this.#d.apps.patch(app.id, { env: { [row.env_var]: null } });
-    await admin.drop({ database: row.database_name, role: row.role_name });
+    if (ref) await dedicated?.destroy(ref);
+    else await shared?.drop({ database: row.database_name, role: row.role_name });
     await this.#d.db.deleteFrom('addons').where('id', '=', row.id).execute();
     this.#d.log.info({ app: app.name, addon: row.name, database: row.database_name }, 'add-on destroyed');
   }

@@ -84,6 +84,8 @@ export interface AddonsTable {
   dedicated: ColumnType<boolean, boolean | undefined, boolean>;
   /** The app env var holding the connection URL (`DATABASE_URL`, `<NAME>_URL`). */
   env_var: string;
+  /** 127.0.0.1 port of a dedicated add-on's own server; null on the platform's server. */
+  port: ColumnType<number | null, number | null | undefined, number | null>;
   database_name: string;
   role_name: string;
   /** TODO(secrets): stored in clear until a SecretStore encrypts it at rest. Never logged. */
