@@ -1,3 +1,4 @@
+export * from './addons.ts';
 export * from './agent-protocol.ts';
 export * from './config.ts';
 export * from './errors.ts';

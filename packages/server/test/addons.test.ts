@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AgentClient, type AgentHandle, startAgent } from '@minipaas/agent';
+import type { AddonView, BackupView } from '@minipaas/core';
 import { type DeploymentView, loadConfig } from '@minipaas/core';
 import pg from 'pg';
 import pino from 'pino';
@@ -16,11 +17,9 @@ import { createTestDatabase, testPostgresUrl } from '../../../test/helpers/postg
 import { freePort } from '../../../test/helpers/postgres-server.ts';
 import { rawTar } from '../../../test/helpers/tarball.ts';
 import { BackupScheduler } from '../src/backups/backup-scheduler.ts';
-import type { BackupView } from '../src/backups/backup-service.ts';
 import { pgRestore } from '../src/backups/pg-tools.ts';
 import { ProcessDriver } from '../src/runtime/process-driver.ts';
 import { type ControlPlane, createControlPlane } from '../src/server.ts';
-import type { AddonView } from '../src/services/addon-service.ts';
 
 const PG_MAIN = createRequire(import.meta.url).resolve('pg');
 

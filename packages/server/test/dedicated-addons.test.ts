@@ -12,6 +12,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AgentClient, type AgentHandle, startAgent } from '@minipaas/agent';
+import type { AddonView, BackupView } from '@minipaas/core';
 import { type DeploymentView, loadConfig, type MinipaasConfig } from '@minipaas/core';
 import pg from 'pg';
 import pino from 'pino';
@@ -20,10 +21,8 @@ import { createTestDatabase, testPostgresUrl } from '../../../test/helpers/postg
 import { freePort } from '../../../test/helpers/postgres-server.ts';
 import { rawTar } from '../../../test/helpers/tarball.ts';
 import { stopDedicatedPostgres } from '../../cli/src/teardown.ts';
-import type { BackupView } from '../src/backups/backup-service.ts';
 import { ProcessDriver } from '../src/runtime/process-driver.ts';
 import { type ControlPlane, createControlPlane } from '../src/server.ts';
-import type { AddonView } from '../src/services/addon-service.ts';
 
 const PG_MAIN = createRequire(import.meta.url).resolve('pg');
 

@@ -7,28 +7,12 @@ import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
+import type { AddonView } from '@minipaas/core';
 import type { Command } from 'commander';
 import type { ApiClient } from '../api-client.ts';
 import { CliError } from '../cli-error.ts';
 import { type Context, clientFor } from '../context.ts';
 import { ago, json, line, table } from '../output.ts';
-
-/** What the API answers for an add-on (`GET /api/v1/apps/{app}/addons/{name}`). */
-export interface AddonView {
-  id: string;
-  name: string;
-  type: string;
-  app: string;
-  dedicated: boolean;
-  envVar: string;
-  database: string;
-  role: string;
-  host: string;
-  port: number;
-  url: string;
-  passwordRevealed: boolean;
-  createdAt: string;
-}
 
 const seg = (s: string): string => encodeURIComponent(s);
 

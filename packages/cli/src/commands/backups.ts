@@ -6,7 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { basename, dirname, resolve } from 'node:path';
-import { homePaths, loadConfig } from '@minipaas/core';
+import { BACKUP_FILE_RE, type BackupView, homePaths, loadConfig } from '@minipaas/core';
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { type Context, clientFor } from '../context.ts';
@@ -14,18 +14,6 @@ import { ago, bytes, json, line, table } from '../output.ts';
 import { CLI_BIN, readPid } from '../platform.ts';
 import { BIN, isOurProcess } from '../teardown.ts';
 import { addonPath, onPath } from './addons.ts';
-
-/** What the API answers for a backup. */
-export interface BackupView {
-  file: string;
-  kind: 'platform' | 'addon';
-  name: string;
-  path: string;
-  bytes: number;
-  createdAt: string;
-}
-
-const BACKUP_FILE_RE = /^(platform|addon)-([a-z0-9_.-]{1,100})-(\d{8}T\d{6}Z)\.dump$/;
 
 function run(
   file: string,

@@ -4,25 +4,12 @@
  */
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MinipaasError } from '@minipaas/core';
+import { BACKUP_FILE_RE, type BackupView, MinipaasError } from '@minipaas/core';
 import type { Logger } from 'pino';
 import type { AddonService } from '../services/addon-service.ts';
 import type { AppService } from '../services/app-service.ts';
 import { PostgresAdmin, parsePgUrl } from '../services/postgres-admin.ts';
 import { pgDump, pgRestore } from './pg-tools.ts';
-
-/** A backup file name: kind, name (`<app>.<addon>` for add-ons), UTC timestamp. Never a path. */
-export const BACKUP_FILE_RE = /^(platform|addon)-([a-z0-9_.-]{1,100})-(\d{8}T\d{6}Z)\.dump$/;
-
-export interface BackupView {
-  file: string;
-  kind: 'platform' | 'addon';
-  /** The platform database's name, or `<app>.<addon>`. */
-  name: string;
-  path: string;
-  bytes: number;
-  createdAt: string;
-}
 
 export interface BackupServiceDeps {
   /** MINIPAAS_HOME/backups. */

@@ -5,7 +5,7 @@
  * the first, `<NAME>_URL` for others) and the app is rolled.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { MinipaasError } from '@minipaas/core';
+import { type AddonView, MinipaasError } from '@minipaas/core';
 import { migrationSql } from '@minipaas/sql';
 import type { Kysely, Selectable } from 'kysely';
 import pg from 'pg';
@@ -39,25 +39,6 @@ export const createAddonSchema = z
   })
   .strict();
 export type CreateAddonInput = z.infer<typeof createAddonSchema>;
-
-/** What the API shows of an add-on. */
-export interface AddonView {
-  id: string;
-  name: string;
-  type: string;
-  app: string;
-  appId: string;
-  dedicated: boolean;
-  envVar: string;
-  database: string;
-  role: string;
-  host: string;
-  port: number;
-  /** The connection URL; its password is masked unless revealed. */
-  url: string;
-  passwordRevealed: boolean;
-  createdAt: string;
-}
 
 export interface AddonServiceDeps {
   db: Kysely<Database>;
