@@ -145,6 +145,18 @@ describe('after kill -9 of the supervisor', () => {
     expect((await mode('logs')) & 0o027).toBe(0);
   });
 
+  it('up -d runs the lean supervisor, not the CLI, and hands it no configuration to pass on', async () => {
+    const supervisor = await p.pid('minipaas');
+    const argv = (await readFile(`/proc/${supervisor}/cmdline`, 'utf8')).split('\0').filter(Boolean);
+    expect(argv.slice(-2)[0]).toMatch(/\/packages\/cli\/bin\/minipaas-supervisor\.js$/);
+    expect(argv.at(-1)).toBe('--daemonized');
+    // the validated configuration reaches the supervisor only, not the agent, minipaasd or the apps
+    const environ = async (pid: number) => (await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0');
+    expect((await environ(supervisor)).some((e) => e.startsWith('MINIPAAS_SUPERVISOR_CONFIG='))).toBe(true);
+    for (const pid of [await p.pid('agent'), await p.pid('minipaasd')])
+      expect((await environ(pid)).some((e) => e.startsWith('MINIPAAS_SUPERVISOR_CONFIG='))).toBe(false);
+  });
+
   it('up -d adopts the surviving platform without dropping the app, and down stops everything', async () => {
     const { app, helper } = await p.deployApp();
     const supervisor = await p.pid('minipaas');

@@ -199,6 +199,16 @@ describe('bad input gets a clear 4xx', () => {
 });
 
 describe('shutdown', () => {
+  it('minipaas up became the lean supervisor (same pid, not the CLI)', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const pid = p.supervisor.pid;
+    expect(pid).toBeDefined();
+    expect(Number((await readFile(join(p.home, 'run', 'minipaas.pid'), 'utf8')).trim())).toBe(pid);
+    const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').filter(Boolean);
+    expect(argv.some((a) => a.endsWith('/packages/cli/bin/minipaas-supervisor.js'))).toBe(true);
+    expect(argv.some((a) => a.endsWith('/bin/minipaas.js'))).toBe(false);
+  });
+
   it('SIGTERM to minipaas up stops every app process, the agent and the control plane', async () => {
     const { readFile } = await import('node:fs/promises');
     const pids: number[] = [];

@@ -10,6 +10,9 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { homePaths, loadConfig, resolveHome } from '@minipaas/core';
 import { CliError } from './cli-error.ts';
+import { apiUrlFor } from './platform.ts';
+
+export { apiUrlFor };
 
 export interface Credentials {
   url: string;
@@ -119,12 +122,6 @@ export function saveCredentials(path: string, creds: Credentials): void {
   writeFileSync(tmp, `${JSON.stringify({ url: creds.url, token: creds.token }, null, 2)}\n`, { mode: 0o600 });
   chmodSync(tmp, 0o600);
   renameSync(tmp, path);
-}
-
-/** The API URL a client uses to reach a server bound to `host:port`. */
-export function apiUrlFor(host: string, port: number): string {
-  const h = host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '::' ? '[::1]' : host;
-  return `http://${h.includes(':') && !h.startsWith('[') ? `[${h}]` : h}:${port}`;
 }
 
 /** The local platform: API URL from the config, admin token from MINIPAAS_HOME when readable. */

@@ -17,6 +17,8 @@ export interface ManagedProcessOptions {
   name: string;
   /** The JavaScript bin to run with this Node (`process.execPath`); ignored when `command` is set. */
   bin?: string;
+  /** Node options before `bin` (e.g. V8 heap flags); ignored when `command` is set. */
+  nodeArgs?: readonly string[];
   /** A program to run instead of a Node bin. */
   command?: ManagedCommand;
   env: NodeJS.ProcessEnv;
@@ -80,7 +82,9 @@ export class ManagedProcess {
     this.#adoptedPid = undefined;
     this.#startedAt = Date.now();
     const { command, logFile } = this.opts;
-    const [file, args] = command ? [command.file, command.args] : [process.execPath, [this.opts.bin ?? '']];
+    const [file, args] = command
+      ? [command.file, command.args]
+      : [process.execPath, [...(this.opts.nodeArgs ?? []), this.opts.bin ?? '']];
     const out = logFile ? openSync(logFile, 'a', 0o600) : 'inherit';
     let child: ChildProcess;
     try {

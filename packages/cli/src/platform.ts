@@ -5,6 +5,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AgentHealth } from '@minipaas/core';
 
+/** The API URL a client uses to reach a server bound to `host:port`. */
+export function apiUrlFor(host: string, port: number): string {
+  const h = host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '::' ? '[::1]' : host;
+  return `http://${h.includes(':') && !h.startsWith('[') ? `[${h}]` : h}:${port}`;
+}
+
 /** Reads a pid file; undefined when missing or garbage. */
 export function readPid(file: string): number | undefined {
   try {
@@ -179,8 +185,11 @@ export function packageBin(pkg: string, sibling: string, bin: string): string {
   }
 }
 
-/** The CLI's own bin (used to start the supervisor in the background). */
+/** The CLI's own bin. */
 export const CLI_BIN = fileURLToPath(new URL('../bin/minipaas.js', import.meta.url));
+
+/** The supervisor's lean bin: what `minipaas up` runs (src/supervisor-main.ts). */
+export const SUPERVISOR_BIN = fileURLToPath(new URL('../bin/minipaas-supervisor.js', import.meta.url));
 
 /** The last `n` lines of a file from byte `offset` on. */
 export function tailFile(file: string, n: number, offset = 0): string[] {

@@ -8,8 +8,16 @@ import { type Command, Option } from 'commander';
 import { CliError } from '../cli-error.ts';
 import type { Context } from '../context.ts';
 import { line } from '../output.ts';
-import { apiReadiness, CLI_BIN, isAlive, readPid, tailFile, waitFor } from '../platform.ts';
-import { dashboardUrl, ensureHomeDirs, platformInfo, printInfo, runSupervisor } from '../supervisor.ts';
+import { apiReadiness, isAlive, readPid, SUPERVISOR_BIN, tailFile, waitFor } from '../platform.ts';
+import {
+  dashboardUrl,
+  ensureHomeDirs,
+  platformInfo,
+  printInfo,
+  runSupervisor,
+  SMALL_HEAP_ARGS,
+} from '../supervisor.ts';
+import { DETACHED_ARG, SUPERVISOR_CONFIG_ENV } from '../supervisor-main.ts';
 import { BIN, isOurProcess, stopLeftovers, stopProcess } from '../teardown.ts';
 
 interface UpOptions {
@@ -55,7 +63,26 @@ Examples:
         }
         return;
       }
+      // The supervisor runs as its own small program, handed the validated configuration: this process
+      // (commander, every command, zod) does not stay in memory for as long as the platform runs.
+      const supervisorEnv = {
+        ...ctx.env,
+        MINIPAAS_HOME: config.home,
+        [SUPERVISOR_CONFIG_ENV]: JSON.stringify(config),
+      };
+      const supervisorArgs = [
+        ...process.execArgv,
+        ...SMALL_HEAP_ARGS,
+        SUPERVISOR_BIN,
+        ...(opts.daemonized ? [DETACHED_ARG] : []),
+      ];
+      if (!opts.detach && process.execve) {
+        // Same pid, terminal and process group: Ctrl-C and the exit code are the supervisor's.
+        if (process.stdout.writableLength > 0) await new Promise((r) => process.stdout.once('drain', r));
+        process.execve(process.execPath, [process.execPath, ...supervisorArgs], supervisorEnv);
+      }
       if (!opts.detach) {
+        // No execve (Windows): supervise in this process.
         const res = await runSupervisor({
           config,
           env: ctx.env,
@@ -74,11 +101,15 @@ Examples:
       const fd = openSync(logFile, 'a', 0o600);
       const offset = statSync(logFile).size;
       writeSync(fd, `\n=== minipaas up -d at ${new Date().toISOString()} ===\n`);
-      const child = spawn(process.execPath, [CLI_BIN, 'up', '--daemonized'], {
-        detached: true,
-        stdio: ['ignore', fd, fd],
-        env: { ...ctx.env, MINIPAAS_HOME: config.home, NO_COLOR: '1' },
-      });
+      const child = spawn(
+        process.execPath,
+        [...process.execArgv, ...SMALL_HEAP_ARGS, SUPERVISOR_BIN, DETACHED_ARG],
+        {
+          detached: true,
+          stdio: ['ignore', fd, fd],
+          env: { ...supervisorEnv, NO_COLOR: '1' },
+        },
+      );
       closeSync(fd);
       let exit: string | undefined;
       child.on('exit', (code, signal) => {
