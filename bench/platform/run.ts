@@ -434,6 +434,15 @@ async function main(): Promise<number> {
       pssKiB: ms.reduce((t, m) => t + (m.pssKiB ?? 0), 0),
       anonKiB: ms.reduce((t, m) => t + (m.anonKiB ?? 0), 0),
     });
+    // A PostgreSQL backend exits when its client closes an idle connection: counted while it lives.
+    const memOfLive = (pid: number): Mem[] => {
+      try {
+        return [memOf(pid)];
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+        throw err;
+      }
+    };
     const mpApps: number[] = [];
     for (let i = 0; i < APPS; i++) mpApps.push((await mp.webInstance(appName(i))).pid);
     const pm2Daemon = pm2.daemonPid();
@@ -455,7 +464,7 @@ async function main(): Promise<number> {
         supervisor: memOf(platform.supervisor),
         agent: memOf(platform.agent),
         minipaasd: memOf(platform.minipaasd),
-        others: memSum(otherPids.map(memOf)),
+        others: memSum(otherPids.flatMap(memOfLive)),
         minipaasApps: mpApps.map(memOf),
         pm2Daemon: memOf(pm2Daemon),
         pm2Apps: pm2Apps.map(memOf),

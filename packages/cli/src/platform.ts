@@ -138,15 +138,47 @@ export interface Readiness {
   detail: string;
 }
 
+/** What `httpGet` returns. */
+export interface HttpAnswer {
+  status: number;
+  contentType: string;
+  text: string;
+}
+
+/**
+ * One plain-HTTP GET on a new connection. Not `fetch`: its HTTP parser is a WebAssembly instance that the
+ * long-lived supervisor would keep for its lifetime (~10 MB of its own memory, issue 7).
+ */
+export function httpGet(url: string, timeoutMs: number): Promise<HttpAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { method: 'GET', agent: false, signal: AbortSignal.timeout(timeoutMs) },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          text += c;
+        });
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, contentType: res.headers['content-type'] ?? '', text }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 /** `GET {apiUrl}/health/ready`. */
 export async function apiReadiness(apiUrl: string): Promise<Readiness> {
   try {
-    const res = await fetch(`${apiUrl}/health/ready`, { signal: AbortSignal.timeout(2000) });
-    const text = await res.text();
-    if (res.ok) return { ready: true, detail: 'ready' };
+    const res = await httpGet(`${apiUrl}/health/ready`, 2000);
+    if (res.status >= 200 && res.status < 300) return { ready: true, detail: 'ready' };
     let detail = `HTTP ${res.status}`;
     try {
-      const body = JSON.parse(text) as { checks?: Record<string, string> };
+      const body = JSON.parse(res.text) as { checks?: Record<string, string> };
       if (body.checks) {
         const bad = Object.entries(body.checks).filter(([, v]) => v !== 'ok');
         if (bad.length) detail = bad.map(([k, v]) => `${k}: ${v}`).join(', ');
@@ -156,10 +188,10 @@ export async function apiReadiness(apiUrl: string): Promise<Readiness> {
     }
     return { ready: false, detail };
   } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause;
     return {
       ready: false,
-      detail: cause?.code === 'ECONNREFUSED' ? 'not listening yet' : (err as Error).message,
+      detail:
+        (err as NodeJS.ErrnoException).code === 'ECONNREFUSED' ? 'not listening yet' : (err as Error).message,
     };
   }
 }
@@ -167,9 +199,7 @@ export async function apiReadiness(apiUrl: string): Promise<Readiness> {
 /** True when something answers `GET {apiUrl}/health`. */
 export async function apiAnswers(apiUrl: string): Promise<boolean> {
   try {
-    const res = await fetch(`${apiUrl}/health`, { signal: AbortSignal.timeout(1500) });
-    await res.arrayBuffer();
-    return res.status < 500;
+    return (await httpGet(`${apiUrl}/health`, 1500)).status < 500;
   } catch {
     return false;
   }

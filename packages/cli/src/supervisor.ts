@@ -20,6 +20,7 @@ import {
   apiAnswers,
   apiReadiness,
   apiUrlFor,
+  httpGet,
   listenerOf,
   packageBin,
   readPid,
@@ -54,9 +55,10 @@ export function platformInfo(config: MinipaasConfig): PlatformInfo {
 /** Probes whether the API serves a dashboard page at `/`. */
 export async function dashboardUrl(apiUrl: string): Promise<string | undefined> {
   try {
-    const res = await fetch(`${apiUrl}/`, { signal: AbortSignal.timeout(1500) });
-    await res.arrayBuffer();
-    return res.ok && (res.headers.get('content-type') ?? '').includes('text/html') ? `${apiUrl}/` : undefined;
+    const res = await httpGet(`${apiUrl}/`, 1500);
+    return res.status >= 200 && res.status < 300 && res.contentType.includes('text/html')
+      ? `${apiUrl}/`
+      : undefined;
   } catch {
     return undefined;
   }
