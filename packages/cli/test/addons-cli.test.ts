@@ -4,6 +4,8 @@
  * while minipaasd runs. Kept small: the API test (packages/server/test/addons.test.ts) covers the rest.
  */
 import { execFile } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI_BIN, type Platform, startPlatform } from '../../../test/helpers/platform.ts';
 import { createTestDatabase, testPostgresUrl } from '../../../test/helpers/postgres.ts';
@@ -67,5 +69,41 @@ describe.runIf(Boolean(testPostgresUrl() || process.env.CI))('minipaas addons / 
     const destroyed = await p.cli(['addons', 'destroy', 'postgres', '--app', 'web', '--confirm', 'postgres']);
     expect(destroyed.code, destroyed.stderr).toBe(0);
     expect(JSON.parse((await p.cli(['addons', '--app', 'web', '--json'])).stdout).addons).toEqual([]);
+  });
+
+  it('restores a backup of a destroyed add-on into a new one of the same name (minipaas restore --addon)', async () => {
+    const urlOf = async () =>
+      JSON.parse((await p.cli(['addons:info', 'postgres', '--app', 'web', '--reveal', '--json'])).stdout)
+        .url as string;
+    const sql = async (url: string, text: string) => {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      try {
+        return (await c.query(text)).rows as Array<{ body: string }>;
+      } finally {
+        await c.end();
+      }
+    };
+    expect((await p.cli(['addons:create', 'postgres', '--app', 'web'])).code).toBe(0);
+    const oldUrl = await urlOf();
+    await sql(oldUrl, "CREATE TABLE kept (body text); INSERT INTO kept VALUES ('a'), ('b')");
+    // backup names have a one-second stamp: drop the earlier test's backup so this one cannot collide
+    for (const b of JSON.parse((await p.cli(['backups', '--json'])).stdout).backups as Array<{
+      path: string;
+    }>)
+      await rm(b.path);
+    const backup = await p.cli(['backup', '--addon', 'postgres', '--app', 'web', '--json']);
+    expect(backup.code, backup.stderr).toBe(0);
+    const { path } = JSON.parse(backup.stdout) as { path: string };
+    const gone = await p.cli(['addons:destroy', 'postgres', '--app', 'web', '--confirm', 'postgres']);
+    expect(gone.code, gone.stderr).toBe(0);
+
+    expect((await p.cli(['addons:create', 'postgres', '--app', 'web'])).code).toBe(0);
+    const newUrl = await urlOf();
+    expect(new URL(newUrl).username).not.toBe(new URL(oldUrl).username);
+    const restored = await p.cli(['restore', path, '--addon', 'postgres', '--app', 'web']);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(restored.stdout).toContain('Restored postgres of web');
+    expect((await sql(newUrl, 'SELECT body FROM kept ORDER BY body')).map((r) => r.body)).toEqual(['a', 'b']);
   });
 });

@@ -294,6 +294,73 @@ describe.runIf(enabled)('Postgres add-ons', () => {
     expect((await api('POST', '/api/v1/apps/notes/addons/nope/sql-install', {})).statusCode).toBe(404);
   });
 
+  it('backup → destroy → restore into a new add-on of the same name brings the rows back', async () => {
+    const old = (await api('GET', '/api/v1/apps/notes/addons/postgres?reveal=true')).json<AddonView>();
+    await query(old.url, "INSERT INTO notes VALUES ('third')");
+    // backup names have a one-second stamp: drop the earlier backups of this add-on so this one cannot
+    // collide with them (and so the restore below can only pick this one)
+    for (const b of (await cp.ctx.backups.list()).filter((x) => x.name === 'notes.postgres'))
+      await rm(b.path);
+    const r = await api('POST', '/api/v1/backups', { app: 'notes', addon: 'postgres' });
+    expect(r.statusCode, r.body).toBe(201);
+    const backup = r.json<BackupView>();
+
+    expect((await api('DELETE', '/api/v1/apps/notes/addons/postgres?confirm=postgres')).statusCode).toBe(204);
+    expect(await query(platformDb.url, 'SELECT 1 FROM pg_roles WHERE rolname = $1', [old.role])).toHaveLength(
+      0,
+    );
+    expect((await api('GET', '/api/v1/apps/notes')).json().env).not.toHaveProperty('DATABASE_URL');
+
+    const created = await api('POST', '/api/v1/apps/notes/addons', { type: 'postgres', name: 'postgres' });
+    expect(created.statusCode, created.body).toBe(201);
+    const fresh = (await api('GET', '/api/v1/apps/notes/addons/postgres?reveal=true')).json<AddonView>();
+    expect(fresh.envVar).toBe('DATABASE_URL');
+    expect(fresh.database).not.toBe(old.database);
+    expect(fresh.role).not.toBe(old.role);
+    await expect(query(fresh.url, 'SELECT body FROM notes')).rejects.toThrow(/does not exist/);
+
+    const restored = await api('POST', '/api/v1/apps/notes/addons/postgres/restore', { backup: backup.file });
+    expect(restored.statusCode, restored.body).toBe(200);
+    expect(restored.json().restored.file).toBe(backup.file);
+
+    // the rows are back, read through the new DATABASE_URL (directly and by the rolled app)
+    const rows = await query<{ body: string }>(fresh.url, 'SELECT body FROM notes ORDER BY body');
+    expect(rows.map((x) => x.body)).toEqual(['first', 'second', 'third']);
+    expect((await api('GET', '/api/v1/apps/notes')).json().env.DATABASE_URL).toBe(fresh.url);
+    expect(await appSays('notes', '/', (b) => b.startsWith('notes:'))).toBe('notes:first,second,third');
+
+    // everything restored belongs to the new role, and no other role was granted anything
+    const owners = await query<{ kind: string; name: string; owner: string; acl: string | null }>(
+      fresh.url,
+      `SELECT 'table' AS kind, c.relname AS name, pg_get_userbyid(c.relowner) AS owner, c.relacl::text AS acl
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname IN ('public', 'minipaas')
+       UNION ALL
+       SELECT 'schema', nspname, pg_get_userbyid(nspowner), nspacl::text
+         FROM pg_namespace WHERE nspname IN ('public', 'minipaas')
+       UNION ALL
+       SELECT 'function', p.proname, pg_get_userbyid(p.proowner), p.proacl::text
+         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'minipaas'`,
+    );
+    expect(owners.map((o) => o.name)).toContain('notes');
+    expect(owners.map((o) => o.name)).toContain('minipaas');
+    for (const o of owners) {
+      expect(o.owner, `${o.kind} ${o.name}`).toBe(fresh.role);
+      // an ACL, when set, names the new role only (no PUBLIC "=..." entry, no other role)
+      for (const entry of (o.acl ?? '{}').replace(/[{}"]/g, '').split(',').filter(Boolean))
+        expect(entry, `${o.kind} ${o.name}`).toMatch(new RegExp(`^${fresh.role}=[a-zA-Z*]+/${fresh.role}$`));
+    }
+    // the new database is still closed to PUBLIC (the restore touched no database-level grant)
+    const [dbAcl] = await query<{ acl: string }>(
+      platformDb.url,
+      'SELECT datacl::text AS acl FROM pg_database WHERE datname = $1',
+      [fresh.database],
+    );
+    expect(dbAcl?.acl).toContain(`${fresh.role}=`);
+    expect(dbAcl?.acl).not.toMatch(/[{,]=/);
+    expect(dbAcl?.acl).not.toContain(old.role);
+  });
+
   it('backs up the platform database; restoring it brings a deleted app back', async () => {
     expect((await api('POST', '/api/v1/apps', { name: 'keepme' })).statusCode).toBe(201);
     const r = await api('POST', '/api/v1/backups', {});

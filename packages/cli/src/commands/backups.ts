@@ -89,10 +89,12 @@ Examples:
       if ((opts.addon === undefined) !== (opts.app === undefined))
         throw new CliError('give --addon and --app together (or neither, for the platform database)');
       const body = opts.addon !== undefined ? { app: opts.app, addon: opts.addon } : {};
-      line(
-        ctx.out,
-        `-----> Backing up ${opts.addon ? `${opts.addon} of ${opts.app}` : 'the platform database'}`,
-      );
+      // --json prints the backup only, so the output parses as JSON
+      if (!opts.json)
+        line(
+          ctx.out,
+          `-----> Backing up ${opts.addon ? `${opts.addon} of ${opts.app}` : 'the platform database'}`,
+        );
       const b = await (await clientFor(c, ctx)).request<BackupView>('POST', '/api/v1/backups', {
         json: body,
       });
