@@ -4,15 +4,14 @@
  * role cannot connect to it, bad input changes nothing, destroying drops database and role.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AgentClient, type AgentHandle, startAgent } from '@minipaas/agent';
 import type { AddonView, BackupView } from '@minipaas/core';
 import { type DeploymentView, loadConfig } from '@minipaas/core';
-import pg from 'pg';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NOTES_APP, query } from '../../../test/helpers/notes-app.ts';
 import { createTestDatabase, testPostgresUrl } from '../../../test/helpers/postgres.ts';
 import { freePort } from '../../../test/helpers/postgres-server.ts';
 import { rawTar } from '../../../test/helpers/tarball.ts';
@@ -20,39 +19,6 @@ import { BackupScheduler } from '../src/backups/backup-scheduler.ts';
 import { pgRestore } from '../src/backups/pg-tools.ts';
 import { ProcessDriver } from '../src/runtime/process-driver.ts';
 import { type ControlPlane, createControlPlane } from '../src/server.ts';
-
-const PG_MAIN = createRequire(import.meta.url).resolve('pg');
-
-/** A web app that appends `?add=x` to a table in its DATABASE_URL database and lists the rows. */
-const NOTES_APP = `
-const pg = require(${JSON.stringify(PG_MAIN)});
-require('http').createServer(async (q, s) => {
-  const c = new pg.Client({ connectionString: process.env.DATABASE_URL });
-  try {
-    await c.connect();
-    await c.query('CREATE TABLE IF NOT EXISTS notes (body text)');
-    const add = new URL(q.url, 'http://x').searchParams.get('add');
-    if (add) await c.query('INSERT INTO notes VALUES ($1)', [add]);
-    const r = await c.query('SELECT body FROM notes ORDER BY body');
-    s.end('notes:' + r.rows.map((x) => x.body).join(','));
-  } catch (e) {
-    s.statusCode = 500;
-    s.end('error:' + e.message);
-  } finally {
-    await c.end().catch(() => undefined);
-  }
-}).listen(process.env.PORT);
-`;
-
-async function query<T>(url: string, text: string, params: unknown[] = []): Promise<T[]> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return (await c.query(text, params)).rows as T[];
-  } finally {
-    await c.end();
-  }
-}
 
 const enabled = Boolean(testPostgresUrl() || process.env.CI);
 

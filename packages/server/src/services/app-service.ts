@@ -65,15 +65,7 @@ export class AppService {
   }
 
   async view(app: AppRow, state?: AgentAppState | null): Promise<AppView> {
-    const release = app.current_release
-      ? await this.#d.db
-          .selectFrom('releases')
-          .select('commands')
-          .where('app_id', '=', app.id)
-          .where('version', '=', app.current_release)
-          .executeTakeFirst()
-      : null;
-    const eff = effectiveProcesses(app, release ?? null);
+    const eff = await this.#effective(app, app.processes);
     const processes: AppView['processes'] = {};
     for (const [type, o] of Object.entries(app.processes)) {
       processes[type] = { command: o.command ?? null, instances: o.instances ?? defaultInstances(type) };
