@@ -8,6 +8,7 @@ import {
   type MinipaasConfig,
   MinipaasError,
 } from '@minipaas/core';
+import { type RunAs, resolveRunAs } from '@minipaas/runtime-process/run-as';
 import pino, { type Logger } from 'pino';
 import { handleApi } from './api-server.ts';
 import { type Cgroups, createCgroups, defaultCgroupRoot } from './cgroup.ts';
@@ -15,7 +16,6 @@ import { DEFAULT_RESTART_POLICY, type RestartPolicy } from './instance.ts';
 import { LogStore } from './log-store.ts';
 import { PortAllocator } from './port-allocator.ts';
 import { type RouterHandle, startRouter } from './router.ts';
-import { type RunAs, resolveRunAs } from './run-as.ts';
 import { Supervisor } from './supervisor.ts';
 
 export const AGENT_VERSION: string = (() => {

@@ -3,11 +3,11 @@ import { EventEmitter } from 'node:events';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import type { HealthcheckSpec, InstanceInfo, InstanceStatus } from '@minipaas/core';
+import type { RunAs } from '@minipaas/runtime-process/run-as';
 import type { Logger } from 'pino';
 import { type Cgroups, createCgroups, type InstanceCgroup } from './cgroup.ts';
 import type { InstanceLog } from './log-store.ts';
 import { canBind, type PortAllocator } from './port-allocator.ts';
-import type { RunAs } from './run-as.ts';
 
 /** Restart, crash-loop and health timing. Every field has a production default. */
 export interface RestartPolicy {

@@ -4,13 +4,13 @@ import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { AgentAppState, AppSpec } from '@minipaas/core';
 import { MinipaasError } from '@minipaas/core';
+import { appDirs, prepareAppDirs, prepareReleaseDir, type RunAs } from '@minipaas/runtime-process/run-as';
 import type { Logger } from 'pino';
 import { AppRuntime, stableStringify } from './app-runtime.ts';
 import type { Cgroups } from './cgroup.ts';
 import { Instance, type RestartPolicy } from './instance.ts';
 import type { LogStore } from './log-store.ts';
 import type { PortAllocator } from './port-allocator.ts';
-import { appDirs, prepareAppDirs, prepareReleaseDir, type RunAs } from './run-as.ts';
 
 /** Options of the supervisor. */
 export interface SupervisorOptions {

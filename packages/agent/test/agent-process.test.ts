@@ -2,8 +2,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { homePaths } from '@minipaas/core';
+import { AgentClient } from '@minipaas/runtime-process';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AgentClient } from '../src/agent-client.ts';
 import { alive, httpGet, makeHome, NODE, portRange, removeHome, waitFor, webSpec } from './helpers.ts';
 
 const BIN = fileURLToPath(new URL('../bin/minipaas-agent.js', import.meta.url));

@@ -4,9 +4,9 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { type AppSpec, appSpecDigest, homePaths } from '@minipaas/core';
+import { AgentClient } from '@minipaas/runtime-process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentHandle } from '../src/agent.ts';
-import { AgentClient } from '../src/agent-client.ts';
 import { makeHome, removeHome, startTestAgent, waitFor, webSpec } from './helpers.ts';
 
 const APPS = 6;

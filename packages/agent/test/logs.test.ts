@@ -1,9 +1,9 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LogLine } from '@minipaas/core';
+import { AgentClient } from '@minipaas/runtime-process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentHandle } from '../src/agent.ts';
-import { AgentClient } from '../src/agent-client.ts';
 import { httpGet, makeHome, NODE, removeHome, startTestAgent, waitFor, webSpec } from './helpers.ts';
 
 describe('app log capture', () => {

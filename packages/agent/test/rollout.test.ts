@@ -1,7 +1,7 @@
+import { AgentClient } from '@minipaas/runtime-process';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentHandle } from '../src/agent.ts';
-import { AgentClient } from '../src/agent-client.ts';
 import { alive, makeHome, NODE, removeHome, startTestAgent, waitFor, webSpec } from './helpers.ts';
 
 /** Runs GET requests against the router in a loop (keep-alive and fresh connections, some slow) until stopped. */

@@ -1,9 +1,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { AgentClient } from '@minipaas/runtime-process';
 import { WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentHandle } from '../src/agent.ts';
-import { AgentClient } from '../src/agent-client.ts';
 import { canBind } from '../src/port-allocator.ts';
 import { type RouterHandle, startRouter } from '../src/router.ts';
 import { httpGet, makeHome, NODE, removeHome, startTestAgent, waitFor, webSpec } from './helpers.ts';

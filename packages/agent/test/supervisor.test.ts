@@ -1,8 +1,8 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
+import { AgentClient } from '@minipaas/runtime-process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentHandle } from '../src/agent.ts';
-import { AgentClient } from '../src/agent-client.ts';
 import { alive, httpGet, makeHome, NODE, removeHome, startTestAgent, waitFor, webSpec } from './helpers.ts';
 
 interface Who {

@@ -6,4 +6,5 @@ export * from './names.ts';
 export * from './paths.ts';
 export * from './private-dir.ts';
 export * from './procfile.ts';
+export * from './runtime.ts';
 export * from './schemas.ts';

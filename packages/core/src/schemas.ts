@@ -143,7 +143,14 @@ export const logsQuerySchema = z
   })
   .strict();
 
-export type DeploymentStatus = 'queued' | 'building' | 'deploying' | 'running' | 'failed' | 'stopped';
+export type DeploymentStatus =
+  | 'queued'
+  | 'building'
+  | 'deploying'
+  | 'running'
+  | 'failed'
+  | 'cancelled'
+  | 'stopped';
 export type AppStatus = 'created' | 'deploying' | 'running' | 'failed' | 'stopped' | 'crashed';
 
 /** An app as the API returns it. */

@@ -2,7 +2,7 @@ import type { MinipaasConfig } from '@minipaas/core';
 import type { Logger } from 'pino';
 import type { BackupService } from './backups/backup-service.ts';
 import type { DeployService } from './deploy/deploy-service.ts';
-import type { RuntimeDriver } from './runtime/runtime-driver.ts';
+import type { RuntimeRegistry } from './runtime/runtime-registry.ts';
 import type { AddonService } from './services/addon-service.ts';
 import type { AppService } from './services/app-service.ts';
 import type { ProjectService } from './services/project-service.ts';
@@ -14,7 +14,8 @@ export interface ServerContext {
   config: MinipaasConfig;
   version: string;
   store: Store;
-  driver: RuntimeDriver;
+  /** The runtime drivers, by the apps' `runtime`. */
+  runtimes: RuntimeRegistry;
   tokens: TokenService;
   projects: ProjectService;
   apps: AppService;

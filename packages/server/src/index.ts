@@ -1,5 +1,4 @@
 export type { ServerContext } from './context.ts';
-export { type AgentApi, ProcessDriver } from './runtime/process-driver.ts';
-export type { LogQuery, RuntimeDriver } from './runtime/runtime-driver.ts';
+export { RuntimeRegistry } from './runtime/runtime-registry.ts';
 export { type ControlPlane, type ControlPlaneOptions, createControlPlane, VERSION } from './server.ts';
 export { openStore, type Store } from './store/store.ts';

@@ -3,10 +3,9 @@
  * Exits non-zero with one readable line on bad configuration.
  */
 import { rm, writeFile } from 'node:fs/promises';
-import { AgentClient } from '@minipaas/agent';
 import { ensurePrivateDir, homePaths, isMinipaasError, loadConfig } from '@minipaas/core';
+import { AgentClient, ProcessDriver } from '@minipaas/runtime-process';
 import pino from 'pino';
-import { ProcessDriver } from './runtime/process-driver.ts';
 import { createControlPlane } from './server.ts';
 
 async function main(): Promise<void> {
@@ -16,7 +15,7 @@ async function main(): Promise<void> {
   ensurePrivateDir(paths.run, 0o700);
   const log = pino({ level: config.logLevel, base: { component: 'minipaasd', pid: process.pid } });
   const driver = new ProcessDriver(new AgentClient(paths.agentSocket));
-  const cp = await createControlPlane({ config, driver, logger: log });
+  const cp = await createControlPlane({ config, drivers: [driver], logger: log });
   if (cp.createdAdminToken) {
     log.info(
       { file: paths.adminToken },

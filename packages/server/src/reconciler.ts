@@ -10,12 +10,12 @@
  * identical spec without writing or reading anything), which also covers what a row does not show.
  */
 import type { Logger } from 'pino';
-import type { RuntimeDriver } from './runtime/runtime-driver.ts';
+import type { RuntimeRegistry } from './runtime/runtime-registry.ts';
 import type { AppService } from './services/app-service.ts';
 
 export interface ReconcilerOptions {
   apps: AppService;
-  driver: RuntimeDriver;
+  runtimes: RuntimeRegistry;
   log: Logger;
   /** Interval between periodic passes (default 5 s). */
   intervalMs?: number;
@@ -46,10 +46,10 @@ export class Reconciler {
    * apps were pushed.
    */
   async pass(full?: boolean): Promise<number> {
-    const { apps, driver, log } = this.#o;
+    const { apps, runtimes, log } = this.#o;
     const now = Date.now();
     const all = full ?? now - this.#lastFull >= (this.#o.fullResyncMs ?? 300_000);
-    const observed = new Map((await driver.list()).map((s) => [s.name, s]));
+    const observed = new Map((await runtimes.list()).map((s) => [s.name, s]));
     const rows = await apps.list();
     const seen = new Set<string>();
     let synced = 0;

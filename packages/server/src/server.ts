@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { RuntimeDriver } from '@minipaas/core';
 import { homePaths, type MinipaasConfig, MinipaasError } from '@minipaas/core';
 import { embeddedPostgres } from '@minipaas/postgres';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -29,7 +30,7 @@ import { healthRoutes } from './routes/health.ts';
 import { logRoutes } from './routes/logs.ts';
 import { projectRoutes } from './routes/projects.ts';
 import { statusRoutes } from './routes/status.ts';
-import type { RuntimeDriver } from './runtime/runtime-driver.ts';
+import { RuntimeRegistry } from './runtime/runtime-registry.ts';
 import { AddonService } from './services/addon-service.ts';
 import { AppService } from './services/app-service.ts';
 import { DedicatedPostgres } from './services/dedicated-postgres.ts';
@@ -46,8 +47,8 @@ export const VERSION: string = (
 
 export interface ControlPlaneOptions {
   config: MinipaasConfig;
-  /** The runtime the apps run on. */
-  driver: RuntimeDriver;
+  /** The runtime drivers apps run on, one per `runtime` name (`process` first). */
+  drivers: RuntimeDriver[];
   /** Logger; defaults to pino at `config.logLevel`. */
   logger?: Logger;
   /**
@@ -73,7 +74,8 @@ export interface ControlPlane {
 }
 
 export async function createControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
-  const { config, driver } = opts;
+  const { config } = opts;
+  const runtimes = new RuntimeRegistry(opts.drivers);
   const log = opts.logger ?? pino({ level: config.logLevel, base: { component: 'minipaasd' } });
   const paths = homePaths(config.home);
   // The platform database: PGlite when a test asks for it, else DATABASE_URL, else the embedded server.
@@ -111,8 +113,8 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
   const tokens = new TokenService(store.db);
   const createdAdminToken = await tokens.ensureAdminToken(paths.adminToken);
   const projects = new ProjectService(store.db);
-  const apps = new AppService({ db: store.db, config, driver, projects, log });
-  const deploys = new DeployService({ db: store.db, config, driver, apps, log });
+  const apps = new AppService({ db: store.db, config, runtimes, projects, log });
+  const deploys = new DeployService({ db: store.db, config, runtimes, apps, log });
   const interrupted = await deploys.recoverInterrupted();
   if (interrupted > 0) log.warn({ interrupted }, 'marked deployments interrupted by a restart as failed');
   // Superuser URL of the platform's server (embedded or DATABASE_URL); none on PGlite.
@@ -139,7 +141,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
     config,
     version: VERSION,
     store,
-    driver,
+    runtimes,
     tokens,
     projects,
     apps,
@@ -181,7 +183,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
   addonRoutes(app, ctx);
   backupRoutes(app, ctx);
 
-  const reconciler = new Reconciler({ apps, driver, log: log.child({ component: 'reconciler' }) });
+  const reconciler = new Reconciler({ apps, runtimes, log: log.child({ component: 'reconciler' }) });
   if (opts.reconcile !== false) reconciler.start();
   const backupScheduler = new BackupScheduler({
     backups,

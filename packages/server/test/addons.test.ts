@@ -6,9 +6,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AgentClient, type AgentHandle, startAgent } from '@minipaas/agent';
+import { type AgentHandle, startAgent } from '@minipaas/agent';
 import type { AddonView, BackupView } from '@minipaas/core';
 import { type DeploymentView, loadConfig } from '@minipaas/core';
+import { AgentClient, ProcessDriver } from '@minipaas/runtime-process';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NOTES_APP, query } from '../../../test/helpers/notes-app.ts';
@@ -17,7 +18,6 @@ import { freePort } from '../../../test/helpers/postgres-server.ts';
 import { rawTar } from '../../../test/helpers/tarball.ts';
 import { BackupScheduler } from '../src/backups/backup-scheduler.ts';
 import { pgRestore } from '../src/backups/pg-tools.ts';
-import { ProcessDriver } from '../src/runtime/process-driver.ts';
 import { type ControlPlane, createControlPlane } from '../src/server.ts';
 
 const enabled = Boolean(testPostgresUrl() || process.env.CI);
@@ -86,7 +86,7 @@ describe.runIf(enabled)('Postgres add-ons', () => {
     openControlPlane = () =>
       createControlPlane({
         config: { ...config, databaseUrl: platformDb.url },
-        driver: new ProcessDriver(new AgentClient(agent.socketPath)),
+        drivers: [new ProcessDriver(new AgentClient(agent.socketPath))],
         logger,
         reconcile: false,
       });

@@ -5,11 +5,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { AgentClient, type AgentHandle, startAgent } from '@minipaas/agent';
+import { type AgentHandle, startAgent } from '@minipaas/agent';
 import { loadConfig, MinipaasError } from '@minipaas/core';
+import { AgentClient, ProcessDriver } from '@minipaas/runtime-process';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ProcessDriver } from '../src/runtime/process-driver.ts';
+import { RuntimeRegistry } from '../src/runtime/runtime-registry.ts';
 import { AppIdentityService, appUserName } from '../src/services/app-identity.ts';
 import { AppService } from '../src/services/app-service.ts';
 import { ProjectService } from '../src/services/project-service.ts';
@@ -43,7 +44,7 @@ async function setup(uidMin: number, uidMax: number, osUsers: boolean) {
   const apps = new AppService({
     db: store.db,
     config,
-    driver,
+    runtimes: new RuntimeRegistry([driver]),
     projects: new ProjectService(store.db),
     log,
     identity,

@@ -10,9 +10,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AgentClient, type AgentHandle, startAgent } from '@minipaas/agent';
+import { type AgentHandle, startAgent } from '@minipaas/agent';
 import type { AddonView, BackupView } from '@minipaas/core';
 import { type DeploymentView, loadConfig, type MinipaasConfig } from '@minipaas/core';
+import { AgentClient, ProcessDriver } from '@minipaas/runtime-process';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NOTES_APP, query } from '../../../test/helpers/notes-app.ts';
@@ -20,7 +21,6 @@ import { createTestDatabase, testPostgresUrl } from '../../../test/helpers/postg
 import { freePort } from '../../../test/helpers/postgres-server.ts';
 import { rawTar } from '../../../test/helpers/tarball.ts';
 import { stopDedicatedPostgres } from '../../cli/src/teardown.ts';
-import { ProcessDriver } from '../src/runtime/process-driver.ts';
 import { type ControlPlane, createControlPlane } from '../src/server.ts';
 
 /** The pid in a cluster's postmaster.pid when that process is alive, else undefined. */
@@ -140,7 +140,7 @@ describe.runIf(enabled)('dedicated Postgres add-ons', () => {
     openControlPlane = () =>
       createControlPlane({
         config: { ...config, databaseUrl: platformDb.url },
-        driver: new ProcessDriver(new AgentClient(agent.socketPath)),
+        drivers: [new ProcessDriver(new AgentClient(agent.socketPath))],
         logger,
         reconcile: false,
       });

@@ -7,13 +7,12 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AgentClient } from '@minipaas/agent';
 import { loadConfig, type MinipaasConfig } from '@minipaas/core';
+import { AgentClient, ProcessDriver } from '@minipaas/runtime-process';
 import { sql } from 'kysely';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHomePostgres } from '../../../test/helpers/postgres-server.ts';
-import { ProcessDriver } from '../src/runtime/process-driver.ts';
 import { createControlPlane } from '../src/server.ts';
 import { ProjectService } from '../src/services/project-service.ts';
 import { TokenService } from '../src/services/token-service.ts';
@@ -65,7 +64,7 @@ function start(config: MinipaasConfig) {
   return createControlPlane({
     config,
     // No agent runs: nothing here reaches the runtime.
-    driver: new ProcessDriver(new AgentClient(join(config.home, 'run', 'agent.sock'))),
+    drivers: [new ProcessDriver(new AgentClient(join(config.home, 'run', 'agent.sock')))],
     logger: pino({ level: 'silent' }),
     reconcile: false,
   });

@@ -6,12 +6,13 @@ import { randomUUID } from 'node:crypto';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AgentClient, type AgentHandle, startAgent } from '@minipaas/agent';
+import { type AgentHandle, startAgent } from '@minipaas/agent';
 import { type AppSpec, loadConfig } from '@minipaas/core';
+import { type AgentApi, AgentClient, ProcessDriver } from '@minipaas/runtime-process';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Reconciler } from '../src/reconciler.ts';
-import { type AgentApi, ProcessDriver } from '../src/runtime/process-driver.ts';
+import { RuntimeRegistry } from '../src/runtime/runtime-registry.ts';
 import { AppService } from '../src/services/app-service.ts';
 import { ProjectService } from '../src/services/project-service.ts';
 import { openStore, type Store } from '../src/store/store.ts';
@@ -51,8 +52,19 @@ describe('reconciler: pushes only what changed', () => {
     client = new CountingClient({ home });
     store = await openStore({ dataDir: 'memory://' });
     const driver = new ProcessDriver(client);
-    apps = new AppService({ db: store.db, config, driver, projects: new ProjectService(store.db), log });
-    reconciler = new Reconciler({ apps, driver, log, fullResyncMs: 3_600_000 });
+    apps = new AppService({
+      db: store.db,
+      config,
+      runtimes: new RuntimeRegistry([driver]),
+      projects: new ProjectService(store.db),
+      log,
+    });
+    reconciler = new Reconciler({
+      apps,
+      runtimes: new RuntimeRegistry([driver]),
+      log,
+      fullResyncMs: 3_600_000,
+    });
     for (let n = 0; n < APPS; n++) {
       const app = await apps.create({ name: `rec-${n}`, runtime: 'process' });
       const dir = join(home, 'releases', app.name, 'v1');
@@ -68,6 +80,7 @@ describe('reconciler: pushes only what changed', () => {
           commands: JSON.stringify({ web: `${process.execPath} web.js` }),
           env: JSON.stringify({}),
           source: 'test',
+          artifact: JSON.stringify({ kind: 'directory', path: dir }),
         })
         .execute();
       await apps.setStatus(app.id, 'running', 1);

@@ -2,12 +2,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AgentClient } from '@minipaas/agent';
 import { loadConfig } from '@minipaas/core';
+import { AgentClient, ProcessDriver } from '@minipaas/runtime-process';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DeployService } from '../src/deploy/deploy-service.ts';
-import { ProcessDriver } from '../src/runtime/process-driver.ts';
+import { RuntimeRegistry } from '../src/runtime/runtime-registry.ts';
 import { AppService } from '../src/services/app-service.ts';
 import { ProjectService } from '../src/services/project-service.ts';
 import { openStore } from '../src/store/store.ts';
@@ -27,8 +27,20 @@ describe('recoverInterrupted', () => {
     // the agent is not running: recovery must not need it
     const driver = new ProcessDriver(new AgentClient(join(home, 'run', 'agent.sock')));
     const projects = new ProjectService(store.db);
-    const apps = new AppService({ db: store.db, config, driver, projects, log });
-    const deploys = new DeployService({ db: store.db, config, driver, apps, log });
+    const apps = new AppService({
+      db: store.db,
+      config,
+      runtimes: new RuntimeRegistry([driver]),
+      projects,
+      log,
+    });
+    const deploys = new DeployService({
+      db: store.db,
+      config,
+      runtimes: new RuntimeRegistry([driver]),
+      apps,
+      log,
+    });
     const withRelease = await apps.create({ name: 'had-release', runtime: 'process' });
     const fresh = await apps.create({ name: 'first-deploy', runtime: 'process' });
     await apps.setStatus(withRelease.id, 'deploying', 3);

@@ -6,15 +6,15 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AgentClient, type AgentHandle, startAgent } from '@minipaas/agent';
+import { type AgentHandle, startAgent } from '@minipaas/agent';
 import { type DeploymentView, loadConfig, type MinipaasConfig } from '@minipaas/core';
+import { AgentClient, ProcessDriver } from '@minipaas/runtime-process';
 import pino from 'pino';
 import { c as tarCreate } from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, testPostgresUrl } from '../../../test/helpers/postgres.ts';
 import { freePort, startHomePostgres } from '../../../test/helpers/postgres-server.ts';
 import { rawTar } from '../../../test/helpers/tarball.ts';
-import { ProcessDriver } from '../src/runtime/process-driver.ts';
 import { type ControlPlane, createControlPlane } from '../src/server.ts';
 
 let home: string;
@@ -84,7 +84,7 @@ describe.each(backends)('API on $name', (backend) => {
     dropDb = store.drop;
     cp = await createControlPlane({
       config: store.databaseUrl ? { ...config, databaseUrl: store.databaseUrl } : config,
-      driver: new ProcessDriver(new AgentClient(agent.socketPath)),
+      drivers: [new ProcessDriver(new AgentClient(agent.socketPath))],
       logger,
       reconcile: false,
     });

@@ -9,13 +9,13 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AgentClient, type AgentHandle, startAgent } from '@minipaas/agent';
+import { type AgentHandle, startAgent } from '@minipaas/agent';
 import { loadConfig, type MinipaasConfig } from '@minipaas/core';
+import { AgentClient, ProcessDriver } from '@minipaas/runtime-process';
 import pino from 'pino';
 import { c as tarCreate } from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../../test/helpers/postgres-server.ts';
-import { ProcessDriver } from '../src/runtime/process-driver.ts';
 import { type ControlPlane, createControlPlane } from '../src/server.ts';
 
 let home: string;
@@ -131,7 +131,7 @@ beforeAll(async () => {
   agent = await startAgent({ config, logger, router: { host: '127.0.0.1', port: 0 } });
   cp = await createControlPlane({
     config,
-    driver: new ProcessDriver(new AgentClient(agent.socketPath)),
+    drivers: [new ProcessDriver(new AgentClient(agent.socketPath))],
     logger,
     dataDir: 'memory://',
     reconcile: false,

@@ -12,13 +12,13 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { AgentClient, type AgentHandle, startAgent } from '@minipaas/agent';
+import { type AgentHandle, startAgent } from '@minipaas/agent';
 import { loadConfig, type MinipaasConfig } from '@minipaas/core';
+import { AgentClient, ProcessDriver } from '@minipaas/runtime-process';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../../test/helpers/postgres-server.ts';
 import { fileHeader } from '../../../test/helpers/tarball.ts';
-import { ProcessDriver } from '../src/runtime/process-driver.ts';
 import { type ControlPlane, createControlPlane } from '../src/server.ts';
 
 const MiB = 1024 * 1024;
@@ -162,7 +162,7 @@ beforeAll(async () => {
   agent = await startAgent({ config, logger, router: { host: '127.0.0.1', port: 0 } });
   cp = await createControlPlane({
     config,
-    driver: new ProcessDriver(new AgentClient(agent.socketPath)),
+    drivers: [new ProcessDriver(new AgentClient(agent.socketPath))],
     logger,
     dataDir: 'memory://',
     reconcile: false,

@@ -10,6 +10,14 @@ import { chmod, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import {
+  type DeploymentStatus,
+  type DeploymentView,
+  type MinipaasConfig,
+  MinipaasError,
+  type RuntimeAppState,
+  releaseDir,
+} from '@minipaas/core';
+import {
   appCacheDir,
   ensureReachable,
   lockTree,
@@ -17,23 +25,15 @@ import {
   prepareReleaseDir,
   type RunAs,
   resolveRunAs,
-} from '@minipaas/agent';
-import {
-  type AgentAppState,
-  type DeploymentStatus,
-  type DeploymentView,
-  type MinipaasConfig,
-  MinipaasError,
-  releaseDir,
-} from '@minipaas/core';
+} from '@minipaas/runtime-process';
 import type { Kysely, Selectable } from 'kysely';
 import type { Logger } from 'pino';
-import type { RuntimeDriver } from '../runtime/runtime-driver.ts';
+import type { RuntimeRegistry } from '../runtime/runtime-registry.ts';
 import type { AppRow, AppService } from '../services/app-service.ts';
 import { buildSpec, effectiveProcesses } from '../services/spec-builder.ts';
 import type { Database, DeploymentsTable } from '../store/schema.ts';
 import { runProgram } from './executor.ts';
-import { type DetectedStack, detectStack } from './stack-detector.ts';
+import { type BuildStep, type DetectedStack, detectStack } from './stack-detector.ts';
 import { stageUpload } from './upload-staging.ts';
 
 export type DeploymentRow = Selectable<DeploymentsTable>;
@@ -41,7 +41,7 @@ export type DeploymentRow = Selectable<DeploymentsTable>;
 export interface DeployServiceDeps {
   db: Kysely<Database>;
   config: MinipaasConfig;
-  driver: RuntimeDriver;
+  runtimes: RuntimeRegistry;
   apps: AppService;
   log: Logger;
   /** Node binary used to run the built-in static server. */
@@ -178,11 +178,11 @@ export class DeployService {
           await rm(staging, { recursive: true, force: true });
           throw err;
         }
-        detected = { stack: 'command', commands: { web: source.command }, install: null, env: {} };
+        detected = { stack: 'command', commands: { web: source.command }, steps: [], env: {} };
       }
     } else if (source.kind === 'command') {
       await mkdir(staging, { recursive: true });
-      detected = { stack: 'command', commands: { web: source.command }, install: null, env: {} };
+      detected = { stack: 'command', commands: { web: source.command }, steps: [], env: {} };
     }
     if (detected) {
       // Over a limit (too many process types or instances): refuse now, before anything is queued.
@@ -277,7 +277,7 @@ export class DeployService {
         await this.#status(id, 'building');
         await this.#d.apps.setStatus(app.id, 'deploying');
         await say(`-----> Detected stack: ${detected.stack} (${Object.keys(detected.commands).join(', ')})`);
-        if (detected.install) await this.#install(id, app, staging, detected.install);
+        for (const step of detected.steps) await this.#install(id, app, staging, step);
         version = await this.#release(app, staging, detected);
         await this.#status(id, 'deploying', { release: version });
         await say(`-----> Release v${version} created`);
@@ -302,8 +302,9 @@ export class DeployService {
       await say(
         `-----> Starting ${types.join(' ') || 'no processes'} (health check: ${spec.healthcheck?.path ?? 'port accepts connections'})`,
       );
-      const state = restart ? await this.#d.driver.restart(app.name) : await this.#d.driver.apply(spec);
-      const final = await this.#waitRollout(app.name, spec.release, state);
+      const driver = this.#d.runtimes.forApp(app);
+      const state = restart ? await driver.restart(app.name) : await driver.apply(spec);
+      const final = await this.#waitRollout(app, spec.release, state);
       if (final.rollout.status === 'failed') {
         for (const l of final.rollout.logTail ?? []) await say(`       ${l}`);
         throw new MinipaasError(
@@ -348,13 +349,8 @@ export class DeployService {
    * Installs dependencies. App code runs here (install scripts), so it runs like the app itself: as the
    * unprivileged app user when the platform is root, with a minimal environment (never the platform's own).
    */
-  async #install(
-    id: string,
-    app: AppRow,
-    dir: string,
-    step: NonNullable<DetectedStack['install']>,
-  ): Promise<void> {
-    await this.#append(id, `-----> Installing dependencies: ${step.manager} ${step.args.join(' ')}`);
+  async #install(id: string, app: AppRow, dir: string, step: BuildStep): Promise<void> {
+    await this.#append(id, `-----> Installing dependencies: ${step.program} ${step.args.join(' ')}`);
     const home = this.#d.config.home;
     const cache = appCacheDir(home, app.name);
     let who: RunAs | null;
@@ -378,9 +374,9 @@ export class DeployService {
     const pending: Promise<void>[] = [];
     let res: Awaited<ReturnType<typeof runProgram>>;
     try {
-      res = await runProgram(step.manager, step.args, {
+      res = await runProgram(step.program, step.args, {
         cwd: dir,
-        env: buildEnv(cache),
+        env: { ...buildEnv(cache), ...step.env },
         timeoutMs: 15 * 60_000,
         onLine: (l) => pending.push(this.#append(id, `       ${l}`)),
         ...(who ? { uid: who.uid, gid: who.gid } : {}),
@@ -388,14 +384,14 @@ export class DeployService {
     } catch (err) {
       throw new MinipaasError(
         'MINIPAAS_ERR_BUILD_FAILED',
-        `cannot run ${step.manager}: ${(err as Error).message}`,
+        `cannot run ${step.program}: ${(err as Error).message}`,
       );
     }
     await Promise.all(pending);
     if (res.code !== 0) {
       throw new MinipaasError(
         'MINIPAAS_ERR_BUILD_FAILED',
-        `${step.manager} ${step.args[0]} failed (${res.timedOut ? 'timed out' : `exit code ${res.code ?? res.signal}`})`,
+        `${step.program} ${step.args[0]} failed (${res.timedOut ? 'timed out' : `exit code ${res.code ?? res.signal}`})`,
       );
     }
   }
@@ -434,6 +430,9 @@ export class DeployService {
         commands: JSON.stringify(detected.commands),
         env: JSON.stringify(env),
         source: detected.stack === 'command' ? 'command' : 'upload',
+        artifact: JSON.stringify({ kind: 'directory', path: dir }),
+        config_env: JSON.stringify(app.env),
+        formation: JSON.stringify(app.processes),
       })
       .execute();
     return version;
@@ -452,9 +451,9 @@ export class DeployService {
     await chmod(dir, 0o711);
   }
 
-  async #waitRollout(app: string, release: string, initial: AgentAppState): Promise<AgentAppState> {
+  async #waitRollout(app: AppRow, release: string, initial: RuntimeAppState): Promise<RuntimeAppState> {
     const deadline = Date.now() + this.#d.config.apps.startTimeoutMs + 15_000;
-    let state: AgentAppState | null = initial;
+    let state: RuntimeAppState | null = initial;
     let delay = POLL_MIN_MS;
     while (Date.now() < deadline) {
       if (
@@ -466,7 +465,7 @@ export class DeployService {
       }
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(POLL_MAX_MS, delay * 2);
-      state = await this.#d.driver.get(app);
+      state = await this.#d.runtimes.forApp(app).get(app.name);
     }
     throw new MinipaasError('MINIPAAS_ERR_BUILD_FAILED', `release ${release} did not become healthy in time`);
   }

@@ -20,7 +20,7 @@ describe('detectStack', () => {
     const s = await detectStack(d, '/usr/bin', '/node');
     expect(s.stack).toBe('procfile');
     expect(s.commands).toEqual({ web: 'node server.js', worker: 'node worker.js' });
-    expect(s.install).toEqual({ manager: 'npm', args: ['ci', '--omit=dev', '--no-audit', '--no-fund'] });
+    expect(s.steps).toEqual([{ program: 'npm', args: ['ci', '--omit=dev', '--no-audit', '--no-fund'] }]);
     expect(s.env.PATH).toBe(`${d}/node_modules/.bin:/usr/bin`);
   });
   it('uses the start script, with yarn or pnpm from their lockfiles, and no install without deps', async () => {
@@ -35,7 +35,7 @@ describe('detectStack', () => {
     expect(yarn).toMatchObject({
       stack: 'node',
       commands: { web: 'node s.js' },
-      install: { manager: 'yarn' },
+      steps: [{ program: 'yarn' }],
     });
     const pnpm = await detectStack(
       await dir({
@@ -45,13 +45,13 @@ describe('detectStack', () => {
       '',
       '/node',
     );
-    expect(pnpm.install?.manager).toBe('pnpm');
+    expect(pnpm.steps[0]?.program).toBe('pnpm');
     const none = await detectStack(
       await dir({ 'package.json': JSON.stringify({ scripts: { start: 'x' } }) }),
       '',
       '/node',
     );
-    expect(none.install).toBeNull();
+    expect(none.steps).toEqual([]);
   });
   it('serves a static site with the built-in server', async () => {
     const s = await detectStack(await dir({ 'index.html': '<h1>x</h1>' }), '', '/opt/node bin/node');

@@ -13,12 +13,21 @@ import { MinipaasError, parseProcfile } from '@minipaas/core';
 
 export type PackageManager = 'npm' | 'yarn' | 'pnpm';
 
+/** One program the builder runs in the build dir (as the app's user), e.g. a dependency install. */
+export interface BuildStep {
+  /** Program name (looked up on PATH) or absolute path; run with an argument array, never a shell. */
+  program: string;
+  args: string[];
+  /** Extra environment for this step (on top of the build environment). */
+  env?: Record<string, string>;
+}
+
 export interface DetectedStack {
   stack: 'procfile' | 'node' | 'static' | 'command';
   /** Process type -> command line. */
   commands: Record<string, string>;
-  /** Dependency install step for Node apps, if needed. */
-  install: { manager: PackageManager; args: string[] } | null;
+  /** Build steps in order (dependency installs); empty when there is nothing to build. */
+  steps: BuildStep[];
   /** Env added to every instance (PATH to local binaries, NODE_ENV). */
   env: Record<string, string>;
 }
@@ -56,18 +65,18 @@ async function readPackageJson(dir: string): Promise<PackageJson | null> {
   }
 }
 
-function installStep(dir: string, pkg: PackageJson): DetectedStack['install'] {
+function installStep(dir: string, pkg: PackageJson): BuildStep | null {
   if (!pkg.dependencies || Object.keys(pkg.dependencies).length === 0) return null;
   if (existsSync(join(dir, 'pnpm-lock.yaml')) || pkg.packageManager?.startsWith('pnpm')) {
-    return { manager: 'pnpm', args: ['install', '--prod', '--frozen-lockfile'] };
+    return { program: 'pnpm', args: ['install', '--prod', '--frozen-lockfile'] };
   }
   if (existsSync(join(dir, 'yarn.lock')) || pkg.packageManager?.startsWith('yarn')) {
-    return { manager: 'yarn', args: ['install', '--production', '--frozen-lockfile'] };
+    return { program: 'yarn', args: ['install', '--production', '--frozen-lockfile'] };
   }
   if (existsSync(join(dir, 'package-lock.json')) || existsSync(join(dir, 'npm-shrinkwrap.json'))) {
-    return { manager: 'npm', args: ['ci', '--omit=dev', '--no-audit', '--no-fund'] };
+    return { program: 'npm', args: ['ci', '--omit=dev', '--no-audit', '--no-fund'] };
   }
-  return { manager: 'npm', args: ['install', '--omit=dev', '--no-audit', '--no-fund'] };
+  return { program: 'npm', args: ['install', '--omit=dev', '--no-audit', '--no-fund'] };
 }
 
 export async function detectStack(dir: string, pathEnv: string, nodeBin: string): Promise<DetectedStack> {
@@ -78,20 +87,21 @@ export async function detectStack(dir: string, pathEnv: string, nodeBin: string)
     env.NODE_ENV = 'production';
   }
   const install = pkg ? installStep(dir, pkg) : null;
+  const steps = install ? [install] : [];
   const procfile = join(dir, 'Procfile');
   if (existsSync(procfile)) {
     const commands = parseProcfile(await readFile(procfile, 'utf8'));
     if (Object.keys(commands).length === 0)
       throw new MinipaasError('MINIPAAS_ERR_NO_STACK', 'Procfile has no process types');
-    return { stack: 'procfile', commands, install, env };
+    return { stack: 'procfile', commands, steps, env };
   }
   const start = pkg?.scripts?.start;
-  if (pkg && start) return { stack: 'node', commands: { web: start }, install, env };
+  if (pkg && start) return { stack: 'node', commands: { web: start }, steps, env };
   if (existsSync(join(dir, 'index.html'))) {
     return {
       stack: 'static',
       commands: { web: `${shQuote(nodeBin)} ${shQuote(STATIC_SERVER)} .` },
-      install: null,
+      steps: [],
       env: {},
     };
   }

@@ -15,7 +15,7 @@ export function appRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get<{ Querystring: { project?: string } }>('/api/v1/apps', async (req) => {
     const q = parse(z.object({ project: z.string().max(100).optional() }).strict(), req.query, 'query');
     const rows = await ctx.apps.list(q.project);
-    const states = await ctx.driver.list().catch(() => []);
+    const states = await ctx.runtimes.list().catch(() => []);
     return {
       apps: await Promise.all(
         rows.map((r) =>
@@ -30,13 +30,13 @@ export function appRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.get<IdParams>('/api/v1/apps/:id', async (req) => {
     const row = await ctx.apps.get(req.params.id);
-    return ctx.apps.view(row, await ctx.apps.observed(row.name));
+    return ctx.apps.view(row, await ctx.apps.observed(row));
   });
 
   app.patch<IdParams>('/api/v1/apps/:id', async (req) => {
     const row = await ctx.apps.patch(req.params.id, parse(patchAppSchema, req.body, 'app update'));
     if (row.status === 'stopped') await ctx.deploys.markStopped(row.id);
-    return ctx.apps.view(row, await ctx.apps.observed(row.name));
+    return ctx.apps.view(row, await ctx.apps.observed(row));
   });
 
   app.delete<IdParams>('/api/v1/apps/:id', async (req, reply) => {
@@ -47,7 +47,7 @@ export function appRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const scale = async (id: string, body: unknown) => {
     const counts = scaleToMap(parse(scaleSchema, body, 'scale request'));
     const row = await ctx.apps.scale(id, counts);
-    return ctx.apps.view(row, await ctx.apps.observed(row.name));
+    return ctx.apps.view(row, await ctx.apps.observed(row));
   };
   app.post<IdParams>('/api/v1/apps/:id/scale', async (req) => scale(req.params.id, req.body));
   app.post<IdParams>('/api/v1/services/:id/scale', async (req) => scale(req.params.id, req.body));
@@ -61,7 +61,7 @@ export function appRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.get<IdParams>('/api/v1/apps/:id/instances', async (req) => {
     const row = await ctx.apps.get(req.params.id);
-    const state = await ctx.driver.get(row.name);
+    const state = await ctx.runtimes.forApp(row).get(row.name);
     return { instances: state?.instances ?? [] };
   });
 }

@@ -15,14 +15,10 @@ export function healthRoutes(app: FastifyInstance, ctx: ServerContext): void {
         checks.db = `error: ${err.message}`;
       },
     );
-    await ctx.driver.health().then(
-      () => {
-        checks.agent = 'ok';
-      },
-      (err: Error) => {
-        checks.agent = `error: ${err.message}`;
-      },
-    );
+    for (const [name, h] of Object.entries(await ctx.runtimes.health()))
+      checks[name === 'process' ? 'agent' : name] = h.ok
+        ? 'ok'
+        : `error: ${'error' in h ? h.error : 'not ok'}`;
     const ok = Object.values(checks).every((v) => v === 'ok');
     return reply.status(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not ready', checks });
   });

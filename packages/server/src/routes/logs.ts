@@ -8,10 +8,11 @@ export function logRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get<{ Params: { id: string } }>('/api/v1/apps/:id/logs', async (req, reply) => {
     const row = await ctx.apps.get(req.params.id);
     const q = parse(logsQuerySchema, req.query, 'query');
-    if (!q.follow) return { lines: await ctx.driver.logs(row.name, { tail: q.tail, process: q.process }) };
+    if (!q.follow)
+      return { lines: await ctx.runtimes.forApp(row).logs(row.name, { tail: q.tail, process: q.process }) };
     const sse = openSse(req, reply);
     try {
-      for await (const line of ctx.driver.followLogs(row.name, {
+      for await (const line of ctx.runtimes.forApp(row).followLogs(row.name, {
         tail: q.tail,
         process: q.process,
         signal: sse.signal,

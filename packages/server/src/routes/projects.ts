@@ -20,7 +20,7 @@ export function projectRoutes(app: FastifyInstance, ctx: ServerContext): void {
   });
   app.get<{ Params: { id: string } }>('/api/v1/projects/:id/services', async (req) => {
     const rows = await ctx.apps.list(req.params.id);
-    const states = await ctx.driver.list().catch(() => []);
+    const states = await ctx.runtimes.list().catch(() => []);
     return {
       services: await Promise.all(
         rows.map((r) =>

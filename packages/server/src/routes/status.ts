@@ -5,9 +5,10 @@ export function statusRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get('/api/v1/whoami', async (req) => ({ token: req.identity }));
   app.get('/api/v1/status', async () => {
     const { api, router } = ctx.config;
-    const agent = await ctx.driver.health().catch((err: Error) => ({ ok: false, error: err.message }));
+    const runtimes = await ctx.runtimes.health();
+    const agent = runtimes.process ?? null;
     const rows = await ctx.apps.list();
-    const states = await ctx.driver.list().catch(() => []);
+    const states = await ctx.runtimes.list().catch(() => []);
     const views = await Promise.all(
       rows.map((r) =>
         ctx.apps.view(
@@ -27,6 +28,7 @@ export function statusRoutes(app: FastifyInstance, ctx: ServerContext): void {
         baseDomain: router.baseDomain,
       },
       agent,
+      runtimes,
       apps: {
         total: views.length,
         running: views.filter((v) => v.status === 'running').length,

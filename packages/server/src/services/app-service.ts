@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  type AgentAppState,
   APP_NAME_RE,
   type AppStatus,
   type AppView,
@@ -11,11 +10,12 @@ import {
   MinipaasError,
   type PatchAppInput,
   type ProcessSpec,
+  type RuntimeAppState,
   UUID_RE,
 } from '@minipaas/core';
 import type { Kysely, Selectable } from 'kysely';
 import type { Logger } from 'pino';
-import type { RuntimeDriver } from '../runtime/runtime-driver.ts';
+import type { RuntimeRegistry } from '../runtime/runtime-registry.ts';
 import type { AppsTable, Database, ProcessOverride } from '../store/schema.ts';
 import { AppIdentityService } from './app-identity.ts';
 import { checkFormation, instanceTotal } from './formation.ts';
@@ -27,7 +27,7 @@ export type AppRow = Selectable<AppsTable>;
 export interface AppServiceDeps {
   db: Kysely<Database>;
   config: MinipaasConfig;
-  driver: RuntimeDriver;
+  runtimes: RuntimeRegistry;
   projects: ProjectService;
   log: Logger;
   /** Per-app OS identities (default: one built from `db`, `config` and `log`). */
@@ -35,7 +35,7 @@ export interface AppServiceDeps {
 }
 
 /** Live status from the runtime's observed state, falling back to the stored status. */
-export function liveStatus(stored: string, state: AgentAppState | null | undefined): AppStatus {
+export function liveStatus(stored: string, state: RuntimeAppState | null | undefined): AppStatus {
   if (stored === 'deploying' || stored === 'stopped' || !state) return stored as AppStatus;
   const web = state.instances.filter((i) => i.processType === 'web');
   const all = state.instances;
@@ -64,7 +64,7 @@ export class AppService {
     return { url: `http://${name}.${baseDomain}${p}/`, pathUrl: `http://${baseDomain}${p}/apps/${name}/` };
   }
 
-  async view(app: AppRow, state?: AgentAppState | null): Promise<AppView> {
+  async view(app: AppRow, state?: RuntimeAppState | null): Promise<AppView> {
     const eff = await this.#effective(app, app.processes);
     const processes: AppView['processes'] = {};
     for (const [type, o] of Object.entries(app.processes)) {
@@ -89,11 +89,11 @@ export class AppService {
   }
 
   /** Observed state of one app, or null when the runtime does not answer. */
-  async observed(name: string): Promise<AgentAppState | null> {
+  async observed(app: AppRow): Promise<RuntimeAppState | null> {
     try {
-      return await this.#d.driver.get(name);
+      return await this.#d.runtimes.forApp(app).get(app.name);
     } catch (err) {
-      this.#d.log.warn({ err, app: name }, 'runtime did not answer; showing stored status');
+      this.#d.log.warn({ err, app: app.name }, 'runtime did not answer; showing stored status');
       return null;
     }
   }
@@ -182,7 +182,7 @@ export class AppService {
   }
 
   /** Pushes the app's desired state at its current release to the runtime (no-op without a release). */
-  async apply(app: AppRow): Promise<AgentAppState | null> {
+  async apply(app: AppRow): Promise<RuntimeAppState | null> {
     if (!app.current_release || app.status === 'stopped') return null;
     const release = await this.#d.db
       .selectFrom('releases')
@@ -191,7 +191,7 @@ export class AppService {
       .where('version', '=', app.current_release)
       .executeTakeFirst();
     if (!release) return null;
-    return this.#d.driver.apply(buildSpec(app, release, await this.identity.userFor(app)));
+    return this.#d.runtimes.forApp(app).apply(buildSpec(app, release, await this.identity.userFor(app)));
   }
 
   async patch(ref: string, input: PatchAppInput): Promise<AppRow> {
@@ -224,7 +224,7 @@ export class AppService {
       .where('id', '=', app.id)
       .returningAll()
       .executeTakeFirstOrThrow();
-    if (updated.status === 'stopped') await this.#d.driver.remove(updated.name);
+    if (updated.status === 'stopped') await this.#d.runtimes.forApp(updated).remove(updated.name);
     else await this.#applyOrRestore(app, updated);
     return updated;
   }
@@ -332,7 +332,7 @@ export class AppService {
   async delete(ref: string): Promise<void> {
     const app = await this.get(ref);
     for (const hook of this.beforeDelete) await hook(app);
-    await this.#d.driver.remove(app.name);
+    await this.#d.runtimes.forApp(app).remove(app.name);
     await this.identity.free(app);
     await this.#d.db.deleteFrom('apps').where('id', '=', app.id).execute();
     const home = this.#d.config.home;

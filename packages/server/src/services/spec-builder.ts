@@ -1,4 +1,4 @@
-import { type AppSpec, type AppUser, isProcessType, type ProcessSpec } from '@minipaas/core';
+import { type AppUser, isProcessType, type ProcessSpec, type RuntimeSpec } from '@minipaas/core';
 import type { Selectable } from 'kysely';
 import type { AppsTable, ReleasesTable } from '../store/schema.ts';
 
@@ -58,11 +58,11 @@ export function buildSpec(
   app: Selectable<AppsTable>,
   release: Selectable<ReleasesTable>,
   user?: AppUser,
-): AppSpec {
-  const spec: AppSpec = {
+): RuntimeSpec {
+  const spec: RuntimeSpec = {
     name: app.name,
     release: `v${release.version}`,
-    dir: release.dir,
+    artifact: release.artifact ?? { kind: 'directory', path: release.dir },
     env: { ...release.env, ...app.env },
     processes: effectiveProcesses(app, release),
   };

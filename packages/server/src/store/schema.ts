@@ -1,3 +1,4 @@
+import type { Artifact } from '@minipaas/core';
 import type { ColumnType, Generated } from 'kysely';
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
@@ -41,7 +42,23 @@ export interface ReleasesTable {
   env: Json<Record<string, string>>;
   source: string;
   created_at: Timestamp;
+  /** What runs: a release directory (process runtime) or an image reference; null means `dir`. */
+  artifact: ColumnType<Artifact | null, string | undefined, string>;
+  /** The app's env vars when the release went out (a rollback restores them). */
+  config_env: ColumnType<Record<string, string>, string | undefined, string>;
+  /** The app's process overrides (formation) when the release went out. */
+  formation: ColumnType<Record<string, ProcessOverride>, string | undefined, string>;
+  /** app.json of the source (healthchecks, formation, scripts, env); null without one. */
+  app_json: ColumnType<unknown, string | null | undefined, string | null>;
+  /** The Procfile `release:` command, run once before the release goes live. */
+  release_command: string | null;
+  /** The version whose artifact and config this rollback release redeploys. */
+  rollback_of: number | null;
+  deployment_id: string | null;
+  status: ColumnType<ReleaseStatus, ReleaseStatus | undefined, ReleaseStatus>;
 }
+
+export type ReleaseStatus = 'pending' | 'succeeded' | 'failed';
 
 export interface DeploymentsTable {
   id: string;
@@ -55,7 +72,20 @@ export interface DeploymentsTable {
   created_at: Timestamp;
   started_at: Timestamp | null;
   finished_at: Timestamp | null;
+  kind: ColumnType<DeploymentKind, DeploymentKind | undefined, DeploymentKind>;
+  /** Build attempts started (a build cut off by a platform crash is retried once). */
+  attempts: ColumnType<number, number | undefined, number>;
+  cancel_requested: ColumnType<boolean, boolean | undefined, boolean>;
+  /** The staged source waiting for the build worker (under MINIPAAS_HOME/builds). */
+  source_dir: string | null;
+  /** `deploy --command` override of the web command. */
+  command: string | null;
+  rollback_to: number | null;
+  /** The later deployment of the same app that made this queued one unnecessary. */
+  superseded_by: string | null;
 }
+
+export type DeploymentKind = 'build' | 'restart' | 'rollback';
 
 /** An app's own OS identity (uid and gid, both from `apps.uidMin`..`apps.uidMax`). */
 export interface AppIdentitiesTable {

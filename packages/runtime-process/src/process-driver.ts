@@ -1,8 +1,17 @@
-import type { AgentAppState, AgentHealth, AppSpec, LogLine } from '@minipaas/core';
-import { isMinipaasError } from '@minipaas/core';
-import type { LogQuery, RuntimeDriver } from './runtime-driver.ts';
+import {
+  type AgentAppState,
+  type AgentHealth,
+  type AppSpec,
+  isMinipaasError,
+  type LogLine,
+  type LogQuery,
+  MinipaasError,
+  type RuntimeDriver,
+  type RuntimeHealth,
+  type RuntimeSpec,
+} from '@minipaas/core';
 
-/** The subset of the node agent's client the process driver uses (see @minipaas/agent AgentClient). */
+/** The subset of the node agent's client ({@link AgentClient}) the process driver uses. */
 export interface AgentApi {
   health(): Promise<AgentHealth>;
   listApps(): Promise<AgentAppState[]>;
@@ -26,11 +35,11 @@ export class ProcessDriver implements RuntimeDriver {
     this.#agent = agent;
   }
 
-  health(): Promise<AgentHealth> {
+  health(): Promise<RuntimeHealth> {
     return this.#agent.health();
   }
-  apply(spec: AppSpec): Promise<AgentAppState> {
-    return this.#agent.putApp(spec);
+  apply(spec: RuntimeSpec): Promise<AgentAppState> {
+    return this.#agent.putApp(toAgentSpec(spec));
   }
   get(app: string): Promise<AgentAppState | null> {
     return this.#agent.getApp(app);
@@ -67,4 +76,16 @@ export class ProcessDriver implements RuntimeDriver {
       ...(q.signal ? { signal: q.signal } : {}),
     });
   }
+}
+
+/** Maps the runtime-neutral spec onto the node agent's: the artifact must be a release directory. */
+export function toAgentSpec(spec: RuntimeSpec): AppSpec {
+  if (spec.artifact.kind !== 'directory') {
+    throw new MinipaasError(
+      'MINIPAAS_ERR_VALIDATION',
+      `the process runtime runs release directories, not images (${spec.artifact.ref}): use the docker runtime`,
+    );
+  }
+  const { artifact, volumes: _v, resources: _r, domains: _d, ...rest } = spec;
+  return { ...rest, dir: artifact.path };
 }
