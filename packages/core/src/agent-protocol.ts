@@ -41,6 +41,28 @@ export interface HealthcheckSpec {
   path?: string;
   /** Per-probe timeout. */
   timeoutMs?: number;
+  /**
+   * app.json checks (Dokku's `healthchecks.web[]`). When present they replace `path`: a new web instance
+   * takes traffic only once every `startup` and `readiness` check passed; `liveness` checks keep running.
+   */
+  checks?: HttpCheck[];
+}
+
+/** One HTTP check of a web instance (Dokku app.json `healthchecks` entry, times in milliseconds). */
+export interface HttpCheck {
+  type: 'startup' | 'liveness' | 'readiness';
+  /** Request path, e.g. `/health`. */
+  path: string;
+  /** The check passes only when the response body contains this text (and the status is 2xx/3xx). */
+  content?: string;
+  /** Tries before the check fails (Dokku default 5). */
+  attempts?: number;
+  /** Per-try timeout (Dokku default 5 s). */
+  timeoutMs?: number;
+  /** Pause between tries (Dokku default 5 s; the platform may probe sooner at first). */
+  waitMs?: number;
+  /** Delay before the first try. */
+  initialDelayMs?: number;
 }
 
 /** Desired state of one app. */
