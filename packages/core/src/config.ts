@@ -90,6 +90,31 @@ export const configSchema = z
         uidMax: z.coerce.number().int().min(1000).max(4_000_000_000).default(79_999),
       })
       .prefault({}),
+    builds: z
+      .object({
+        /** Builds running at the same time on this platform, all apps together (seed 001 maxConcurrentBuilds). */
+        maxConcurrent: z.coerce.number().int().min(1).max(64).default(2),
+        /** A build (all its steps) is killed and failed after this long. */
+        timeoutMs: z.coerce
+          .number()
+          .int()
+          .min(1000)
+          .default(15 * 60_000),
+        /**
+         * Retries of a build that failed because of the platform (worker killed, control plane restarted),
+         * with exponential backoff; a failing app build is never retried.
+         */
+        retries: z.coerce.number().int().min(0).max(10).default(1),
+        /** First retry delay; doubles with each retry. */
+        retryDelayMs: z.coerce.number().int().min(0).max(600_000).default(1000),
+      })
+      .prefault({}),
+    retention: z
+      .object({
+        /** Finished deployment rows (and their logs) kept per app (seed 001). */
+        keepDeployments: z.coerce.number().int().min(1).max(10_000).default(10),
+      })
+      .prefault({}),
     uploads: z
       .object({
         /** Maximum size of an uploaded source archive. */
@@ -205,6 +230,10 @@ const ENV_MAP: Array<[string, string[]]> = [
   ['MINIPAAS_LOG_FILES', ['apps', 'logFiles']],
   ['MINIPAAS_KEEP_RELEASES', ['apps', 'keepReleases']],
   ['MINIPAAS_START_TIMEOUT_MS', ['apps', 'startTimeoutMs']],
+  ['MINIPAAS_BUILDS_MAX_CONCURRENT', ['builds', 'maxConcurrent']],
+  ['MINIPAAS_BUILD_TIMEOUT_MS', ['builds', 'timeoutMs']],
+  ['MINIPAAS_BUILD_RETRIES', ['builds', 'retries']],
+  ['MINIPAAS_KEEP_DEPLOYMENTS', ['retention', 'keepDeployments']],
   ['MINIPAAS_MAX_UPLOAD_BYTES', ['uploads', 'maxBytes']],
   ['MINIPAAS_MAX_UNPACKED_BYTES', ['uploads', 'maxUnpackedBytes']],
   ['MINIPAAS_MAX_FILE_BYTES', ['uploads', 'maxFileBytes']],
