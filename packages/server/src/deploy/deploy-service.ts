@@ -178,11 +178,11 @@ export class DeployService {
           await rm(staging, { recursive: true, force: true });
           throw err;
         }
-        detected = { stack: 'command', commands: { web: source.command }, steps: [], env: {} };
+        detected = { stack: 'command', commands: { web: source.command }, steps: [], env: {}, releaseCommand: null };
       }
     } else if (source.kind === 'command') {
       await mkdir(staging, { recursive: true });
-      detected = { stack: 'command', commands: { web: source.command }, steps: [], env: {} };
+      detected = { stack: 'command', commands: { web: source.command }, steps: [], env: {}, releaseCommand: null };
     }
     if (detected) {
       // Over a limit (too many process types or instances): refuse now, before anything is queued.

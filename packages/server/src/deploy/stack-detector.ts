@@ -28,6 +28,11 @@ export interface DetectedStack {
   commands: Record<string, string>;
   /** Build steps in order (dependency installs); empty when there is nothing to build. */
   steps: BuildStep[];
+  /**
+   * The Procfile `release:` command (Heroku's release phase): run once per release before it goes live,
+   * never as a process type (it is not in `commands`).
+   */
+  releaseCommand: string | null;
   /** Env added to every instance (PATH to local binaries, NODE_ENV). */
   env: Record<string, string>;
 }
@@ -90,19 +95,20 @@ export async function detectStack(dir: string, pathEnv: string, nodeBin: string)
   const steps = install ? [install] : [];
   const procfile = join(dir, 'Procfile');
   if (existsSync(procfile)) {
-    const commands = parseProcfile(await readFile(procfile, 'utf8'));
+    const { release, ...commands } = parseProcfile(await readFile(procfile, 'utf8'));
     if (Object.keys(commands).length === 0)
       throw new MinipaasError('MINIPAAS_ERR_NO_STACK', 'Procfile has no process types');
-    return { stack: 'procfile', commands, steps, env };
+    return { stack: 'procfile', commands, steps, env, releaseCommand: release ?? null };
   }
   const start = pkg?.scripts?.start;
-  if (pkg && start) return { stack: 'node', commands: { web: start }, steps, env };
+  if (pkg && start) return { stack: 'node', commands: { web: start }, steps, env, releaseCommand: null };
   if (existsSync(join(dir, 'index.html'))) {
     return {
       stack: 'static',
       commands: { web: `${shQuote(nodeBin)} ${shQuote(STATIC_SERVER)} .` },
       steps: [],
       env: {},
+      releaseCommand: null,
     };
   }
   throw new MinipaasError(
