@@ -35,96 +35,99 @@ async function postmasters(home: string): Promise<Array<{ pid: number; user: str
 
 const APP = ['node', '-e', "require('http').createServer((q,s)=>s.end('pg-ok')).listen(process.env.PORT)"];
 
-describe('the embedded PostgreSQL server under minipaas up -d', () => {
-  let home = '';
-  let env: NodeJS.ProcessEnv = {};
-  let routerPort = 0;
+describe.skipIf(process.env.MINIPAAS_TEST_E2E_DATABASE === 'external')(
+  'the embedded PostgreSQL server under minipaas up -d',
+  () => {
+    let home = '';
+    let env: NodeJS.ProcessEnv = {};
+    let routerPort = 0;
 
-  beforeAll(async () => {
-    ({ home, env, routerPort } = await platformEnv('mp-pg-'));
-    const up = await run(['up', '-d', '--timeout', '90'], env);
-    expect(up.code, `${up.stdout}\n${up.stderr}`).toBe(0);
-  });
+    beforeAll(async () => {
+      ({ home, env, routerPort } = await platformEnv('mp-pg-'));
+      const up = await run(['up', '-d', '--timeout', '90'], env);
+      expect(up.code, `${up.stdout}\n${up.stderr}`).toBe(0);
+    });
 
-  afterAll(async () => {
-    await run(['down'], env);
-    await rm(home, { recursive: true, force: true });
-  });
+    afterAll(async () => {
+      await run(['down'], env);
+      await rm(home, { recursive: true, force: true });
+    });
 
-  it('runs as a non-root user, survives kill -9 of the postmaster without losing a request or a deployment, and stops with down', async () => {
-    const [pm] = await postmasters(home);
-    expect(pm, 'a postgres process of this home').toBeDefined();
-    expect(pm?.user).not.toBe('root');
-    const log = () => readFile(join(home, 'logs', 'minipaas.log'), 'utf8');
+    it('runs as a non-root user, survives kill -9 of the postmaster without losing a request or a deployment, and stops with down', async () => {
+      const [pm] = await postmasters(home);
+      expect(pm, 'a postgres process of this home').toBeDefined();
+      expect(pm?.user).not.toBe('root');
+      const log = () => readFile(join(home, 'logs', 'minipaas.log'), 'utf8');
 
-    const deploy = await run(['deploy', '--app', 'pgapp', '--', ...APP], env);
-    expect(deploy.code, `${deploy.stdout}\n${deploy.stderr}`).toBe(0);
-    const get = () => routerGet(routerPort, '/', `pgapp.localhost:${routerPort}`);
-    expect((await get()).body).toBe('pg-ok');
-    const info = async () => {
-      const r = await run(['apps', 'info', 'pgapp', '--json'], env);
-      expect(r.code, r.stderr).toBe(0);
-      const { app, deployments } = JSON.parse(r.stdout) as {
-        app: { id: string; currentRelease: number | null };
-        deployments: Array<{ id: string; status: string }>;
+      const deploy = await run(['deploy', '--app', 'pgapp', '--', ...APP], env);
+      expect(deploy.code, `${deploy.stdout}\n${deploy.stderr}`).toBe(0);
+      const get = () => routerGet(routerPort, '/', `pgapp.localhost:${routerPort}`);
+      expect((await get()).body).toBe('pg-ok');
+      const info = async () => {
+        const r = await run(['apps', 'info', 'pgapp', '--json'], env);
+        expect(r.code, r.stderr).toBe(0);
+        const { app, deployments } = JSON.parse(r.stdout) as {
+          app: { id: string; currentRelease: number | null };
+          deployments: Array<{ id: string; status: string }>;
+        };
+        return { id: app.id, release: app.currentRelease, deployments };
       };
-      return { id: app.id, release: app.currentRelease, deployments };
-    };
-    const before = await info();
-    expect(before.deployments.map((d) => d.status)).toEqual(['running']);
+      const before = await info();
+      expect(before.deployments.map((d) => d.status)).toEqual(['running']);
 
-    // The app is asked through the router all along; every answer must be the app's.
-    let polling = true;
-    const failures: string[] = [];
-    let answers = 0;
-    const poller = (async () => {
-      while (polling) {
-        try {
-          const r = await get();
-          if (r.status === 200 && r.body === 'pg-ok') answers++;
-          else failures.push(`${r.status} ${r.body.slice(0, 80)}`);
-        } catch (err) {
-          failures.push((err as Error).message);
+      // The app is asked through the router all along; every answer must be the app's.
+      let polling = true;
+      const failures: string[] = [];
+      let answers = 0;
+      const poller = (async () => {
+        while (polling) {
+          try {
+            const r = await get();
+            if (r.status === 200 && r.body === 'pg-ok') answers++;
+            else failures.push(`${r.status} ${r.body.slice(0, 80)}`);
+          } catch (err) {
+            failures.push((err as Error).message);
+          }
+          await new Promise((r) => setTimeout(r, 50));
         }
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    })();
+      })();
 
-    process.kill(pm?.pid as number, 'SIGKILL');
-    const next = await waitFor(
-      'a new postmaster',
-      async () => (await postmasters(home)).find((p) => p.pid !== pm?.pid),
-      30_000,
-      200,
-    );
-    expect(next.user).not.toBe('root');
-    expect(await log()).toMatch(/postgres exited unexpectedly \(signal SIGKILL\); restarting/);
+      process.kill(pm?.pid as number, 'SIGKILL');
+      const next = await waitFor(
+        'a new postmaster',
+        async () => (await postmasters(home)).find((p) => p.pid !== pm?.pid),
+        30_000,
+        200,
+      );
+      expect(next.user).not.toBe('root');
+      expect(await log()).toMatch(/postgres exited unexpectedly \(signal SIGKILL\); restarting/);
 
-    // minipaasd reconnects: the API answers and a new deploy goes through.
-    await waitFor(
-      'the API on the restarted server',
-      async () => (await run(['apps', '--json'], env)).code === 0,
-    );
-    const again = await run(['deploy', '--app', 'pgapp2', '--', ...APP], env);
-    expect(again.code, `${again.stdout}\n${again.stderr}\n${await log()}`).toBe(0);
-    const { apps } = JSON.parse((await run(['apps', '--json'], env)).stdout) as {
-      apps: Array<{ name: string }>;
-    };
-    expect(apps.map((a) => a.name).sort()).toEqual(['pgapp', 'pgapp2']);
-    expect(await info()).toEqual(before); // same app, release and deployments
+      // minipaasd reconnects: the API answers and a new deploy goes through.
+      await waitFor(
+        'the API on the restarted server',
+        async () => (await run(['apps', '--json'], env)).code === 0,
+      );
+      const again = await run(['deploy', '--app', 'pgapp2', '--', ...APP], env);
+      expect(again.code, `${again.stdout}\n${again.stderr}\n${await log()}`).toBe(0);
+      const { apps } = JSON.parse((await run(['apps', '--json'], env)).stdout) as {
+        apps: Array<{ name: string }>;
+      };
+      expect(apps.map((a) => a.name).sort()).toEqual(['pgapp', 'pgapp2']);
+      expect(await info()).toEqual(before); // same app, release and deployments
 
-    polling = false;
-    await poller;
-    expect(failures).toEqual([]);
-    expect(answers).toBeGreaterThan(0);
+      polling = false;
+      await poller;
+      expect(failures).toEqual([]);
+      expect(answers).toBeGreaterThan(0);
 
-    const down = await run(['down'], env);
-    expect(down.code, `${down.stdout}\n${down.stderr}`).toBe(0);
-    await waitFor('PostgreSQL to stop', async () => (await postmasters(home)).length === 0, 20_000);
-    expect(existsSync(join(home, 'postgres', 'data', 'postmaster.pid'))).toBe(false);
-    expect(await log()).toContain('stopping PostgreSQL');
-  });
-});
+      const down = await run(['down'], env);
+      expect(down.code, `${down.stdout}\n${down.stderr}`).toBe(0);
+      await waitFor('PostgreSQL to stop', async () => (await postmasters(home)).length === 0, 20_000);
+      expect(existsSync(join(home, 'postgres', 'data', 'postmaster.pid'))).toBe(false);
+      expect(await log()).toContain('stopping PostgreSQL');
+    });
+  },
+);
 
 describe.runIf(testPostgresUrl() || process.env.CI)('minipaas up -d with DATABASE_URL', () => {
   it('starts no embedded server and keeps its state in that database', async () => {

@@ -7,6 +7,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { embeddedPostgres } from '@minipaas/postgres';
+import { createTestDatabase } from './postgres.ts';
 import { freePort } from './postgres-server.ts';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -99,6 +100,11 @@ export async function platformEnv(
     MINIPAAS_PG_UNSAFE_NO_SYNC: '1',
     ...extraEnv,
   };
+  // MINIPAAS_TEST_E2E_DATABASE=external: every platform keeps its state in a fresh database of the test
+  // server (DATABASE_URL) instead of starting its embedded one, so the whole e2e suite runs on both.
+  if (process.env.MINIPAAS_TEST_E2E_DATABASE === 'external' && !('DATABASE_URL' in extraEnv)) {
+    env.DATABASE_URL = (await createTestDatabase('e2e')).url;
+  }
   return { home, env, apiPort, routerPort };
 }
 
