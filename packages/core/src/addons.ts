@@ -20,7 +20,7 @@ export interface AddonView {
 }
 
 /** A backup file name: kind, name (`<app>.<addon>` for add-ons), UTC timestamp. Never a path. */
-export const BACKUP_FILE_RE = /^(platform|addon)-([a-z0-9_.-]{1,100})-(\d{8}T\d{6}Z)\.dump$/;
+export const BACKUP_FILE_RE = /^(platform|addon)-([a-z0-9_.-]{1,100})-(\d{8}T\d{6}Z)(?:-(\d{1,4}))?\.dump$/;
 
 /** What the API answers for a backup. */
 export interface BackupView {

@@ -263,8 +263,19 @@ describe.runIf(enabled)('Postgres add-ons', () => {
   it('backup → destroy → restore into a new add-on of the same name brings the rows back', async () => {
     const old = (await api('GET', '/api/v1/apps/notes/addons/postgres?reveal=true')).json<AddonView>();
     await query(old.url, "INSERT INTO notes VALUES ('third')");
-    // backup names have a one-second stamp: drop the earlier backups of this add-on so this one cannot
-    // collide with them (and so the restore below can only pick this one)
+    // three backups taken in the same second get distinct names, and the list shows the newest first
+    const second = new Date('2026-11-23T10:00:00Z');
+    const same = await Promise.all(
+      [1, 2, 3].map(() => cp.ctx.backups.backupAddon('notes', 'postgres', second)),
+    );
+    expect(same.map((b) => b.file).sort()).toEqual([
+      'addon-notes.postgres-20261123T100000Z-2.dump',
+      'addon-notes.postgres-20261123T100000Z-3.dump',
+      'addon-notes.postgres-20261123T100000Z.dump',
+    ]);
+    const listed = (await cp.ctx.backups.list()).filter((b) => b.file.includes('20261123T100000Z'));
+    expect(listed.map((b) => b.file)[0]).toBe('addon-notes.postgres-20261123T100000Z-3.dump');
+    // drop the earlier backups of this add-on so the restore below can only pick the next one
     for (const b of (await cp.ctx.backups.list()).filter((x) => x.name === 'notes.postgres'))
       await rm(b.path);
     const r = await api('POST', '/api/v1/backups', { app: 'notes', addon: 'postgres' });

@@ -1,8 +1,9 @@
 /**
  * Backups of the platform database and of add-on databases: `pg_dump -Fc` files in
- * MINIPAAS_HOME/backups named `<kind>-<name>-<UTC timestamp>.dump` (docs/addons.md).
+ * MINIPAAS_HOME/backups named `<kind>-<name>-<UTC timestamp>[-N].dump` (docs/addons.md).
  */
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BACKUP_FILE_RE, type BackupView, MinipaasError } from '@minipaas/core';
 import type { Logger } from 'pino';
@@ -70,7 +71,8 @@ export class BackupService {
         createdAt: stampDate(m[3] as string).toISOString(),
       });
     }
-    return out.sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.file.localeCompare(a.file));
+    const seq = (f: string) => Number(BACKUP_FILE_RE.exec(f)?.[4] ?? 1);
+    return out.sort((a, b) => b.createdAt.localeCompare(a.createdAt) || seq(b.file) - seq(a.file));
   }
 
   /** One backup by its file name (a bare name from `list`, never a path). */
@@ -88,14 +90,23 @@ export class BackupService {
 
   async #dump(url: string, kind: BackupView['kind'], name: string, now: Date): Promise<BackupView> {
     await mkdir(this.#d.dir, { recursive: true, mode: 0o700 });
-    const file = `${kind}-${name}-${backupStamp(now)}.dump`;
+    // Two backups of one database within the same second get `-2`, `-3`, ... after the timestamp.
+    // The name is reserved by creating its `.partial` file exclusively, so concurrent backups never collide.
+    const base = `${kind}-${name}-${backupStamp(now)}`;
+    let file = '';
+    for (let n = 1; !file; n++) {
+      if (n > 9999) throw new MinipaasError('MINIPAAS_ERR_CONFLICT', `too many backups named ${base}`);
+      const candidate = n === 1 ? `${base}.dump` : `${base}-${n}.dump`;
+      if (existsSync(join(this.#d.dir, candidate))) continue;
+      try {
+        await writeFile(join(this.#d.dir, `${candidate}.partial`), '', { flag: 'wx', mode: 0o600 });
+        file = candidate;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+    }
     const path = join(this.#d.dir, file);
     const partial = `${path}.partial`;
-    if ((await this.list()).some((b) => b.file === file))
-      throw new MinipaasError(
-        'MINIPAAS_ERR_CONFLICT',
-        `backup ${file} already exists; try again in a second`,
-      );
     try {
       await pgDump(url, partial, this.#d.dir);
       await rename(partial, path);
