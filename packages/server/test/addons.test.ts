@@ -244,6 +244,27 @@ describe.runIf(enabled)('Postgres add-ons', () => {
     );
     expect(owner[0]?.o).toBe(new URL(url).username);
     expect(await appSays('notes', '/', (b) => b.startsWith('notes:'))).toBe('notes:first,second');
+
+    // another app's add-on gets this data only when asked for explicitly; a refusal changes nothing
+    expect((await api('POST', '/api/v1/apps', { name: 'staging' })).statusCode).toBe(201);
+    const staging = await api('POST', '/api/v1/apps/staging/addons', { type: 'postgres' });
+    expect(staging.statusCode, staging.body).toBe(201);
+    const stagingUrl = (
+      await api('GET', '/api/v1/apps/staging/addons/postgres?reveal=true')
+    ).json<AddonView>().url;
+    const cross = await api('POST', '/api/v1/apps/staging/addons/postgres/restore', { backup: backup.file });
+    expect(cross.statusCode).toBe(400);
+    expect(cross.json().error.message).toMatch(/backup of notes\.postgres, not of staging\.postgres/);
+    expect(await query(stagingUrl, "SELECT 1 FROM pg_tables WHERE tablename = 'notes'")).toHaveLength(0);
+    const copied = await api('POST', '/api/v1/apps/staging/addons/postgres/restore', {
+      backup: backup.file,
+      fromOther: true,
+    });
+    expect(copied.statusCode, copied.body).toBe(200);
+    expect(
+      (await query<{ body: string }>(stagingUrl, 'SELECT body FROM notes ORDER BY body')).map((x) => x.body),
+    ).toEqual(['first', 'second']);
+    expect((await api('DELETE', '/api/v1/apps/staging')).statusCode).toBe(204);
   });
 
   it('installs @minipaas/sql into an add-on database, owned by the add-on role', async () => {

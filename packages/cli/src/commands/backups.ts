@@ -129,6 +129,10 @@ Examples:
     .option('--addon <name>', 'restore into this add-on database (with --app)')
     .option('-a, --app <app>', 'the add-on’s app')
     .option('--stop', 'stop the platform first when it runs (platform database only)')
+    .option(
+      '--from-other',
+      "restore another app's or add-on's backup into this add-on (copying data on purpose)",
+    )
     .addHelpText(
       'after',
       `
@@ -139,38 +143,45 @@ backups directory (the app's connections to it are ended first).
 
 Examples:
   $ minipaas restore addon-web.postgres-20261126T030000Z.dump --addon postgres --app web
+  $ minipaas restore addon-prod.postgres-20261126T030000Z.dump --addon postgres --app staging --from-other
   $ minipaas restore ~/.minipaas/backups/platform-minipaas-20261126T030000Z.dump --stop`,
     )
-    .action(async (file: string, opts: { addon?: string; app?: string; stop?: boolean }, c: Command) => {
-      if ((opts.addon === undefined) !== (opts.app === undefined))
-        throw new CliError('give --addon and --app together (or neither, for the platform database)');
-      if (opts.addon !== undefined && opts.app !== undefined) {
-        const name = basename(file);
-        if (!BACKUP_FILE_RE.test(name))
-          throw new CliError(`${name} is not a backup file name (minipaas backups lists them)`);
-        if (file !== name) {
-          const config = await loadConfig(ctx.env);
-          if (resolve(dirname(file)) !== resolve(homePaths(config.home).backups))
-            throw new CliError(
-              `the platform restores add-on backups from its backups directory: copy ${name} into ${homePaths(config.home).backups} first`,
-            );
+    .action(
+      async (
+        file: string,
+        opts: { addon?: string; app?: string; stop?: boolean; fromOther?: boolean },
+        c: Command,
+      ) => {
+        if ((opts.addon === undefined) !== (opts.app === undefined))
+          throw new CliError('give --addon and --app together (or neither, for the platform database)');
+        if (opts.addon !== undefined && opts.app !== undefined) {
+          const name = basename(file);
+          if (!BACKUP_FILE_RE.test(name))
+            throw new CliError(`${name} is not a backup file name (minipaas backups lists them)`);
+          if (file !== name) {
+            const config = await loadConfig(ctx.env);
+            if (resolve(dirname(file)) !== resolve(homePaths(config.home).backups))
+              throw new CliError(
+                `the platform restores add-on backups from its backups directory: copy ${name} into ${homePaths(config.home).backups} first`,
+              );
+          }
+          line(ctx.out, `-----> Restoring ${name} into ${opts.addon} of ${opts.app}`);
+          await (await clientFor(c, ctx)).request('POST', `${addonPath(opts.app, opts.addon)}/restore`, {
+            json: { backup: name, ...(opts.fromOther ? { fromOther: true } : {}) },
+          });
+          line(ctx.out, `Restored ${opts.addon} of ${opts.app} from ${name}.`);
+          return;
         }
-        line(ctx.out, `-----> Restoring ${name} into ${opts.addon} of ${opts.app}`);
-        await (await clientFor(c, ctx)).request('POST', `${addonPath(opts.app, opts.addon)}/restore`, {
-          json: { backup: name },
-        });
-        line(ctx.out, `Restored ${opts.addon} of ${opts.app} from ${name}.`);
-        return;
-      }
-      let path = file;
-      if (!file.includes('/')) {
-        const config = await loadConfig(ctx.env);
-        path = resolve(homePaths(config.home).backups, file);
-      }
-      if (!BACKUP_FILE_RE.test(basename(path)) || !basename(path).startsWith('platform-'))
-        throw new CliError(
-          `${basename(path)} is not a platform backup (for an add-on, add --addon NAME --app APP)`,
-        );
-      await restorePlatform(ctx, resolve(path), opts.stop === true);
-    });
+        let path = file;
+        if (!file.includes('/')) {
+          const config = await loadConfig(ctx.env);
+          path = resolve(homePaths(config.home).backups, file);
+        }
+        if (!BACKUP_FILE_RE.test(basename(path)) || !basename(path).startsWith('platform-'))
+          throw new CliError(
+            `${basename(path)} is not a platform backup (for an add-on, add --addon NAME --app APP)`,
+          );
+        await restorePlatform(ctx, resolve(path), opts.stop === true);
+      },
+    );
 }

@@ -143,7 +143,12 @@ export class BackupService {
    * Restores a backup into an add-on's database: its sessions are ended, then the dump replaces the
    * objects it holds, in one transaction, owned by the add-on's role.
    */
-  async restoreAddon(appRef: string, addonName: string, file: string): Promise<BackupView> {
+  async restoreAddon(
+    appRef: string,
+    addonName: string,
+    file: string,
+    opts: { fromOther?: boolean } = {},
+  ): Promise<BackupView> {
     const app = await this.#d.apps.get(appRef);
     const addon = await this.#d.addons.get(app, addonName);
     const backup = await this.get(file);
@@ -151,6 +156,13 @@ export class BackupService {
       throw new MinipaasError(
         'MINIPAAS_ERR_VALIDATION',
         `${file} is a backup of the platform database; restore it with "minipaas restore ${file}" on the platform host`,
+      );
+    // Another app's data only on purpose (e.g. production into staging), never by a mistyped file name.
+    const own = `${app.name}.${addon.name}`;
+    if (backup.name !== own && !opts.fromOther)
+      throw new MinipaasError(
+        'MINIPAAS_ERR_VALIDATION',
+        `${file} is a backup of ${backup.name}, not of ${own}; to copy another add-on's data into this one, ask for it explicitly ("fromOther": true, CLI --from-other)`,
       );
     const admin = new PostgresAdmin(this.#d.addons.adminUrlFor(addon));
     await admin.terminate(addon.database_name);

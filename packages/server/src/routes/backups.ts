@@ -14,7 +14,7 @@ const createBackupSchema = z
   .strict()
   .refine((b) => (b.app === undefined) === (b.addon === undefined), 'give both app and addon, or neither');
 
-const restoreSchema = z.object({ backup: z.string().max(200) }).strict();
+const restoreSchema = z.object({ backup: z.string().max(200), fromOther: z.boolean().optional() }).strict();
 
 export function backupRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get('/api/v1/backups', async () => ({ backups: await ctx.backups.list() }));
@@ -30,6 +30,10 @@ export function backupRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.post<{ Params: { id: string; name: string } }>('/api/v1/apps/:id/addons/:name/restore', async (req) => {
     const body = parse(restoreSchema, req.body, 'restore request');
-    return { restored: await ctx.backups.restoreAddon(req.params.id, req.params.name, body.backup) };
+    return {
+      restored: await ctx.backups.restoreAddon(req.params.id, req.params.name, body.backup, {
+        fromOther: body.fromOther === true,
+      }),
+    };
   });
 }
