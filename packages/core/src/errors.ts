@@ -22,6 +22,8 @@ export const ERROR_CODES = {
   MINIPAAS_ERR_PROJECT_EXISTS: { status: 409, message: 'A project with this slug already exists' },
   MINIPAAS_ERR_PROJECT_NOT_EMPTY: { status: 409, message: 'Project still has apps' },
   MINIPAAS_ERR_NO_RELEASE: { status: 409, message: 'App has no release yet' },
+  MINIPAAS_ERR_DEPLOYMENT_FINISHED: { status: 409, message: 'Deployment has already finished' },
+  MINIPAAS_ERR_NOT_REBUILDABLE: { status: 409, message: 'The app has no source that can be built again' },
   MINIPAAS_ERR_PAYLOAD_TOO_LARGE: { status: 413, message: 'Upload is too large' },
   MINIPAAS_ERR_URI_TOO_LONG: { status: 414, message: 'URL is too long' },
   MINIPAAS_ERR_UNSUPPORTED_MEDIA: { status: 415, message: 'Unsupported content type' },

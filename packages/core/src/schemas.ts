@@ -184,10 +184,22 @@ export interface DeploymentView {
   appName: string;
   release: number | null;
   status: DeploymentStatus;
+  /** `build` (a source to build), `restart` (same release, new instances) or `rollback` (an old release again). */
+  kind: 'build' | 'restart' | 'rollback';
   source: string;
   message: string | null;
   error: string | null;
   log: string[];
+  /** Place in the build queue (1 = next to start) while `queued`, else null. */
+  position: number | null;
+  /** Build attempts started (a build cut off by a platform failure is retried `builds.retries` times). */
+  attempts: number;
+  /** A cancel was asked for and the build worker has not stopped the deployment yet. */
+  cancelRequested: boolean;
+  /** The later deployment of the same app that made this queued one unnecessary (coalescing). */
+  supersededBy: string | null;
+  /** The release version a rollback deployment redeploys. */
+  rollbackTo: number | null;
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;

@@ -1,6 +1,8 @@
 import type { MinipaasConfig } from '@minipaas/core';
 import type { Logger } from 'pino';
 import type { BackupService } from './backups/backup-service.ts';
+import type { BuildWorker } from './deploy/build-worker.ts';
+import type { BuildWorkerProcess } from './deploy/build-worker-process.ts';
 import type { DeployService } from './deploy/deploy-service.ts';
 import type { RuntimeRegistry } from './runtime/runtime-registry.ts';
 import type { AddonService } from './services/addon-service.ts';
@@ -20,6 +22,8 @@ export interface ServerContext {
   projects: ProjectService;
   apps: AppService;
   deploys: DeployService;
+  /** Where queued deployments run: a worker in this process, or the separate worker process. */
+  buildWorker: { inProcess: BuildWorker | undefined; process: BuildWorkerProcess | undefined };
   addons: AddonService;
   backups: BackupService;
   /**

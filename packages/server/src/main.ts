@@ -15,7 +15,8 @@ async function main(): Promise<void> {
   ensurePrivateDir(paths.run, 0o700);
   const log = pino({ level: config.logLevel, base: { component: 'minipaasd', pid: process.pid } });
   const driver = new ProcessDriver(new AgentClient(paths.agentSocket));
-  const cp = await createControlPlane({ config, drivers: [driver], logger: log });
+  // Builds run in a separate worker process (restarted when it dies), so a heavy build cannot take the API down.
+  const cp = await createControlPlane({ config, drivers: [driver], logger: log, buildWorker: 'process' });
   if (cp.createdAdminToken) {
     log.info(
       { file: paths.adminToken },

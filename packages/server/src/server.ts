@@ -13,7 +13,15 @@ import pino, { type Logger } from 'pino';
 import { BackupScheduler } from './backups/backup-scheduler.ts';
 import { BackupService } from './backups/backup-service.ts';
 import type { ServerContext } from './context.ts';
+import { installBuildQueue } from './deploy/build-queue.ts';
+import type { BuildWorker } from './deploy/build-worker.ts';
+import { BuildWorkerProcess } from './deploy/build-worker-process.ts';
 import { DeployService } from './deploy/deploy-service.ts';
+import { DeploymentFeed, listenForDeployments } from './deploy/deployment-feed.ts';
+import { DEPLOYMENT_CHANNEL, DeploymentStore } from './deploy/deployment-store.ts';
+import { kyselyExecutor } from './deploy/kysely-executor.ts';
+import { createBuildWorker } from './deploy/pipeline.ts';
+import { pipelineExtensions } from './deploy/pipeline-extensions.ts';
 import { registerAuth } from './http/auth.ts';
 import {
   clientErrorHandler,
@@ -25,6 +33,7 @@ import { Reconciler } from './reconciler.ts';
 import { addonRoutes } from './routes/addons.ts';
 import { appRoutes } from './routes/apps.ts';
 import { backupRoutes } from './routes/backups.ts';
+import { buildRoutes } from './routes/builds.ts';
 import { deploymentRoutes } from './routes/deployments.ts';
 import { healthRoutes } from './routes/health.ts';
 import { logRoutes } from './routes/logs.ts';
@@ -60,6 +69,12 @@ export interface ControlPlaneOptions {
   reconcile?: boolean;
   /** Take the scheduled platform backups (config `backups.*`); default: like `reconcile`. */
   scheduleBackups?: boolean;
+  /**
+   * Where builds run: `in-process` (default; what tests use, and always on PGlite), `process` (a separate
+   * `minipaas-build-worker` child with its own database pool, restarted when it dies: what minipaasd runs),
+   * or `none` (nothing runs queued deployments).
+   */
+  buildWorker?: 'in-process' | 'process' | 'none';
 }
 
 export interface ControlPlane {
@@ -114,9 +129,46 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
   const createdAdminToken = await tokens.ensureAdminToken(paths.adminToken);
   const projects = new ProjectService(store.db);
   const apps = new AppService({ db: store.db, config, runtimes, projects, log });
-  const deploys = new DeployService({ db: store.db, config, runtimes, apps, log });
-  const interrupted = await deploys.recoverInterrupted();
-  if (interrupted > 0) log.warn({ interrupted }, 'marked deployments interrupted by a restart as failed');
+  // The durable build queue (@minipaas/sql in the platform database) and the worker that empties it.
+  await installBuildQueue(kyselyExecutor(store.db));
+  const feed = new DeploymentFeed();
+  const deployments = new DeploymentStore(store.db, feed);
+  const workerMode =
+    opts.buildWorker === 'process' && !databaseUrl ? 'in-process' : (opts.buildWorker ?? 'in-process');
+  let worker: BuildWorker | undefined;
+  let workerProcess: BuildWorkerProcess | undefined;
+  let notifications: { close(): Promise<void> } | undefined;
+  if (workerMode === 'in-process') {
+    worker = createBuildWorker({
+      db: store.db,
+      queueDb: kyselyExecutor(store.db),
+      config,
+      apps,
+      runtimes,
+      deployments,
+      log: log.child({ component: 'build-worker' }),
+      ...pipelineExtensions(store.db, config, apps),
+    });
+    await worker.start();
+  } else if (workerMode === 'process' && databaseUrl) {
+    // Live logs of deployments the worker runs arrive as NOTIFYs.
+    notifications = listenForDeployments({ databaseUrl, channel: DEPLOYMENT_CHANNEL, feed, log });
+    workerProcess = new BuildWorkerProcess({
+      config,
+      databaseUrl,
+      log: log.child({ component: 'build-worker' }),
+    });
+    workerProcess.start();
+  }
+  const deploys = new DeployService({
+    db: store.db,
+    config,
+    apps,
+    deployments,
+    feed,
+    log,
+    ...(worker ? { onQueued: () => worker.wake() } : {}),
+  });
   // Superuser URL of the platform's server (embedded or DATABASE_URL); none on PGlite.
   const databaseAdminUrl = databaseUrl;
   // Dedicated add-ons' servers: minipaasd starts them detached and its watcher adopts/restarts them.
@@ -146,6 +198,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
     projects,
     apps,
     deploys,
+    buildWorker: { inProcess: worker, process: workerProcess },
     addons,
     backups,
     databaseAdminUrl,
@@ -179,6 +232,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
   projectRoutes(app, ctx);
   appRoutes(app, ctx);
   deploymentRoutes(app, ctx);
+  buildRoutes(app, ctx);
   logRoutes(app, ctx);
   addonRoutes(app, ctx);
   backupRoutes(app, ctx);
@@ -205,8 +259,11 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
       await reconciler.stop();
       await backupScheduler.stop();
       await dedicated.close();
-      await app.close();
       await deploys.close();
+      await app.close();
+      await worker?.stop('abort');
+      await workerProcess?.stop();
+      await notifications?.close();
       await store.close();
     },
   };

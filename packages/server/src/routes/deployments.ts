@@ -73,32 +73,29 @@ export function deploymentRoutes(app: FastifyInstance, ctx: ServerContext): void
       throw new MinipaasError('MINIPAAS_ERR_DEPLOYMENT_NOT_FOUND', `deployment "${req.params.id}" not found`);
     }
     const d = await ctx.deploys.get(req.params.id);
-    if (q.follow !== 'true' && q.follow !== '1') return { log: d.log, status: d.status };
-    const live = ctx.deploys.live(d.id);
+    if (q.follow !== 'true' && q.follow !== '1')
+      return { log: d.log, status: d.status, position: d.position };
+    // Lines as the build worker appends them (in this process or another: NOTIFY), status changes with
+    // the queue position while queued, and the final deployment.
     const sse = openSse(req, reply);
-    if (!live) {
-      for (const line of d.log) sse.send({ line }, 'log');
-      sse.send({ status: d.status }, 'status');
-      sse.send(d, 'end');
-      sse.close();
-      return;
+    await ctx.deploys
+      .follow(
+        d.id,
+        {
+          log: (line) => sse.send({ line }, 'log'),
+          status: (s) => sse.send(s, 'status'),
+          end: (view) => sse.send(view, 'end'),
+        },
+        sse.signal,
+      )
+      .catch((err: unknown) => req.log.warn({ err }, 'deployment log stream failed'));
+    sse.close();
+  });
+
+  app.post<IdParams>('/api/v1/deployments/:id/cancel', async (req, reply) => {
+    if (!z.uuid().safeParse(req.params.id).success) {
+      throw new MinipaasError('MINIPAAS_ERR_DEPLOYMENT_NOT_FOUND', `deployment "${req.params.id}" not found`);
     }
-    const { events } = live;
-    for (const line of live.lines) sse.send({ line }, 'log');
-    sse.send({ status: live.status }, 'status');
-    const onLine = (line: string) => sse.send({ line }, 'log');
-    const onStatus = (status: string) => sse.send({ status }, 'status');
-    const onEnd = (view: unknown) => {
-      sse.send(view, 'end');
-      sse.close();
-    };
-    events.on('log', onLine);
-    events.on('status', onStatus);
-    events.once('end', onEnd);
-    sse.signal.addEventListener('abort', () => {
-      events.off('log', onLine);
-      events.off('status', onStatus);
-      events.off('end', onEnd);
-    });
+    return reply.status(200).send(await ctx.deploys.cancel(req.params.id));
   });
 }

@@ -83,6 +83,8 @@ export interface DeploymentsTable {
   rollback_to: number | null;
   /** The later deployment of the same app that made this queued one unnecessary. */
   superseded_by: string | null;
+  /** The deployment's message in the `minipaas_builds` queue (@minipaas/sql). */
+  job_id: ColumnType<number | string | null, number | null | undefined, number | null>;
 }
 
 export type DeploymentKind = 'build' | 'restart' | 'rollback';

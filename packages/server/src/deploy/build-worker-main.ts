@@ -1,0 +1,106 @@
+/**
+ * The build worker process (`minipaas-build-worker`): minipaasd starts it with an IPC channel and sends its
+ * settings; it opens its own database pool, takes the platform's worker lock, recovers what a previous
+ * worker left and runs deployments from the durable build queue. SIGTERM: running builds go back to the
+ * queue, then it exits. Parent gone (the channel closes): it finishes what it runs, then exits.
+ */
+import { homePaths, isMinipaasError } from '@minipaas/core';
+import { AgentClient, ProcessDriver } from '@minipaas/runtime-process';
+import { pgExecutor } from '@minipaas/sql';
+import pg from 'pg';
+import pino from 'pino';
+import { RuntimeRegistry } from '../runtime/runtime-registry.ts';
+import { AppService } from '../services/app-service.ts';
+import { ProjectService } from '../services/project-service.ts';
+import { openStore } from '../store/store.ts';
+import type { BuildWorker } from './build-worker.ts';
+import type { BuildWorkerInit } from './build-worker-process.ts';
+import { DeploymentFeed } from './deployment-feed.ts';
+import { DeploymentStore } from './deployment-store.ts';
+import { createBuildWorker } from './pipeline.ts';
+import { pipelineExtensions } from './pipeline-extensions.ts';
+
+/** Advisory lock key of "the build worker" (one per platform database). */
+export const BUILD_WORKER_LOCK = 7070002;
+
+function init(): Promise<BuildWorkerInit> {
+  return new Promise((resolve, reject) => {
+    if (!process.send) {
+      reject(new Error('the build worker is started by minipaasd (it needs an IPC channel)'));
+      return;
+    }
+    process.once('message', (m) => resolve(m as BuildWorkerInit));
+  });
+}
+
+async function main(): Promise<void> {
+  const { config, databaseUrl } = await init();
+  const log = pino({ level: config.logLevel, base: { component: 'build-worker', pid: process.pid } });
+  const store = await openStore({
+    databaseUrl,
+    connectRetryMs: 30_000,
+    onConnectionError: (err) =>
+      log.warn({ err: err.message }, 'a database connection failed; the pool replaces it'),
+  });
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 3 });
+  pool.on('error', (err) => log.warn({ err: err.message }, 'a queue connection failed'));
+  const lockClient = new pg.Client({ connectionString: databaseUrl });
+  lockClient.on('error', (err) => log.error({ err: err.message }, 'the worker lock connection failed'));
+  const runtimes = new RuntimeRegistry([
+    new ProcessDriver(new AgentClient(homePaths(config.home).agentSocket)),
+  ]);
+  const apps = new AppService({
+    db: store.db,
+    config,
+    runtimes,
+    projects: new ProjectService(store.db),
+    log,
+  });
+  const deployments = new DeploymentStore(store.db, new DeploymentFeed());
+  const worker: BuildWorker = createBuildWorker({
+    db: store.db,
+    queueDb: pgExecutor(pool, { onListenError: (err) => log.warn({ err }, 'queue LISTEN failed') }),
+    config,
+    apps,
+    runtimes,
+    deployments,
+    log,
+    ...pipelineExtensions(store.db, config, apps),
+    lock: async () => {
+      await lockClient.connect();
+      log.info('waiting for the build worker lock');
+      await lockClient.query('SELECT pg_advisory_lock($1)', [BUILD_WORKER_LOCK]);
+      log.info('build worker ready');
+      return async () => {
+        await lockClient.end();
+      };
+    },
+  });
+  let stopping = false;
+  const stop = async (mode: 'abort' | 'drain', why: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ why }, 'stopping the build worker');
+    try {
+      await worker.stop(mode);
+      await pool.end();
+      await store.close();
+    } finally {
+      process.exit(0);
+    }
+  };
+  process.on('SIGTERM', () => void stop('abort', 'SIGTERM'));
+  process.on('SIGINT', () => void stop('abort', 'SIGINT'));
+  process.on('disconnect', () => void stop('drain', 'minipaasd is gone'));
+  await worker.start();
+}
+
+main().catch((err: unknown) => {
+  const msg = isMinipaasError(err)
+    ? err.message
+    : err instanceof Error
+      ? (err.stack ?? err.message)
+      : String(err);
+  process.stderr.write(`minipaas-build-worker: ${msg}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,194 @@
+/**
+ * Runs one deployment through the stages: build (source → process builder → release) or a rollback's or
+ * restart's release, then the rollout. Used by the build worker; the worker decides what a failure means
+ * (failed, cancelled, retried), the runner puts the app and the release back in order when it throws.
+ */
+import { rm } from 'node:fs/promises';
+import { type MinipaasConfig, MinipaasError } from '@minipaas/core';
+import type { Logger } from 'pino';
+import type { RuntimeRegistry } from '../runtime/runtime-registry.ts';
+import type { AppRow, AppService } from '../services/app-service.ts';
+import { buildSpec } from '../services/spec-builder.ts';
+import { type DeploymentRow, type DeploymentStore, LogWriter } from './deployment-store.ts';
+import type { PipelinePhases, PipelineReleases, ReleaseRow } from './pipeline-releases.ts';
+import type { ProcessBuilder } from './process-builder.ts';
+import { rollout } from './rollout.ts';
+import { detectSource } from './source-stage.ts';
+
+export interface DeploymentRunnerDeps {
+  deployments: DeploymentStore;
+  apps: AppService;
+  runtimes: RuntimeRegistry;
+  builder: ProcessBuilder;
+  releases: PipelineReleases;
+  phases: PipelinePhases;
+  config: MinipaasConfig;
+  /** Reads a source tree's app.json (null without one). */
+  readAppJson?: (dir: string) => Promise<unknown>;
+  /** Node binary used to run the built-in static server. */
+  nodeBin: string;
+  log: Logger;
+}
+
+/** Thrown when the signal aborted the deployment before the switch (the reason says why). */
+export class DeploymentAborted extends Error {
+  readonly reason: unknown;
+  constructor(reason: unknown) {
+    super('the deployment was stopped');
+    this.name = 'DeploymentAborted';
+    this.reason = reason;
+  }
+}
+
+export class DeploymentRunner {
+  readonly #d: DeploymentRunnerDeps;
+
+  constructor(deps: DeploymentRunnerDeps) {
+    this.#d = deps;
+  }
+
+  /**
+   * Runs deployment `row` (already moved to building or deploying by the worker). `signal` stops it
+   * before the switch; once the runtime has the new spec the deployment runs to the runtime's verdict.
+   */
+  async run(row: DeploymentRow, signal: AbortSignal): Promise<void> {
+    const d = this.#d;
+    const log = new LogWriter(d.deployments, row.id);
+    const say = (line: string) => log.say(line);
+    const check = () => {
+      if (signal.aborted) throw new DeploymentAborted(signal.reason);
+    };
+    let app = await d.apps.get(row.app_id);
+    let release: ReleaseRow | null = null;
+    try {
+      await d.apps.setStatus(app.id, 'deploying');
+      if (row.attempts > 1) await say(`-----> Attempt ${row.attempts}`);
+      if (row.kind === 'restart') {
+        if (!app.current_release)
+          throw new MinipaasError('MINIPAAS_ERR_NO_RELEASE', 'the app has no release to restart');
+        release = await d.releases.get(app.id, app.current_release);
+        await say(`-----> Restarting release v${release.version}`);
+      } else if (row.release_version !== null) {
+        // A retry after the release was recorded: roll that release out again.
+        release = await d.releases.get(app.id, row.release_version);
+        await say(`-----> Resuming with release v${release.version}`);
+      } else if (row.kind === 'rollback') {
+        if (row.rollback_to === null)
+          throw new MinipaasError('MINIPAAS_ERR_VALIDATION', 'rollback without a version');
+        release = await d.releases.createRollback(app, row.rollback_to, row.id);
+        await d.deployments.setRelease(row.id, release.version);
+        await say(`-----> Rolling back to v${row.rollback_to} as v${release.version} (no build)`);
+      } else {
+        release = await this.#build(row, app, log, signal);
+        app = await d.apps.get(app.id);
+      }
+      check();
+      await d.deployments.transition(row.id, 'deploying', { release: release.version }, [
+        'building',
+        'deploying',
+      ]);
+      app = await d.apps.get(app.id);
+      const spec = buildSpec({ ...app, status: 'deploying' }, release, await d.apps.identity.userFor(app));
+      await d.apps.checkLimits(app, spec.processes);
+      const ctx = { app, release, say, signal };
+      if (row.kind !== 'restart') await d.phases.runBeforeSwitch(ctx);
+      check();
+      const types = Object.entries(spec.processes).map(([t, p]) => `${t}=${p.instances}`);
+      await say(
+        `-----> Starting ${types.join(' ') || 'no processes'} (health check: ${spec.healthcheck?.path ?? 'port accepts connections'})`,
+      );
+      const driver = d.runtimes.forApp(app);
+      const final = await rollout(driver, spec, {
+        restart: row.kind === 'restart',
+        timeoutMs: d.config.apps.startTimeoutMs + 15_000,
+      });
+      if (final.rollout.status === 'failed') {
+        for (const l of final.rollout.logTail ?? []) log.push(`       ${l}`);
+        throw new MinipaasError(
+          'MINIPAAS_ERR_BUILD_FAILED',
+          final.rollout.error ?? 'instances did not become healthy',
+        );
+      }
+      const running = final.instances.filter((i) => i.status === 'running' && i.release === spec.release);
+      for (const i of running)
+        log.push(`       ${i.processType}.${i.id} pid ${i.pid}${i.port ? ` port ${i.port}` : ''}`);
+      await d.apps.setStatus(app.id, 'running', release.version);
+      await this.markStopped(app.id, row.id);
+      await say(`-----> v${release.version} is live at ${d.apps.urls(app.name).url}`);
+      if (row.kind !== 'restart') {
+        await d.releases.markSucceeded(release);
+        await d.phases
+          .runAfterSwitch(ctx)
+          .catch((err: unknown) => log.push(`       postdeploy: ${(err as Error).message}`));
+      }
+      await log.flush();
+      await d.deployments.transition(row.id, 'running');
+      if (row.kind !== 'restart')
+        await d.releases.prune(app).catch((err: unknown) => d.log.warn({ err }, 'prune failed'));
+    } catch (err) {
+      await log.flush().catch(() => undefined);
+      if (release && row.kind !== 'restart' && !(err instanceof DeploymentAborted && isRetry(err.reason)))
+        await d.releases.markFailed(release).catch(() => undefined);
+      const fresh = await d.apps.get(app.id).catch(() => null);
+      if (fresh)
+        await d.apps.setStatus(fresh.id, fresh.current_release ? 'running' : 'failed').catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Build stage: detect, run the build steps, publish the release dir, record the release. */
+  async #build(row: DeploymentRow, app: AppRow, log: LogWriter, signal: AbortSignal): Promise<ReleaseRow> {
+    const d = this.#d;
+    const dir = row.source_dir;
+    if (!dir) throw new MinipaasError('MINIPAAS_ERR_BUILD_FAILED', 'the staged source is gone');
+    const detected = await detectSource(dir, row.command, d.nodeBin);
+    await log.say(`-----> Detected stack: ${detected.stack} (${Object.keys(detected.commands).join(', ')})`);
+    await d.builder.build({ app, dir, detected, log, signal });
+    if (signal.aborted) throw new DeploymentAborted(signal.reason);
+    const appJson = d.readAppJson ? await d.readAppJson(dir) : null;
+    const configured = await d.phases.prepareConfig(app, appJson);
+    const version = await d.releases.nextVersion(app.id);
+    const published = await d.builder.publish(configured, dir, version, detected);
+    const release = await d.releases.create({
+      app: configured,
+      version,
+      dir: published.dir,
+      stack: detected.stack,
+      commands: detected.commands,
+      env: published.env,
+      source: row.source === 'command' ? 'command' : 'upload',
+      appJson,
+      releaseCommand: detected.releaseCommand,
+      deploymentId: row.id,
+    });
+    await d.deployments.setRelease(row.id, version);
+    await log.say(`-----> Release v${version} created`);
+    return release;
+  }
+
+  /** The deployments that were serving the app, except `keep`, are `stopped` (superseded or app stopped). */
+  async markStopped(appId: string, keep?: string): Promise<void> {
+    await markStopped(this.#d.deployments, appId, keep);
+  }
+
+  /** Removes a deployment's staged source. */
+  static async dropSource(row: Pick<DeploymentRow, 'source_dir'>): Promise<void> {
+    if (row.source_dir) await rm(row.source_dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/** Abort reasons that put the deployment back in the queue (the worker is stopping). */
+export function isRetry(reason: unknown): boolean {
+  return reason === 'shutdown';
+}
+
+export async function markStopped(deployments: DeploymentStore, appId: string, keep?: string): Promise<void> {
+  let q = deployments.db
+    .updateTable('deployments')
+    .set({ status: 'stopped' })
+    .where('app_id', '=', appId)
+    .where('status', '=', 'running');
+  if (keep) q = q.where('id', '!=', keep);
+  const rows = await q.returning('id').execute();
+  for (const r of rows) await deployments.notify(r.id);
+}
