@@ -1,10 +1,13 @@
-/** Follows a deployment to its end: streams its log over SSE, falls back to polling if the stream drops. */
+/**
+ * Follows a deployment to its end: streams its log over SSE (with its place in the build queue while it
+ * waits), falls back to polling if the stream drops.
+ */
 import type { DeploymentStatus, DeploymentView } from '@minipaas/core';
 import { type ApiClient, ApiError } from './api-client.ts';
 import { colors, type Output } from './output.ts';
 import { sleep } from './platform.ts';
 
-const TERMINAL: ReadonlySet<DeploymentStatus> = new Set(['running', 'failed', 'stopped']);
+const TERMINAL: ReadonlySet<DeploymentStatus> = new Set(['running', 'failed', 'stopped', 'cancelled']);
 
 export function isTerminal(status: string): boolean {
   return TERMINAL.has(status as DeploymentStatus);
@@ -30,8 +33,25 @@ export async function followDeployment(
   const c = colors(o.isTTY);
   let printed = 0;
   let status: string = start.status;
+  let position: number | null = null;
   const say = (text: string) => {
     if (!opts.quiet) o.out(text);
+  };
+  /** Prints a status change, and the queue position while queued ("queued (position 3)"). */
+  const onStatus = (next: string | undefined, nextPosition: number | null | undefined) => {
+    if (!next) return;
+    if (next === 'queued') {
+      const p = nextPosition ?? null;
+      if (p !== position || next !== status) say(c.cyan(`-----> queued${p ? ` (position ${p})` : ''}\n`));
+      position = p;
+      status = next;
+      return;
+    }
+    position = null;
+    if (next !== status) {
+      status = next;
+      say(c.cyan(`-----> status: ${next}\n`));
+    }
   };
   try {
     for await (const ev of client.deploymentLog(start.id)) {
@@ -47,11 +67,8 @@ export async function followDeployment(
         printed++;
       } else if (ev.event === 'status') {
         try {
-          const next = (JSON.parse(ev.data) as { status?: string }).status;
-          if (next && next !== status) {
-            status = next;
-            say(c.cyan(`-----> status: ${next}\n`));
-          }
+          const d = JSON.parse(ev.data) as { status?: string; position?: number | null };
+          onStatus(d.status, d.position);
         } catch {
           // ignore malformed
         }
@@ -73,10 +90,7 @@ export async function followDeployment(
     try {
       const d = await client.getDeployment(start.id);
       lostSince = undefined;
-      if (d.status !== status) {
-        status = d.status;
-        say(c.cyan(`-----> status: ${status}\n`));
-      }
+      onStatus(d.status, d.position);
       if (isTerminal(d.status)) return { deployment: d, printed };
     } catch (err) {
       if (err instanceof ApiError && err.status < 500) throw err;

@@ -4,6 +4,7 @@ import { CliError } from './cli-error.ts';
 import { registerAddons } from './commands/addons.ts';
 import { registerApps } from './commands/apps.ts';
 import { registerBackups } from './commands/backups.ts';
+import { registerBuilds } from './commands/builds.ts';
 import { registerDeploy } from './commands/deploy.ts';
 import { registerEnv } from './commands/env.ts';
 import { registerLogin } from './commands/login.ts';
@@ -56,6 +57,7 @@ Run "minipaas <command> --help" for a command's options and examples. Reference:
   registerProjects(program, ctx);
   registerAddons(program, ctx);
   registerBackups(program, ctx);
+  registerBuilds(program, ctx);
   registerVersion(program, ctx);
   return program;
 }

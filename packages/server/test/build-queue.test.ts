@@ -31,13 +31,13 @@ let liveApp = '';
 async function api<T>(
   method: 'GET' | 'POST',
   url: string,
-  payload?: unknown,
+  payload?: Record<string, unknown>,
 ): Promise<{ status: number; body: T }> {
   const r = await cp.app.inject({
     method,
     url,
     headers: auth,
-    ...(payload !== undefined ? { payload } : {}),
+    ...(payload !== undefined ? { payload: payload as Record<string, string> } : {}),
   });
   return { status: r.statusCode, body: r.json<T>() };
 }
