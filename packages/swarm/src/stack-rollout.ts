@@ -1,0 +1,181 @@
+/**
+ * `deploy rollout`: `docker stack deploy` of the environment's compose files, then a watch of every
+ * service until its update completed or Swarm rolled it back. Updates are start-first and gated on the
+ * container health check (`code expose` and `code worker` set `update_config`/`rollback_config`), so a
+ * new task replaces an old one only once it is healthy, and a failing update rolls back by itself.
+ * While it runs, Caddy's upstreams follow the running tasks.
+ */
+import { existsSync } from 'node:fs';
+import { MinipaasError } from '@minipaas/core';
+import type Docker from 'dockerode';
+import { RoutingSync } from './caddy-routing.ts';
+import { requireCommands, runChecked, runCommand } from './command-runner.ts';
+import {
+  imageName,
+  type ServiceInfo,
+  serviceTasks,
+  stackServices,
+  wantedReplicas,
+} from './stack-services.ts';
+import { dockerProcessEnv, type SwarmEnvironment } from './swarm-environment.ts';
+
+let detachFlag: boolean | undefined;
+
+/** Runs `docker stack deploy` for the environment (detached: this module watches the update itself). */
+export async function deployStack(env: SwarmEnvironment, extraArgs: readonly string[] = []): Promise<string> {
+  requireCommands(['docker']);
+  const penv = dockerProcessEnv(env.docker);
+  if (detachFlag === undefined) {
+    const help = await runCommand('docker', ['stack', 'deploy', '--help'], { env: penv });
+    detachFlag = /--detach/.test(help.stdout);
+  }
+  const files = env.composeFiles.filter((f) => existsSync(f));
+  if (files.length === 0)
+    throw new MinipaasError('MINIPAAS_ERR_NOT_FOUND', 'no compose file of the environment exists');
+  const args = ['stack', 'deploy', ...(detachFlag ? ['--detach=true'] : [])];
+  for (const f of files) args.push('-c', f);
+  args.push('--with-registry-auth', '--prune', ...extraArgs, env.stack);
+  return runChecked('docker', args, { env: penv, cwd: env.dir });
+}
+
+/** Removes the stack (`docker stack rm`). */
+export async function removeStack(env: SwarmEnvironment): Promise<void> {
+  requireCommands(['docker']);
+  await runChecked('docker', ['stack', 'rm', env.stack], { env: dockerProcessEnv(env.docker), cwd: env.dir });
+}
+
+/** How one service's update ended. */
+export interface ServiceOutcome {
+  service: string;
+  image: string;
+  /** `updated` (new spec running), `unchanged`, `rolled-back`, `paused` (failure_action pause), `job`. */
+  result: 'updated' | 'unchanged' | 'rolled-back' | 'paused' | 'job';
+  message?: string;
+}
+
+/** Options of {@link rollout}. */
+export interface RolloutOptions {
+  /** Give up after this many milliseconds (default 10 minutes). */
+  timeoutMs?: number;
+  /** Keep Caddy's upstreams in step with the running tasks (default: when the stack exposes a service). */
+  routing?: boolean;
+  /** Progress lines. */
+  onProgress?: (line: string) => void;
+  /** Poll interval (default 500 ms). */
+  intervalMs?: number;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** True when every wanted task of a service runs its current spec. */
+async function converged(docker: Docker, s: ServiceInfo): Promise<boolean> {
+  const want = wantedReplicas(s);
+  if (want === undefined) return true; // global services: Swarm's update status is enough
+  const image = imageName(s.Spec.TaskTemplate.ContainerSpec.Image);
+  const tasks = (await serviceTasks(docker, s.Spec.Name)).filter((t) => t.DesiredState === 'running');
+  const ready = tasks.filter(
+    (t) => t.Status.State === 'running' && imageName(t.Spec?.ContainerSpec?.Image) === image,
+  );
+  return ready.length === want && tasks.length === want;
+}
+
+const isJob = (s: ServiceInfo): boolean => Boolean(s.Spec.Mode?.ReplicatedJob || s.Spec.Mode?.GlobalJob);
+
+/**
+ * Waits for the services of the stack to finish their updates; with `before`, tells apart an update
+ * started by this rollout from an older one.
+ */
+export async function watchUpdates(
+  env: SwarmEnvironment,
+  docker: Docker,
+  before: Map<string, ServiceInfo>,
+  opts: RolloutOptions = {},
+): Promise<ServiceOutcome[]> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 600_000);
+  const interval = opts.intervalMs ?? 500;
+  const say = opts.onProgress ?? (() => {});
+  let routing: RoutingSync | undefined;
+  const done = new Map<string, ServiceOutcome>();
+  const lastState = new Map<string, string>();
+  for (;;) {
+    const services = await stackServices(docker, env.stack);
+    if (opts.routing ?? services.some((s) => s.Spec.Labels?.['minipaas.http.domain'])) {
+      routing ??= new RoutingSync(env, docker);
+      const r = await routing.sync();
+      if (r.pushed)
+        say(
+          `routing: ${r.routes.map((x) => `${x.domain} -> ${x.upstreams.join(' ') || '(none)'}`).join('; ')}`,
+        );
+    }
+    for (const s of services) {
+      const name = s.Spec.Name;
+      if (done.has(name)) continue;
+      const image = imageName(s.Spec.TaskTemplate.ContainerSpec.Image);
+      if (isJob(s)) {
+        done.set(name, { service: name, image, result: 'job' });
+        continue;
+      }
+      const prev = before.get(name);
+      const st = s.UpdateStatus;
+      const fresh = st?.StartedAt !== undefined && st.StartedAt !== prev?.UpdateStatus?.StartedAt;
+      const state = fresh ? (st?.State ?? '') : '';
+      if (state && state !== lastState.get(name)) {
+        say(`${name}: ${state}${st?.Message ? ` (${st.Message})` : ''}`);
+        lastState.set(name, state);
+      }
+      if (state === 'rollback_completed' || state === 'rollback_paused') {
+        if (await converged(docker, s))
+          done.set(name, { service: name, image, result: 'rolled-back', message: st?.Message ?? '' });
+        continue;
+      }
+      if (state === 'paused') {
+        done.set(name, { service: name, image, result: 'paused', message: st?.Message ?? '' });
+        continue;
+      }
+      if (state === 'updating' || state === 'rollback_started') continue;
+      if (await converged(docker, s)) {
+        const changed = !prev || prev.Version.Index !== s.Version.Index;
+        done.set(name, { service: name, image, result: changed ? 'updated' : 'unchanged' });
+        say(`${name}: ${changed ? 'running' : 'unchanged'} ${image}`);
+      }
+    }
+    if (services.length > 0 && services.every((s) => done.has(s.Spec.Name))) {
+      if (routing) await routing.sync();
+      return services.map((s) => done.get(s.Spec.Name) as ServiceOutcome);
+    }
+    if (Date.now() > deadline)
+      throw new MinipaasError(
+        'MINIPAAS_ERR_INTERNAL',
+        `rollout of ${env.stack} did not finish in time; still updating: ${services
+          .filter((s) => !done.has(s.Spec.Name))
+          .map((s) => s.Spec.Name)
+          .join(', ')}`,
+      );
+    await sleep(interval);
+  }
+}
+
+/** Deploys the stack and watches the update; throws when a service rolled back or paused. */
+export async function rollout(
+  env: SwarmEnvironment,
+  docker: Docker,
+  opts: RolloutOptions = {},
+): Promise<ServiceOutcome[]> {
+  const before = new Map((await stackServices(docker, env.stack)).map((s) => [s.Spec.Name, s]));
+  opts.onProgress?.(`docker stack deploy ${env.stack}`);
+  await deployStack(env);
+  const outcomes = await watchUpdates(env, docker, before, opts);
+  const failed = outcomes.filter((o) => o.result === 'rolled-back' || o.result === 'paused');
+  if (failed.length > 0)
+    throw new MinipaasError(
+      'MINIPAAS_ERR_CONFLICT',
+      `rollout failed: ${failed
+        .map(
+          (f) =>
+            `${f.service} ${f.result === 'paused' ? 'paused' : 'rolled back'}${f.message ? ` (${f.message})` : ''}`,
+        )
+        .join('; ')}; the previous version keeps serving`,
+      { details: { outcomes } },
+    );
+  return outcomes;
+}

@@ -1,0 +1,214 @@
+/**
+ * Real components for the swarm toolkit tests: the local Docker engine (a single-node swarm, initialised
+ * here only when the engine is not in one yet, and left again afterwards), a busybox base image made
+ * with `docker import`, Debian's docker-registry and caddy started on free loopback ports. Everything
+ * started here has a stop function; in CI a missing component is an error, elsewhere the suites skip.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { findOnPath } from '@minipaas/swarm';
+import Docker from 'dockerode';
+import { create as createTar } from 'tar';
+
+export const BASE_IMAGE = 'minipaas-test/busybox:1';
+
+export const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Why the swarm suites cannot run here, or undefined. In CI that is a failure, not a skip. */
+export async function missingForSwarm(tools: readonly string[]): Promise<string | undefined> {
+  const missing = tools.filter((t) => !findOnPath(t));
+  if (missing.length) return `missing: ${missing.join(', ')}`;
+  try {
+    await docker.ping();
+  } catch {
+    return 'no Docker engine at /var/run/docker.sock';
+  }
+  return undefined;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => res(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+}
+
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await sleep(200);
+  }
+}
+
+/** A GET with an explicit Host header; resolves with status and body (never rejects). */
+export function httpGet(
+  port: number,
+  host: string,
+  path = '/',
+): Promise<{ status: number; body: string; error?: string }> {
+  return new Promise((res) => {
+    const req = request(
+      { host: '127.0.0.1', port, path, headers: { host, connection: 'close' }, timeout: 10_000 },
+      (r) => {
+        let body = '';
+        r.setEncoding('utf8');
+        r.on('data', (c: string) => {
+          body += c;
+        });
+        r.on('end', () => res({ status: r.statusCode ?? 0, body }));
+        r.on('error', (err) => res({ status: 0, body, error: err.message }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (err) => res({ status: 0, body: '', error: err.message }));
+    req.end();
+  });
+}
+
+/** Joins the engine into a single-node swarm when it is in none; the returned function leaves it again. */
+export async function ensureSwarm(): Promise<() => Promise<void>> {
+  const info = (await docker.info()) as { Swarm?: { LocalNodeState?: string; ControlAvailable?: boolean } };
+  const state = info.Swarm?.LocalNodeState;
+  if (state === 'active') {
+    if (!info.Swarm?.ControlAvailable)
+      throw new Error('the local engine is a swarm worker: the tests need a manager');
+    return async () => {};
+  }
+  if (state !== 'inactive') throw new Error(`the local engine's swarm state is ${state}`);
+  await docker.swarmInit({ ListenAddr: '127.0.0.1:2377', AdvertiseAddr: '127.0.0.1' });
+  return async () => {
+    await docker.swarmLeave({ force: true });
+  };
+}
+
+/** Imports a busybox-static root filesystem as {@link BASE_IMAGE} when the engine does not have it. */
+export async function ensureBaseImage(): Promise<void> {
+  try {
+    await docker.getImage(BASE_IMAGE).inspect();
+    return;
+  } catch {
+    // import it below
+  }
+  const busybox = findOnPath('busybox');
+  if (!busybox) throw new Error('busybox is not installed (apt-get install -y busybox-static)');
+  const root = mkdtempSync(join(tmpdir(), 'minipaas-rootfs-'));
+  try {
+    for (const d of ['bin', 'tmp', 'www', 'etc']) mkdirSync(join(root, d));
+    copyFileSync(busybox, join(root, 'bin/busybox'));
+    for (const app of [
+      'sh',
+      'httpd',
+      'wget',
+      'sleep',
+      'echo',
+      'cat',
+      'date',
+      'ls',
+      'true',
+      'false',
+      'env',
+      'kill',
+    ])
+      symlinkSync('busybox', join(root, 'bin', app));
+    writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0:root:/:/bin/sh\n');
+    const tar = createTar({ cwd: root, portable: false }, ['bin', 'tmp', 'www', 'etc']);
+    const stream = await docker.importImage(tar as never, { repo: 'minipaas-test/busybox', tag: '1' });
+    await new Promise<void>((res, rej) =>
+      docker.modem.followProgress(stream as NodeJS.ReadableStream, (err: Error | null) =>
+        err ? rej(err) : res(),
+      ),
+    );
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+export interface Started {
+  port: number;
+  stop(): Promise<void>;
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  return new Promise((res) => {
+    if (child.exitCode !== null || child.signalCode !== null) return res();
+    const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+    child.once('exit', () => {
+      clearTimeout(t);
+      res();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+/** Debian's docker-registry on a free loopback port with its storage in `dir`. */
+export async function startRegistry(dir: string): Promise<Started> {
+  const port = await freePort();
+  const config = join(dir, 'registry.yml');
+  mkdirSync(join(dir, 'data'), { recursive: true });
+  writeFileSync(
+    config,
+    `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n`,
+  );
+  const child = spawn('docker-registry', ['serve', config], { stdio: 'ignore' });
+  await waitFor('docker-registry', async () => {
+    if (child.exitCode !== null) throw new Error(`docker-registry exited with ${child.exitCode}`);
+    return (await httpGet(port, `127.0.0.1:${port}`, '/v2/')).status === 200;
+  });
+  return { port, stop: () => stopChild(child) };
+}
+
+/** Caddy with its admin API on a free loopback port and a minimal config; state under `dir`. */
+export async function startCaddy(dir: string): Promise<Started & { admin: string }> {
+  const port = await freePort();
+  const config = join(dir, 'caddy-boot.json');
+  writeFileSync(config, JSON.stringify({ admin: { listen: `127.0.0.1:${port}` } }));
+  const env = {
+    ...process.env,
+    HOME: dir,
+    XDG_DATA_HOME: join(dir, 'data'),
+    XDG_CONFIG_HOME: join(dir, 'config'),
+  };
+  const child = spawn('caddy', ['run', '--config', config], { stdio: 'ignore', env });
+  const admin = `http://127.0.0.1:${port}`;
+  await waitFor('caddy', async () => {
+    if (child.exitCode !== null) throw new Error(`caddy exited with ${child.exitCode}`);
+    return (await httpGet(port, `127.0.0.1:${port}`, '/config/')).status === 200;
+  });
+  return { port, admin, stop: () => stopChild(child) };
+}
+
+/** Removes a temp dir. */
+export function removeDir(dir: string | undefined): void {
+  if (dir && existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,313 @@
+/**
+ * The toolkit end to end on a real single-node swarm (the local engine), a real docker-registry and a
+ * real Caddy: code init/expose/worker/job/cron produce compose that `docker stack deploy` accepts;
+ * deploy build pushes; rollout serves through Caddy, with 0 failed requests during a second rollout;
+ * versioned secrets move the service and prune lists only unattached versions; canary adds, aborts and
+ * promotes; a broken image rolls back while the old version keeps serving.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  abortCanary,
+  buildImages,
+  ComposeFile,
+  createVersioned,
+  cronService,
+  exposeService,
+  initEnvironment,
+  jobServices,
+  listVersions,
+  loadEnvironment,
+  promoteCanary,
+  pruneVersioned,
+  RoutingSync,
+  removeStack,
+  rollout,
+  type SwarmEnvironment,
+  stackServices,
+  startCanary,
+  workerServices,
+} from '@minipaas/swarm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  BASE_IMAGE,
+  docker,
+  ensureBaseImage,
+  ensureSwarm,
+  freePort,
+  httpGet,
+  missingForSwarm,
+  removeDir,
+  type Started,
+  sleep,
+  startCaddy,
+  startRegistry,
+  waitFor,
+} from './helpers/lab.ts';
+
+const why = await missingForSwarm(['docker', 'docker-registry', 'caddy', 'busybox']);
+if (why && process.env.CI) throw new Error(`CI needs the swarm toolkit's components: ${why}`);
+
+const DOMAIN = 'app.swarm.test';
+
+/** Writes the web app's build context: busybox httpd serving `body`, healthy unless `broken`. */
+function writeApp(dir: string, body: string, broken = false): void {
+  mkdirSync(join(dir, 'www'), { recursive: true });
+  writeFileSync(join(dir, 'www/index.html'), body);
+  writeFileSync(
+    join(dir, 'Dockerfile'),
+    `FROM ${BASE_IMAGE}
+COPY www /www
+HEALTHCHECK --interval=1s --timeout=2s --retries=2 CMD wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1
+CMD ["httpd", "-f", "-p", "${broken ? '9999' : '8080'}", "-h", "/www"]
+`,
+  );
+}
+
+describe.skipIf(Boolean(why))('swarm toolkit on a real swarm', () => {
+  let work: string;
+  let env: SwarmEnvironment;
+  let leaveSwarm: (() => Promise<void>) | undefined;
+  let registry: Started | undefined;
+  let caddy: (Started & { admin: string }) | undefined;
+  let httpPort: number;
+  const stack = `mpt${randomBytes(3).toString('hex')}`;
+  const built = new Set<string>();
+
+  const get = () => httpGet(httpPort, DOMAIN);
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'minipaas-swarm-'));
+    leaveSwarm = await ensureSwarm();
+    await ensureBaseImage();
+    registry = await startRegistry(join(work, 'registry'));
+    mkdirSync(join(work, 'caddy'));
+    caddy = await startCaddy(join(work, 'caddy'));
+    httpPort = await freePort();
+    initEnvironment({
+      dir: join(work, 'env'),
+      stack,
+      registry: `127.0.0.1:${registry.port}`,
+      caddyAdmin: caddy.admin,
+      httpListen: [`127.0.0.1:${httpPort}`],
+      automaticHttps: false,
+    });
+    env = loadEnvironment(join(work, 'env'));
+    writeApp(join(env.dir, 'web'), 'v1\n');
+    // The user's compose file, with comments the generators must keep.
+    writeFileSync(
+      env.mainCompose,
+      `# my stack
+services:
+  # the web front end
+  web:
+    build: ./web # built by deploy build
+    stop_grace_period: 3s
+  worker:
+    image: ${BASE_IMAGE}
+    command: ["sh", "-c", "while true; do sleep 1; done"]
+    stop_grace_period: 1s
+  migrate:
+    image: ${BASE_IMAGE}
+    command: ["sh", "-c", "echo migrated"]
+  report:
+    image: ${BASE_IMAGE}
+    command: ["sh", "-c", "date"]
+`,
+    );
+  }, 180_000);
+
+  afterAll(async () => {
+    // Every step on its own: one failing must not leave daemons or temp dirs behind.
+    const attempt = async (fn: () => Promise<unknown>): Promise<void> => {
+      try {
+        await fn();
+      } catch {
+        // best effort
+      }
+    };
+    if (env) {
+      await attempt(() => abortCanary(env, docker, 'web'));
+      await attempt(() => removeStack(env));
+      await attempt(() =>
+        waitFor('stack removal', async () => (await stackServices(docker, stack)).length === 0),
+      );
+      // Tasks leave after their services: wait so the secrets can be removed.
+      await attempt(() =>
+        waitFor('tasks gone', async () => {
+          const tasks = (await docker.listTasks({
+            filters: JSON.stringify({ label: [`com.docker.stack.namespace=${stack}`] }),
+          })) as unknown[];
+          return tasks.length === 0;
+        }),
+      );
+      await attempt(async () => {
+        for (const s of (await docker.listSecrets()) as { ID: string; Spec?: { Name?: string } }[])
+          if (s.Spec?.Name?.startsWith(stack)) await attempt(() => docker.getSecret(s.ID).remove());
+      });
+      await attempt(async () => {
+        const nets = (await docker.listNetworks({
+          filters: JSON.stringify({ label: [`com.docker.stack.namespace=${stack}`] }),
+        })) as { Id: string }[];
+        for (const n of nets) await attempt(() => docker.getNetwork(n.Id).remove());
+      });
+    }
+    for (const img of built) await attempt(() => docker.getImage(img).remove({ force: true }));
+    await attempt(async () => caddy?.stop());
+    await attempt(async () => registry?.stop());
+    await attempt(async () => leaveSwarm?.());
+    removeDir(work);
+  }, 180_000);
+
+  it('code expose/worker/job/cron rewrite services in place and keep comments', () => {
+    exposeService(env, 'web', { domain: DOMAIN, port: 8080 });
+    workerServices(env, ['worker']);
+    jobServices(env, ['migrate']);
+    cronService(env, 'report', { schedule: '*/5 * * * *', skipRunning: true });
+    // Faster health-gated updates for the test (user values win over the generator's defaults).
+    const f = ComposeFile.load(env.mainCompose);
+    f.set(['services', 'web', 'deploy', 'update_config', 'monitor'], '2s');
+    f.set(['services', 'web', 'deploy', 'replicas'], 2);
+    f.save();
+    const text = readFileSync(env.mainCompose, 'utf8');
+    expect(text).toMatch(/^# my stack\n/);
+    expect(text).toContain('# the web front end');
+    expect(text).toContain('build: ./web # built by deploy build');
+    expect(text.indexOf('  web:')).toBeLessThan(text.indexOf('  worker:'));
+    const doc = ComposeFile.load(env.mainCompose);
+    expect(doc.get(['services', 'web', 'deploy', 'labels'])).toMatchObject({
+      'minipaas.http.domain': DOMAIN,
+      'minipaas.http.port': '8080',
+    });
+    expect(doc.get(['services', 'web', 'deploy', 'update_config', 'order'])).toBe('start-first');
+    expect(doc.get(['services', 'web', 'deploy', 'update_config', 'failure_action'])).toBe('rollback');
+    expect(doc.get(['services', 'migrate', 'deploy', 'mode'])).toBe('replicated-job');
+    expect(doc.get(['services', 'report', 'deploy', 'replicas'])).toBe(0);
+    expect(doc.get(['services', 'report', 'deploy', 'labels'])).toMatchObject({
+      'swarm.cronjob.enable': 'true',
+      'swarm.cronjob.schedule': '*/5 * * * *',
+      'swarm.cronjob.skip-running': 'true',
+    });
+    expect(() => cronService(env, 'report', { schedule: 'every minute' })).toThrow(/bad schedule/);
+    expect(() => exposeService(env, 'nope', { domain: DOMAIN })).toThrow(/not in/);
+  });
+
+  it('deploy build pushes to the registry; rollout serves v1 through Caddy', async () => {
+    const images = await buildImages(env, docker, { tag: 'v1' });
+    for (const i of images) built.add(i.image);
+    expect(images).toEqual([
+      { service: 'web', image: `127.0.0.1:${registry?.port}/${stack}/web:v1`, pushed: true },
+    ]);
+    expect(ComposeFile.load(env.overrideCompose).get(['services', 'web', 'image'])).toBe(images[0]?.image);
+    // The secret the service reads, versioned.
+    writeFileSync(join(work, 'pw1'), 'first');
+    const s1 = await createVersioned(env, docker, 'secret', `${stack}_pw`, readFileSync(join(work, 'pw1')), {
+      services: ['web'],
+    });
+    expect(s1.created).toBe(true);
+    expect(s1.dockerName).toMatch(new RegExp(`^${stack}_pw_[0-9a-f]{12}$`));
+    const outcomes = await rollout(env, docker, { timeoutMs: 240_000 });
+    expect(outcomes.find((o) => o.service === `${stack}_web`)?.result).toBe('updated');
+    await waitFor('v1 through caddy', async () => (await get()).body === 'v1\n', 30_000);
+    const web = (await stackServices(docker, stack)).find((s) => s.Spec.Name === `${stack}_web`);
+    const secrets =
+      (web?.Spec.TaskTemplate.ContainerSpec as { Secrets?: { SecretName: string }[] } | undefined)?.Secrets ??
+      [];
+    expect(secrets.map((s) => s.SecretName)).toEqual([s1.dockerName]);
+  }, 300_000);
+
+  it('a second secret version moves the service; prune lists only the unattached version', async () => {
+    const foreign = await docker.createSecret({
+      Name: `${stack}_foreign`,
+      Data: Buffer.from('x').toString('base64'),
+    });
+    const again = await createVersioned(env, docker, 'secret', `${stack}_pw`, Buffer.from('first'));
+    expect(again.created).toBe(false);
+    const s2 = await createVersioned(env, docker, 'secret', `${stack}_pw`, Buffer.from('second'));
+    expect(s2.created).toBe(true);
+    expect(s2.patched).toEqual([env.mainCompose]);
+    const versions = await listVersions(docker, 'secret', `${stack}_pw`);
+    expect(versions.map((v) => v.dockerName).sort()).toEqual([again.dockerName, s2.dockerName].sort());
+    await rollout(env, docker, { timeoutMs: 240_000 });
+    const web = (await stackServices(docker, stack)).find((s) => s.Spec.Name === `${stack}_web`);
+    const secrets =
+      (web?.Spec.TaskTemplate.ContainerSpec as { Secrets?: { SecretName: string }[] } | undefined)?.Secrets ??
+      [];
+    expect(secrets.map((s) => s.SecretName)).toEqual([s2.dockerName]);
+    // Swarm keeps the old secret referenced until the old tasks are gone.
+    const unused = await waitFor(
+      'old version unattached',
+      async () => {
+        const u = (await pruneVersioned(docker, 'secret', false)).filter((v) => v.name === `${stack}_pw`);
+        return u.length === 1 ? u : undefined;
+      },
+      30_000,
+    );
+    expect(unused.map((v) => v.dockerName)).toEqual([again.dockerName]);
+    const listed = (await pruneVersioned(docker, 'secret', false)).map((v) => v.dockerName);
+    expect(listed).not.toContain(`${stack}_foreign`);
+    expect(listed).not.toContain(s2.dockerName);
+    const deleted = (await pruneVersioned(docker, 'secret', true)).map((v) => v.dockerName);
+    expect(deleted).toEqual(listed);
+    const left = ((await docker.listSecrets()) as { Spec: { Name: string } }[]).map((s) => s.Spec.Name);
+    expect(left).toContain(s2.dockerName);
+    expect(left).toContain(`${stack}_foreign`);
+    expect(left).not.toContain(again.dockerName);
+    await docker.getSecret((foreign as { id: string }).id).remove();
+  }, 300_000);
+
+  it('a rollout of v2 under a request loop through Caddy has 0 failed requests', async () => {
+    writeApp(join(env.dir, 'web'), 'v2\n');
+    for (const i of await buildImages(env, docker, { tag: 'v2' })) built.add(i.image);
+    let stop = false;
+    const results: { status: number; body: string; error?: string }[] = [];
+    const loop = (async () => {
+      while (!stop) {
+        results.push(await get());
+        await sleep(20);
+      }
+    })();
+    try {
+      await rollout(env, docker, { timeoutMs: 240_000 });
+      // keep the loop going while the old tasks are stopped
+      await sleep(4000);
+    } finally {
+      stop = true;
+      await loop;
+    }
+    const failed = results.filter((r) => r.status !== 200);
+    expect(results.length).toBeGreaterThan(20);
+    expect(failed).toEqual([]);
+    expect(results.some((r) => r.body === 'v1\n')).toBe(true);
+    expect(results.at(-1)?.body).toBe('v2\n');
+  }, 300_000);
+
+  it('canary: new replicas receive traffic, --abort removes them, --promote rolls the rest', async () => {
+    writeApp(join(env.dir, 'web'), 'v3\n');
+    for (const i of await buildImages(env, docker, { tag: 'v3' })) built.add(i.image);
+    const st = await startCanary(env, docker, 'web', { replicas: 1, timeoutMs: 120_000 });
+    expect(st.running).toBe(1);
+    const seen = new Set<string>();
+    for (let i = 0; i < 30; i++) seen.add((await get()).body);
+    expect(seen).toEqual(new Set(['v2\n', 'v3\n']));
+    expect(await abortCanary(env, docker, 'web')).toBe(true);
+    for (let i = 0; i < 10; i++) expect((await get()).body).toBe('v2\n');
+    await startCanary(env, docker, 'web', { replicas: 1, timeoutMs: 120_000 });
+    await promoteCanary(env, docker, 'web', { timeoutMs: 240_000 });
+    for (let i = 0; i < 10; i++) expect((await get()).body).toBe('v3\n');
+    const names = (await docker.listServices()) as { Spec: { Name: string } }[];
+    expect(names.map((s) => s.Spec.Name)).not.toContain(`${stack}_web_canary`);
+  }, 400_000);
+
+  it('a rollout of a broken image rolls back by itself and the old version keeps serving', async () => {
+    writeApp(join(env.dir, 'web'), 'broken\n', true);
+    for (const i of await buildImages(env, docker, { tag: 'broken' })) built.add(i.image);
+    await expect(rollout(env, docker, { timeoutMs: 240_000 })).rejects.toThrow(/rolled back/);
+    const web = (await stackServices(docker, stack)).find((s) => s.Spec.Name === `${stack}_web`);
+    expect(web?.Spec.TaskTemplate.ContainerSpec.Image).toContain(':v3');
+    await new RoutingSync(env, docker).sync(true);
+    for (let i = 0; i < 10; i++) expect(await get()).toMatchObject({ status: 200, body: 'v3\n' });
+  }, 300_000);
+});
