@@ -4,6 +4,8 @@
  * worker left and runs deployments from the durable build queue. SIGTERM: running builds go back to the
  * queue, then it exits. Parent gone (the channel closes): it finishes what it runs, then exits.
  */
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { homePaths, isMinipaasError } from '@minipaas/core';
 import { AgentClient, ProcessDriver } from '@minipaas/runtime-process';
 import { pgExecutor } from '@minipaas/sql';
@@ -92,6 +94,17 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop('abort', 'SIGTERM'));
   process.on('SIGINT', () => void stop('abort', 'SIGINT'));
   process.on('disconnect', () => void stop('drain', 'minipaasd is gone'));
+  // run/build-worker.pid: which process runs builds (operators, tests); removed when it exits.
+  const pidFile = join(homePaths(config.home).run, 'build-worker.pid');
+  writeFileSync(pidFile, `${process.pid}\n`);
+  process.on('exit', () => {
+    // a draining worker exits after its successor started: leave the successor's file alone
+    try {
+      if (readFileSync(pidFile, 'utf8').trim() === String(process.pid)) rmSync(pidFile, { force: true });
+    } catch {
+      // already gone
+    }
+  });
   await worker.start();
 }
 

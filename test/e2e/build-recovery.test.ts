@@ -1,0 +1,198 @@
+/**
+ * End-to-end: the durable build queue survives its processes dying, with the real programs (`minipaas up`
+ * → minipaasd → minipaas-build-worker). With builds.maxConcurrent=1, four apps are deployed (one
+ * building, three queued); then the build worker, and later minipaasd, are killed with SIGKILL. Every
+ * deployment ends `running`, `failed` (with the reason) or `cancelled`, none stays queued or building,
+ * and no app runs two releases.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { DeploymentView } from '@minipaas/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createGates, type Gates } from '../helpers/gated-app.ts';
+import { type Platform, startPlatform, waitFor } from '../helpers/platform.ts';
+
+let p: Platform;
+let gates: Gates;
+const FINAL = ['running', 'failed', 'cancelled', 'stopped'];
+
+async function pidOf(name: string): Promise<number> {
+  return Number((await readFile(join(p.home, 'run', `${name}.pid`), 'utf8')).trim());
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function deployGated(app: string, label: string): Promise<DeploymentView> {
+  const r = await fetch(`${p.apiUrl}/api/v1/apps/${app}/deploy`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${p.token}`, 'content-type': 'application/gzip' },
+    body: new Uint8Array(gates.app(label)),
+  });
+  expect(r.status, await r.clone().text()).toBe(202);
+  return (await r.json()) as DeploymentView;
+}
+
+async function get(id: string): Promise<DeploymentView> {
+  return (await p.api<DeploymentView>('GET', `/api/v1/deployments/${id}`)).body;
+}
+
+async function statuses(ids: string[]): Promise<DeploymentView[]> {
+  return Promise.all(ids.map(get));
+}
+
+/** Every deployment final; every app serves exactly one release (the one the API says). */
+async function expectSettled(ids: string[], apps: string[]): Promise<DeploymentView[]> {
+  const done = await waitFor(
+    'every deployment to finish',
+    async () => {
+      const all = await statuses(ids).catch(() => null);
+      return all?.every((d) => FINAL.includes(d.status)) ? all : null;
+    },
+    180_000,
+    250,
+  );
+  for (const d of done) if (d.status === 'failed') expect(d.error).toBeTruthy();
+  for (const app of apps) {
+    const a = (await p.api<{ currentRelease: number | null }>('GET', `/api/v1/apps/${app}`)).body;
+    const inst = (
+      await p.api<{ instances: Array<{ release: string; status: string }> }>(
+        'GET',
+        `/api/v1/apps/${app}/instances`,
+      )
+    ).body.instances;
+    const releases = new Set(inst.filter((i) => i.status !== 'stopped').map((i) => i.release));
+    expect(releases.size, `${app}: ${JSON.stringify(inst)}`).toBeLessThanOrEqual(1);
+    if (a.currentRelease) expect([...releases]).toEqual([`v${a.currentRelease}`]);
+  }
+  return done;
+}
+
+beforeAll(async () => {
+  gates = await createGates();
+  p = await startPlatform({ MINIPAAS_BUILDS_MAX_CONCURRENT: '1', MINIPAAS_BUILD_RETRIES: '1' });
+  for (const app of ['ra', 'rb', 'rc', 'rd'])
+    expect((await p.api('POST', '/api/v1/apps', { name: app })).status).toBe(201);
+}, 90_000);
+
+afterAll(async () => {
+  for (const l of ['a1', 'b1', 'c1', 'd1', 'a2', 'b2', 'c2', 'd2', 'a3', 'b3', 'c3', 'd3'])
+    await gates?.open(l);
+  await p?.stop();
+  await gates?.close();
+});
+
+describe('build queue recovery (real processes)', () => {
+  it('kill -9 of the build worker: the cut-off build is retried, the queued ones still run', async () => {
+    const apps = ['ra', 'rb', 'rc', 'rd'];
+    const labels = ['a1', 'b1', 'c1', 'd1'];
+    const ds: DeploymentView[] = [];
+    for (const [i, app] of apps.entries()) ds.push(await deployGated(app, labels[i] as string));
+    const ids = ds.map((d) => d.id);
+    await waitFor('the first build to wait in its install script', async () => gates.started('a1'), 60_000);
+    const before = await statuses(ids);
+    expect(before.map((d) => d.status)).toEqual(['building', 'queued', 'queued', 'queued']);
+    expect(before.map((d) => d.position)).toEqual([null, 1, 2, 3]);
+    const worker = await pidOf('build-worker');
+    const buildPid = gates.pid('a1') as number;
+    process.kill(worker, 'SIGKILL');
+    // The build's process tree dies with its worker (the executor's watchdog) ...
+    await waitFor('the cut-off build to die', async () => !alive(buildPid), 30_000);
+    // ... minipaasd starts a new worker, which retries the build (attempt 2).
+    await waitFor(
+      'a new build worker',
+      async () => (await pidOf('build-worker').catch(() => worker)) !== worker,
+      30_000,
+    );
+    // The retry waits out its backoff: the queued ones, ready meanwhile, go first.
+    for (const l of labels.slice(1)) await gates.open(l);
+    const retried = await waitFor(
+      'the retry',
+      async () => {
+        const d = await get(ids[0] as string);
+        return d.attempts === 2 && d.status === 'building' ? d : null;
+      },
+      60_000,
+    ).catch(async (e: Error) => {
+      const all = (await statuses(ids)).map((d) => [d.appName, d.status, d.attempts, d.log.slice(-3)]);
+      throw new Error(`${e.message}: ${JSON.stringify(all)}\n${p.output().slice(-3000)}`);
+    });
+    expect(retried.log.join('\n')).toMatch(/interrupted/);
+    await gates.open('a1');
+    const done = await expectSettled(ids, apps);
+    expect(done.map((d) => d.status)).toEqual(['running', 'running', 'running', 'running']);
+  }, 300_000);
+
+  it('kill -9 of minipaasd with builds queued and building: all end running, none twice', async () => {
+    const apps = ['ra', 'rb', 'rc', 'rd'];
+    const labels = ['a2', 'b2', 'c2', 'd2'];
+    const ds: DeploymentView[] = [];
+    for (const [i, app] of apps.entries()) ds.push(await deployGated(app, labels[i] as string));
+    const ids = ds.map((d) => d.id);
+    await waitFor('the first build to wait', async () => gates.started('a2'), 60_000);
+    expect((await statuses(ids)).map((d) => d.status)).toEqual(['building', 'queued', 'queued', 'queued']);
+    const server = await pidOf('minipaasd');
+    const oldWorker = await pidOf('build-worker');
+    process.kill(server, 'SIGKILL');
+    // The supervisor restarts minipaasd; the API answers again and still shows the queue.
+    await waitFor(
+      'minipaasd to be back',
+      async () =>
+        (await pidOf('minipaasd').catch(() => server)) !== server &&
+        (await fetch(`${p.apiUrl}/health/ready`)).ok,
+      60_000,
+      250,
+    );
+    const after = await statuses(ids);
+    expect(after.map((d) => d.status)).toEqual(['building', 'queued', 'queued', 'queued']);
+    expect(after.map((d) => d.position)).toEqual([null, 1, 2, 3]);
+    for (const l of labels) await gates.open(l);
+    const done = await expectSettled(ids, apps);
+    expect(done.map((d) => d.status)).toEqual(['running', 'running', 'running', 'running']);
+    // The orphaned worker finished its build and exited (it did not outlive its work).
+    await waitFor(
+      'the old worker to exit',
+      async () => (await pidOf('build-worker')) !== 0 && !alive(oldWorker),
+      60_000,
+    );
+    // The previous deployments were superseded by these ones.
+    for (const app of apps) {
+      const list = (await p.api<{ deployments: DeploymentView[] }>('GET', `/api/v1/apps/${app}/deployments`))
+        .body.deployments;
+      expect(list.filter((d) => d.status === 'running')).toHaveLength(1);
+    }
+  }, 300_000);
+
+  it('kill -9 of minipaasd and the worker together: the cut-off build is retried, nothing is left behind', async () => {
+    const apps = ['ra', 'rb', 'rc', 'rd'];
+    const labels = ['a3', 'b3', 'c3', 'd3'];
+    const ds: DeploymentView[] = [];
+    for (const [i, app] of apps.entries()) ds.push(await deployGated(app, labels[i] as string));
+    const ids = ds.map((d) => d.id);
+    await waitFor('the first build to wait', async () => gates.started('a3'), 60_000);
+    const server = await pidOf('minipaasd');
+    const worker = await pidOf('build-worker');
+    process.kill(worker, 'SIGKILL');
+    process.kill(server, 'SIGKILL');
+    await waitFor(
+      'minipaasd and a new worker',
+      async () =>
+        (await pidOf('minipaasd').catch(() => server)) !== server &&
+        (await pidOf('build-worker').catch(() => worker)) !== worker,
+      60_000,
+      250,
+    );
+    for (const l of labels) await gates.open(l);
+    const done = await expectSettled(ids, apps);
+    expect(done.map((d) => d.status)).toEqual(['running', 'running', 'running', 'running']);
+    expect(done[0]?.attempts).toBe(2);
+    // One build worker (the current one), none left over from before.
+    expect(alive(worker)).toBe(false);
+  }, 300_000);
+});
