@@ -8,6 +8,7 @@ export * from './caddy-routing.ts';
 export * from './canary-release.ts';
 export * from './command-runner.ts';
 export * from './compose-file.ts';
+export * from './cron-scheduler.ts';
 export * from './environment-init.ts';
 export * from './image-builder.ts';
 export * from './service-generators.ts';

@@ -190,7 +190,7 @@ export function validateSchedule(schedule: string): void {
       `bad schedule ${JSON.stringify(schedule)}: give 5 fields (minute hour day month weekday) or 6 with seconds first`,
     );
   try {
-    new Cron(schedule, { paused: true }).stop();
+    new Cron(schedule, { paused: true, mode: '5-or-6-parts' }).stop();
   } catch (err) {
     throw new MinipaasError(
       'MINIPAAS_ERR_VALIDATION',

@@ -5,6 +5,7 @@
  * versioned secrets move the service and prune lists only unattached versions; canary adds, aborts and
  * promotes; a broken image rolls back while the old version keeps serving.
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,8 +14,11 @@ import {
   abortCanary,
   buildImages,
   ComposeFile,
+  CronScheduler,
   createVersioned,
+  cronRuns,
   cronService,
+  deleteVersioned,
   exposeService,
   initEnvironment,
   jobServices,
@@ -51,6 +55,16 @@ const why = await missingForSwarm(['docker', 'docker-registry', 'caddy', 'busybo
 if (why && process.env.CI) throw new Error(`CI needs the swarm toolkit's components: ${why}`);
 
 const DOMAIN = 'app.swarm.test';
+const CLI_BIN = join(import.meta.dirname, '../../cli/bin/minipaas.js');
+
+/** The real `minipaas` bin. */
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((res) =>
+    execFile(process.execPath, [CLI_BIN, ...args], { timeout: 120_000 }, (err, stdout, stderr) =>
+      res({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+    ),
+  );
+}
 
 /** Writes the web app's build context: busybox httpd serving `body`, healthy unless `broken`. */
 function writeApp(dir: string, body: string, broken = false): void {
@@ -207,6 +221,11 @@ services:
       services: ['web'],
     });
     expect(s1.created).toBe(true);
+    const c1 = await createVersioned(env, docker, 'config', `${stack}_conf`, Buffer.from('a=1\n'), {
+      services: ['web'],
+      target: '/etc/app.conf',
+    });
+    expect(c1.dockerName).toMatch(new RegExp(`^${stack}_conf_[0-9a-f]{12}$`));
     expect(s1.dockerName).toMatch(new RegExp(`^${stack}_pw_[0-9a-f]{12}$`));
     const outcomes = await rollout(env, docker, { timeoutMs: 240_000 });
     expect(outcomes.find((o) => o.service === `${stack}_web`)?.result).toBe('updated');
@@ -216,6 +235,13 @@ services:
       (web?.Spec.TaskTemplate.ContainerSpec as { Secrets?: { SecretName: string }[] } | undefined)?.Secrets ??
       [];
     expect(secrets.map((s) => s.SecretName)).toEqual([s1.dockerName]);
+    // deploy routing through the CLI: one route, both tasks as upstreams
+    const r = await cli(['deploy', 'routing', '--json', '-C', env.dir]);
+    expect(r.stderr).toBe('');
+    const routes = JSON.parse(r.stdout).routes as { domain: string; upstreams: string[] }[];
+    expect(routes).toHaveLength(1);
+    expect(routes[0]?.domain).toBe(DOMAIN);
+    expect(routes[0]?.upstreams).toHaveLength(2);
   }, 300_000);
 
   it('a second secret version moves the service; prune lists only the unattached version', async () => {
@@ -226,6 +252,7 @@ services:
     const again = await createVersioned(env, docker, 'secret', `${stack}_pw`, Buffer.from('first'));
     expect(again.created).toBe(false);
     const s2 = await createVersioned(env, docker, 'secret', `${stack}_pw`, Buffer.from('second'));
+    const c2 = await createVersioned(env, docker, 'config', `${stack}_conf`, Buffer.from('a=2\n'));
     expect(s2.created).toBe(true);
     expect(s2.patched).toEqual([env.mainCompose]);
     const versions = await listVersions(docker, 'secret', `${stack}_pw`);
@@ -246,6 +273,25 @@ services:
       30_000,
     );
     expect(unused.map((v) => v.dockerName)).toEqual([again.dockerName]);
+    const unusedConfigs = await waitFor('old config unattached', async () => {
+      const u = (await pruneVersioned(docker, 'config', false)).filter((v) => v.name === `${stack}_conf`);
+      return u.length === 1 ? u : undefined;
+    });
+    expect(unusedConfigs.map((v) => v.dockerName)).not.toContain(c2.dockerName);
+    expect((await pruneVersioned(docker, 'config', true)).map((v) => v.dockerName)).toEqual(
+      unusedConfigs.map((v) => v.dockerName),
+    );
+    // The CLI's view of the same
+    const ls = await cli(['secret', 'ls', '--json', '-C', env.dir]);
+    const mine = (JSON.parse(ls.stdout).secrets as { dockerName: string; usedBy: string[] }[]).filter((v) =>
+      v.dockerName.startsWith(`${stack}_pw_`),
+    );
+    expect(mine.map((v) => [v.dockerName, v.usedBy])).toEqual(
+      expect.arrayContaining([
+        [again.dockerName, []],
+        [s2.dockerName, [`${stack}_web`]],
+      ]),
+    );
     const listed = (await pruneVersioned(docker, 'secret', false)).map((v) => v.dockerName);
     expect(listed).not.toContain(`${stack}_foreign`);
     expect(listed).not.toContain(s2.dockerName);
@@ -256,6 +302,18 @@ services:
     expect(left).toContain(`${stack}_foreign`);
     expect(left).not.toContain(again.dockerName);
     await docker.getSecret((foreign as { id: string }).id).remove();
+    // delete: an unattached secret goes; an attached one is kept while its compose references go.
+    await createVersioned(env, docker, 'secret', `${stack}_tmp`, Buffer.from('tmp'));
+    const d1 = await deleteVersioned(env, docker, 'secret', `${stack}_tmp`);
+    expect(d1.removed).toHaveLength(1);
+    expect(ComposeFile.load(env.mainCompose).has(['secrets', `${stack}_tmp`])).toBe(false);
+    const d2 = await deleteVersioned(env, docker, 'secret', `${stack}_pw`);
+    expect(d2.removed).toEqual([]);
+    expect(d2.kept).toEqual([{ dockerName: s2.dockerName, usedBy: [`${stack}_web`] }]);
+    const compose = ComposeFile.load(env.mainCompose);
+    expect(compose.has(['secrets', `${stack}_pw`])).toBe(false);
+    expect(compose.get(['services', 'web', 'secrets'])).toBeUndefined();
+    await expect(deleteVersioned(env, docker, 'secret', `${stack}_none`)).rejects.toThrow(/no secret named/);
   }, 300_000);
 
   it('a rollout of v2 under a request loop through Caddy has 0 failed requests', async () => {
@@ -300,6 +358,34 @@ services:
     const names = (await docker.listServices()) as { Spec: { Name: string } }[];
     expect(names.map((s) => s.Spec.Name)).not.toContain(`${stack}_web_canary`);
   }, 400_000);
+
+  it('the cron scheduler runs a `code cron` service on its schedule; the runs are visible', async () => {
+    cronService(env, 'report', { schedule: '*/2 * * * * *', skipRunning: true });
+    await rollout(env, docker, { timeoutMs: 240_000 });
+    const events: string[] = [];
+    const scheduler = new CronScheduler({
+      docker,
+      stack,
+      refreshMs: 1000,
+      onEvent: (e) => events.push(`${e.type} ${e.service}`),
+    });
+    await scheduler.start();
+    try {
+      expect(scheduler.scheduled()).toEqual(new Map([[`${stack}_report`, '*/2 * * * * *']]));
+      const runs = await waitFor(
+        'two completed runs',
+        async () => {
+          const r = (await cronRuns(docker, `${stack}_report`)).filter((x) => x.state === 'complete');
+          return r.length >= 2 ? r : undefined;
+        },
+        60_000,
+      );
+      expect(runs.every((r) => r.exitCode === 0)).toBe(true);
+      expect(events).toContain(`run ${stack}_report`);
+    } finally {
+      scheduler.stop();
+    }
+  }, 300_000);
 
   it('a rollout of a broken image rolls back by itself and the old version keeps serving', async () => {
     writeApp(join(env.dir, 'web'), 'broken\n', true);

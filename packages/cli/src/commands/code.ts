@@ -3,7 +3,9 @@
  * rewrite its compose services into routed web services, one-off jobs, workers and cron tasks.
  */
 import {
+  CronScheduler,
   cronService,
+  dockerClient,
   exposeService,
   initEnvironment,
   jobServices,
@@ -230,5 +232,57 @@ Examples:
           line(ctx.out, `${service} runs on "${opts.schedule}" (${file}).`);
         },
       ),
+  );
+
+  both('scheduler', (c) =>
+    c
+      .description(
+        'run the cron scheduler in the foreground: starts services labelled by "code cron" on schedule',
+      )
+      .option('--all-stacks', "schedule labelled services of every stack, not only this environment's")
+      .option('--refresh <seconds>', 'how often to look for labelled services', '5')
+      .option('-C, --dir <dir>', DIR_HELP)
+      .option('--json', 'print one JSON event per line')
+      .addHelpText(
+        'after',
+        `
+Honours swarm-cronjob's labels (swarm.cronjob.enable, .schedule, .skip-running, .replicas): on each tick
+it scales the service to its replicas and forces an update, so Swarm runs fresh tasks; with
+skip-running, a tick is skipped while a task still runs. Runs are the service's tasks
+(docker service ps STACK_SERVICE). Stops on Ctrl-C or SIGTERM.
+
+Examples:
+  $ minipaas code scheduler -C envs/prod
+  $ minipaas code scheduler --all-stacks --json`,
+      )
+      .action(async (opts: { allStacks?: boolean; refresh: string; dir?: string; json?: boolean }) => {
+        const refreshMs = Number(opts.refresh) * 1000;
+        if (!Number.isFinite(refreshMs) || refreshMs < 1000)
+          throw new CliError(`bad --refresh ${opts.refresh}: use >= 1`);
+        const env = loadEnvironment(envDir(opts, ctx));
+        const scheduler = new CronScheduler({
+          docker: dockerClient(env.docker),
+          ...(opts.allStacks ? {} : { stack: env.stack }),
+          refreshMs,
+          onEvent: (e) =>
+            opts.json
+              ? line(ctx.out, JSON.stringify(e))
+              : line(
+                  ctx.out,
+                  `${e.at} ${e.type} ${e.service}${e.schedule ? ` "${e.schedule}"` : ''}${e.message ? `: ${e.message}` : ''}`,
+                ),
+        });
+        await scheduler.start();
+        if (!opts.json)
+          line(ctx.out, `Scheduling ${opts.allStacks ? 'every stack' : `stack ${env.stack}`}; Ctrl-C stops.`);
+        await new Promise<void>((res) => {
+          const done = (): void => {
+            scheduler.stop();
+            res();
+          };
+          process.once('SIGINT', done);
+          process.once('SIGTERM', done);
+        });
+      }),
   );
 }

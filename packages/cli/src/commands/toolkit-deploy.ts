@@ -36,6 +36,15 @@ function seconds(v: string | undefined, name: string): number | undefined {
   return n * 1000;
 }
 
+/**
+ * The subcommand's options plus `--json` when commander gave it to the parent `deploy` command (which has
+ * its own `--json` and, like every parent, recognises its options after the subcommand name too).
+ */
+function withParent<T extends { json?: boolean }>(opts: T, cmd: Command): T {
+  const globals = cmd.optsWithGlobals<{ json?: boolean }>();
+  return globals.json && !opts.json ? { ...opts, json: true } : opts;
+}
+
 function printOutcomes(p: Output, outcomes: readonly ServiceOutcome[]): void {
   for (const o of outcomes) line(p, `  ${o.service}: ${o.result} ${o.image}`);
 }
@@ -78,7 +87,12 @@ Examples:
   $ minipaas deploy build web --tag v42 -C envs/prod`,
       )
       .action(
-        async (services: string[], opts: { tag?: string; push: boolean; dir?: string; json?: boolean }) => {
+        async (
+          services: string[],
+          o: { tag?: string; push: boolean; dir?: string; json?: boolean },
+          cmd: Command,
+        ) => {
+          const opts = withParent(o, cmd);
           const env = loadEnvironment(envDir(opts, ctx));
           const p = progress(ctx, opts.json);
           const built = await buildImages(env, dockerClient(env.docker), {
@@ -114,19 +128,22 @@ Examples:
   $ minipaas deploy rollout
   $ minipaas deploy rollout -C envs/prod --timeout 300 --json`,
       )
-      .action(async (opts: { timeout: string; routing: boolean; dir?: string; json?: boolean }) => {
-        const env = loadEnvironment(envDir(opts, ctx));
-        const p = progress(ctx, opts.json);
-        line(p, `-----> Rolling out ${env.stack}`);
-        const outcomes = await rollout(env, dockerClient(env.docker), {
-          timeoutMs: seconds(opts.timeout, '--timeout') as number,
-          ...(opts.routing ? {} : { routing: false }),
-          onProgress: (l) => line(p, `       ${l}`),
-        });
-        if (opts.json) return json(ctx.out, { stack: env.stack, services: outcomes });
-        line(p, `Rolled out ${env.stack}:`);
-        printOutcomes(p, outcomes);
-      }),
+      .action(
+        async (o: { timeout: string; routing: boolean; dir?: string; json?: boolean }, cmd: Command) => {
+          const opts = withParent(o, cmd);
+          const env = loadEnvironment(envDir(opts, ctx));
+          const p = progress(ctx, opts.json);
+          line(p, `-----> Rolling out ${env.stack}`);
+          const outcomes = await rollout(env, dockerClient(env.docker), {
+            timeoutMs: seconds(opts.timeout, '--timeout') as number,
+            ...(opts.routing ? {} : { routing: false }),
+            onProgress: (l) => line(p, `       ${l}`),
+          });
+          if (opts.json) return json(ctx.out, { stack: env.stack, services: outcomes });
+          line(p, `Rolled out ${env.stack}:`);
+          printOutcomes(p, outcomes);
+        },
+      ),
   );
 
   both('canary', (c) =>
@@ -155,7 +172,7 @@ Examples:
       .action(
         async (
           service: string,
-          opts: {
+          o: {
             replicas: string;
             image?: string;
             promote?: boolean;
@@ -164,7 +181,9 @@ Examples:
             dir?: string;
             json?: boolean;
           },
+          cmd: Command,
         ) => {
+          const opts = withParent(o, cmd);
           if (opts.promote && opts.abort) throw new CliError('give --promote or --abort, not both');
           const replicas = Number(opts.replicas);
           if (!Number.isInteger(replicas) || replicas < 1 || replicas > 100)
@@ -217,7 +236,8 @@ Examples:
   $ minipaas deploy routing
   $ minipaas deploy routing --dry-run > caddy-live.json`,
       )
-      .action(async (opts: { dryRun?: boolean; dir?: string; json?: boolean }) => {
+      .action(async (o: { dryRun?: boolean; dir?: string; json?: boolean }, cmd: Command) => {
+        const opts = withParent(o, cmd);
         const env = loadEnvironment(envDir(opts, ctx));
         const routes = await collectRoutes(env, dockerClient(env.docker));
         const cfg = caddyConfig(baseCaddyConfig(env), routes);
