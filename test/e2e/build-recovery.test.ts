@@ -5,7 +5,7 @@
  * deployment ends `running`, `failed` (with the reason) or `cancelled`, none stays queued or building,
  * and no app runs two releases.
  */
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DeploymentView } from '@minipaas/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -82,7 +82,7 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
-  for (const l of ['a1', 'b1', 'c1', 'd1', 'a2', 'b2', 'c2', 'd2', 'a3', 'b3', 'c3', 'd3'])
+  for (const l of ['a1', 'b1', 'c1', 'd1', 'a2', 'b2', 'c2', 'd2', 'a3', 'b3', 'c3', 'd3', 'a4'])
     await gates?.open(l);
   await p?.stop();
   await gates?.close();
@@ -194,5 +194,41 @@ describe('build queue recovery (real processes)', () => {
     expect(done[0]?.attempts).toBe(2);
     // One build worker (the current one), none left over from before.
     expect(alive(worker)).toBe(false);
+  }, 300_000);
+
+  it('the CLI shows the queue: deploy prints "queued (position 1)", builds lists, builds:cancel refuses a finished one', async () => {
+    const blocker = await deployGated('ra', 'a4');
+    await waitFor('the blocking build', async () => gates.started('a4'), 60_000);
+    const dir = join(p.home, 'cli-app');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'Procfile'), 'web: node server.js\n');
+    await writeFile(
+      join(dir, 'server.js'),
+      "require('http').createServer((q,s)=>s.end('cli')).listen(process.env.PORT)\n",
+    );
+    const deploying = p.cli(['deploy', dir, '--app', 'rb']);
+    const queued = await waitFor(
+      'the CLI deploy to be queued',
+      async () => {
+        const { builds } = (await p.api<{ builds: DeploymentView[] }>('GET', '/api/v1/apps/rb/builds')).body;
+        return builds.find((b) => b.status === 'queued') ?? null;
+      },
+      60_000,
+    );
+    const listed = await p.cli(['builds', 'rb', '--json']);
+    expect(listed.code, listed.stderr).toBe(0);
+    const rows = (JSON.parse(listed.stdout) as { builds: DeploymentView[] }).builds;
+    expect(rows.find((b) => b.id === queued.id)).toMatchObject({ status: 'queued', position: 1 });
+    const table = await p.cli(['builds', 'rb']);
+    expect(table.stdout).toMatch(/queued \(position 1\)/);
+    await gates.open('a4');
+    const r = await deploying;
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(r.stdout).toMatch(/queued \(position 1\)/);
+    expect(r.stdout).toMatch(/is live at/);
+    expect((await get(blocker.id)).status).toBe('running');
+    const refused = await p.cli(['builds:cancel', blocker.id]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/already finished/);
   }, 300_000);
 });
