@@ -256,4 +256,20 @@ describe('build queue (maxConcurrent=1)', () => {
     const done = await until(again.body.id, ['running', 'failed']);
     expect(done).toMatchObject({ status: 'running', release: 2, message: 'rebuild' });
   }, 120_000);
+
+  it('rolls back without building: a rollback deployment redeploys an old release as a new one', async () => {
+    const app = await cp.ctx.apps.get('qf');
+    expect(app.current_release).toBe(2);
+    const queued = await cp.ctx.deploys.rollback(app, 1);
+    expect(queued).toMatchObject({ kind: 'rollback', rollbackTo: 1, status: 'queued' });
+    const done = await until(queued.id, ['running', 'failed']);
+    expect(done.status, done.log.join('\n')).toBe('running');
+    expect(done.release).toBe(3);
+    expect(done.log.join('\n')).toMatch(/Rolling back to v1 as v3 \(no build\)/);
+    expect(done.log.join('\n')).not.toMatch(/Installing dependencies/);
+    const state = await cp.ctx.runtimes.forApp(app).get('qf');
+    expect(state?.release).toBe('v3');
+    const missing = await cp.ctx.deploys.rollback(app, 42).catch((e: Error) => e);
+    expect((missing as Error).message).toMatch(/no release v42/);
+  }, 120_000);
 });

@@ -67,10 +67,12 @@ export const NO_PHASES: PipelinePhases = {
 export class InlineReleases implements PipelineReleases {
   readonly #db: Kysely<Database>;
   readonly #keep: number;
+  readonly #keepDeployments: number;
 
-  constructor(db: Kysely<Database>, keepReleases: number) {
+  constructor(db: Kysely<Database>, keepReleases: number, keepDeployments: number) {
     this.#db = db;
     this.#keep = keepReleases;
+    this.#keepDeployments = keepDeployments;
   }
 
   async nextVersion(appId: string): Promise<number> {
@@ -152,7 +154,10 @@ export class InlineReleases implements PipelineReleases {
     await this.#db.updateTable('releases').set({ status: 'failed' }).where('id', '=', release.id).execute();
   }
 
-  /** Keeps the newest `keepReleases` releases (and always the current one). */
+  /**
+   * Keeps the newest `keepReleases` releases (and always the current one) and the newest
+   * `keepDeployments` finished deployment rows (the serving one and unfinished ones always).
+   */
   async prune(app: AppRow): Promise<void> {
     const fresh = await this.#db
       .selectFrom('apps')
@@ -171,5 +176,23 @@ export class InlineReleases implements PipelineReleases {
       if (!inUse.has(r.dir)) await rm(r.dir, { recursive: true, force: true });
       await this.#db.deleteFrom('releases').where('id', '=', r.id).execute();
     }
+    const finished = await this.#db
+      .selectFrom('deployments')
+      .select('id')
+      .where('app_id', '=', app.id)
+      .where('status', 'in', ['failed', 'cancelled', 'stopped'])
+      .orderBy('created_at', 'desc')
+      .offset(this.#keepDeployments)
+      .limit(10_000)
+      .execute();
+    if (finished.length > 0)
+      await this.#db
+        .deleteFrom('deployments')
+        .where(
+          'id',
+          'in',
+          finished.map((r) => r.id),
+        )
+        .execute();
   }
 }

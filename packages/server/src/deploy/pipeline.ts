@@ -45,7 +45,8 @@ export function createBuildWorker(o: PipelineOptions): BuildWorker {
     apps: o.apps,
     runtimes: o.runtimes,
     builder,
-    releases: o.releases ?? new InlineReleases(o.db, o.config.apps.keepReleases),
+    releases:
+      o.releases ?? new InlineReleases(o.db, o.config.apps.keepReleases, o.config.retention.keepDeployments),
     phases: o.phases ?? NO_PHASES,
     config: o.config,
     ...(o.readAppJson ? { readAppJson: o.readAppJson } : {}),
