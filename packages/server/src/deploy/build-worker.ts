@@ -232,7 +232,7 @@ export class BuildWorker {
   async #claim(m: QueueMessage<BuildJob>): Promise<void> {
     const { deployments, queue } = this.#o;
     const row = await deployments.row(m.payload.deploymentId);
-    if (!row || row.status !== 'queued') {
+    if (row?.status !== 'queued') {
       // Cancelled, superseded or finished while it waited (or an unknown job): nothing to do.
       await queue.ack(m.id);
       return;

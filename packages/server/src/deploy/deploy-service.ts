@@ -147,11 +147,10 @@ export class DeployService {
     },
   ): Promise<DeploymentView> {
     const { row, superseded } = await this.#d.db.transaction().execute(async (trx) => {
-      const inserted = await trx
+      await trx
         .insertInto('deployments')
         .values({ ...d, app_id: app.id, status: 'queued', log: '[]' })
-        .returningAll()
-        .executeTakeFirstOrThrow();
+        .execute();
       const superseded =
         d.kind === 'build'
           ? await trx
@@ -176,7 +175,7 @@ export class DeployService {
         .where('id', '=', d.id)
         .returningAll()
         .executeTakeFirstOrThrow();
-      return { row: row ?? inserted, superseded };
+      return { row, superseded };
     });
     for (const s of superseded) {
       if (s.source_dir) await rm(s.source_dir, { recursive: true, force: true }).catch(() => undefined);

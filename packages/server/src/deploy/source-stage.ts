@@ -81,10 +81,7 @@ export async function stageSource(
   try {
     if (source.kind === 'upload') await stageUpload(source.archive, dir, opts.uploads);
     else await mkdir(dir, { recursive: true });
-    const detected =
-      source.kind === 'upload'
-        ? await detectSource(dir, command, opts.nodeBin)
-        : await detectSource(dir, command, opts.nodeBin);
+    const detected = await detectSource(dir, command, opts.nodeBin);
     // Over a limit (too many process types or instances): refuse now, before anything is queued.
     await opts.apps.checkLimits(app, effectiveProcesses(app, { commands: detected.commands }));
   } catch (err) {
