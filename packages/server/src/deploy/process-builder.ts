@@ -19,9 +19,12 @@ import type { LogWriter } from './deployment-store.ts';
 import { runProgram } from './executor.ts';
 import type { BuildStep, DetectedStack } from './stack-detector.ts';
 
-/** Variables a build may see from the platform's environment (registry access, proxies, locale). */
+/**
+ * Variables a build may see from the platform's environment: registry access, proxies, locale, and the
+ * package tools' own index/mirror settings (pip, Go, Bundler, npm; see docs/stacks.md).
+ */
 const BUILD_ENV_PASSTHROUGH =
-  /^(PATH|LANG|LC_[A-Z]+|TZ|HTTPS?_PROXY|NO_PROXY|https?_proxy|no_proxy|npm_config_registry|npm_config_cafile|NODE_EXTRA_CA_CERTS|SSL_CERT_FILE)$/;
+  /^(PATH|LANG|LC_[A-Z]+|TZ|HTTPS?_PROXY|NO_PROXY|https?_proxy|no_proxy|npm_config_registry|npm_config_cafile|NODE_EXTRA_CA_CERTS|SSL_CERT_FILE|PIP_(INDEX_URL|EXTRA_INDEX_URL|FIND_LINKS|NO_INDEX|TRUSTED_HOST|CERT)|GOPROXY|GOPRIVATE|GONOSUMDB|GONOPROXY|GOFLAGS|BUNDLE_MIRROR__[A-Z0-9_]+|BUNDLE_[A-Z0-9_]+__[A-Z0-9_]+)$/;
 
 /** The environment of a dependency install: a few platform variables plus a private cache as HOME. */
 export function buildEnv(cache: string, from: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
@@ -140,8 +143,9 @@ export class ProcessBuilder {
       await privateParent(join(this.#o.home, 'releases'));
       await prepareReleaseDir(this.#o.home, dir, who);
     }
-    const env = { ...detected.env };
-    if (env.PATH) env.PATH = env.PATH.replace(staging, dir);
+    // Paths into the build dir (PATH, VIRTUAL_ENV...) now point into the release dir.
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(detected.env)) env[k] = v.replaceAll(staging, dir);
     return { dir, env };
   }
 
