@@ -76,10 +76,11 @@ export function httpGet(
   port: number,
   host: string,
   path = '/',
+  address = '127.0.0.1',
 ): Promise<{ status: number; body: string; error?: string }> {
   return new Promise((res) => {
     const req = request(
-      { host: '127.0.0.1', port, path, headers: { host, connection: 'close' }, timeout: 10_000 },
+      { host: address, port, path, headers: { host, connection: 'close' }, timeout: 10_000 },
       (r) => {
         let body = '';
         r.setEncoding('utf8');
@@ -106,16 +107,27 @@ export async function ensureSwarm(): Promise<() => Promise<void>> {
     return async () => {};
   }
   if (state !== 'inactive') throw new Error(`the local engine's swarm state is ${state}`);
+  const hadGwBridge = await docker
+    .getNetwork('docker_gwbridge')
+    .inspect()
+    .then(() => true)
+    .catch(() => false);
   await docker.swarmInit({ ListenAddr: '127.0.0.1:2377', AdvertiseAddr: '127.0.0.1' });
   return async () => {
     await docker.swarmLeave({ force: true });
+    // swarm init creates docker_gwbridge; leave the engine as it was.
+    if (!hadGwBridge)
+      await docker
+        .getNetwork('docker_gwbridge')
+        .remove()
+        .catch(() => {});
   };
 }
 
 /** Imports a busybox-static root filesystem as {@link BASE_IMAGE} when the engine does not have it. */
-export async function ensureBaseImage(): Promise<void> {
+export async function ensureBaseImage(engine: Docker = docker): Promise<void> {
   try {
-    await docker.getImage(BASE_IMAGE).inspect();
+    await engine.getImage(BASE_IMAGE).inspect();
     return;
   } catch {
     // import it below
@@ -143,9 +155,9 @@ export async function ensureBaseImage(): Promise<void> {
       symlinkSync('busybox', join(root, 'bin', app));
     writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0:root:/:/bin/sh\n');
     const tar = createTar({ cwd: root, portable: false }, ['bin', 'tmp', 'www', 'etc']);
-    const stream = await docker.importImage(tar as never, { repo: 'minipaas-test/busybox', tag: '1' });
+    const stream = await engine.importImage(tar as never, { repo: 'minipaas-test/busybox', tag: '1' });
     await new Promise<void>((res, rej) =>
-      docker.modem.followProgress(stream as NodeJS.ReadableStream, (err: Error | null) =>
+      engine.modem.followProgress(stream as NodeJS.ReadableStream, (err: Error | null) =>
         err ? rej(err) : res(),
       ),
     );
@@ -172,18 +184,18 @@ function stopChild(child: ChildProcess): Promise<void> {
 }
 
 /** Debian's docker-registry on a free loopback port with its storage in `dir`. */
-export async function startRegistry(dir: string): Promise<Started> {
-  const port = await freePort();
+export async function startRegistry(dir: string, host = '127.0.0.1', fixedPort?: number): Promise<Started> {
+  const port = fixedPort ?? (await freePort());
   const config = join(dir, 'registry.yml');
   mkdirSync(join(dir, 'data'), { recursive: true });
   writeFileSync(
     config,
-    `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n`,
+    `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\n  delete:\n    enabled: true\nhttp:\n  addr: ${host}:${port}\n`,
   );
   const child = spawn('docker-registry', ['serve', config], { stdio: 'ignore' });
   await waitFor('docker-registry', async () => {
     if (child.exitCode !== null) throw new Error(`docker-registry exited with ${child.exitCode}`);
-    return (await httpGet(port, `127.0.0.1:${port}`, '/v2/')).status === 200;
+    return (await httpGet(port, `${host}:${port}`, '/v2/', host)).status === 200;
   });
   return { port, stop: () => stopChild(child) };
 }
