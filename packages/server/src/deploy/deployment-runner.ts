@@ -97,6 +97,7 @@ export class DeploymentRunner {
       await say(
         `-----> Starting ${types.join(' ') || 'no processes'} (health check: ${spec.healthcheck?.path ?? 'port accepts connections'})`,
       );
+      const switchAt = Date.now();
       const driver = d.runtimes.forApp(app);
       const final = await rollout(driver, spec, {
         restart: row.kind === 'restart',
@@ -114,7 +115,9 @@ export class DeploymentRunner {
         log.push(`       ${i.processType}.${i.id} pid ${i.pid}${i.port ? ` port ${i.port}` : ''}`);
       await d.apps.setStatus(app.id, 'running', release.version);
       await this.markStopped(app.id, row.id);
-      await say(`-----> v${release.version} is live at ${d.apps.urls(app.name).url}`);
+      await say(
+        `-----> v${release.version} is live at ${d.apps.urls(app.name).url} (rollout ${seconds(Date.now() - switchAt)})`,
+      );
       if (row.kind !== 'restart') {
         await d.releases.markSucceeded(release);
         await d.phases
@@ -143,6 +146,7 @@ export class DeploymentRunner {
     if (!dir) throw new MinipaasError('MINIPAAS_ERR_BUILD_FAILED', 'the staged source is gone');
     const detected = await detectSource(dir, row.command, d.nodeBin);
     await log.say(`-----> Detected stack: ${detected.stack} (${Object.keys(detected.commands).join(', ')})`);
+    const started = Date.now();
     await d.builder.build({ app, dir, detected, log, signal });
     if (signal.aborted) throw new DeploymentAborted(signal.reason);
     const appJson = d.readAppJson ? await d.readAppJson(dir) : null;
@@ -162,7 +166,7 @@ export class DeploymentRunner {
       deploymentId: row.id,
     });
     await d.deployments.setRelease(row.id, version);
-    await log.say(`-----> Release v${version} created`);
+    await log.say(`-----> Release v${version} created (build ${seconds(Date.now() - started)})`);
     return release;
   }
 
@@ -175,6 +179,11 @@ export class DeploymentRunner {
   static async dropSource(row: Pick<DeploymentRow, 'source_dir'>): Promise<void> {
     if (row.source_dir) await rm(row.source_dir, { recursive: true, force: true }).catch(() => undefined);
   }
+}
+
+/** A phase's duration for the deploy log: `0.4s`. */
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)}s`;
 }
 
 /** Abort reasons that put the deployment back in the queue (the worker is stopping). */
