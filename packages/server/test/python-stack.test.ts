@@ -140,8 +140,8 @@ async function buildApp(p: Awaited<ReturnType<typeof platform>>, fixture: string
     await chownTree(staging, APP.uid, APP.gid);
     await chownTree(cache, APP.uid, APP.gid);
   }
-  // buildEnv passes only its allow-list through; pip's PIP_* settings are added here as the platform
-  // would set them (see docs/stacks.md: the builder's passthrough list must include PIP_*).
+  // The builder's environment: buildEnv's allow-list of the platform's env (PIP_* included), then the step's.
+  // PIP_* are also set first, so the test does not depend on that list (docs/stacks.md).
   const fromPlatform = buildEnv(cache, p.platformEnv);
   const log: string[] = [];
   for (const step of detected.steps) {

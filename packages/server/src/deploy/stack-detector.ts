@@ -29,6 +29,8 @@ export interface BuildStep {
   args: string[];
   /** Extra environment for this step (on top of the build environment). */
   env?: Record<string, string>;
+  /** What the deploy log shows instead of program + args, when those are long (an inline script). */
+  label?: string;
 }
 
 export interface DetectedStack {
@@ -232,7 +234,12 @@ async function python(dir: string, pathEnv: string, manifest: string): Promise<L
   } else {
     steps.push({ program: 'python', args: ['-m', 'pip', 'install', '.'], env });
   }
-  steps.push({ program: 'python', args: ['-c', RELOCATE_VENV, PYTHON_VENV], env });
+  steps.push({
+    program: 'python',
+    args: ['-c', RELOCATE_VENV, PYTHON_VENV],
+    env,
+    label: `python -c <rewrite the shebangs of ${PYTHON_VENV}/bin to find python next to them>`,
+  });
   let web: Language['web'] = {
     missing: `a Python app (${manifest}) needs a Procfile naming its web process, e.g. "web: gunicorn app:app"`,
   };
