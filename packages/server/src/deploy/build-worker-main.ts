@@ -47,7 +47,12 @@ async function main(): Promise<void> {
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 3 });
   pool.on('error', (err) => log.warn({ err: err.message }, 'a queue connection failed'));
   const lockClient = new pg.Client({ connectionString: databaseUrl });
-  lockClient.on('error', (err) => log.error({ err: err.message }, 'the worker lock connection failed'));
+  // Losing the lock's connection (database restarted) loses the lock: stop, so minipaasd starts a worker
+  // that takes it again and recovers whatever this one was running.
+  lockClient.on('error', (err) => {
+    log.error({ err: err.message }, 'the worker lock connection failed; restarting the build worker');
+    void stop('abort', 'lost the worker lock');
+  });
   const runtimes = new RuntimeRegistry([
     new ProcessDriver(new AgentClient(homePaths(config.home).agentSocket)),
   ]);
