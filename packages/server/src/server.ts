@@ -157,8 +157,18 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
       config,
       databaseUrl,
       log: log.child({ component: 'build-worker' }),
+      hasWork: async () =>
+        Boolean(
+          await store.db
+            .selectFrom('deployments')
+            .select('id')
+            .where('status', 'in', ['queued', 'building', 'deploying'])
+            .limit(1)
+            .executeTakeFirst(),
+        ),
     });
-    workerProcess.start();
+    // Started when deployments wait (or ran when the platform stopped), else with the first deploy.
+    await workerProcess.startIfNeeded();
   }
   const deploys = new DeployService({
     db: store.db,
@@ -167,7 +177,10 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
     deployments,
     feed,
     log,
-    ...(worker ? { onQueued: () => worker.wake() } : {}),
+    onQueued: () => {
+      worker?.wake();
+      workerProcess?.ensureRunning();
+    },
   });
   // Superuser URL of the platform's server (embedded or DATABASE_URL); none on PGlite.
   const databaseAdminUrl = databaseUrl;

@@ -3,7 +3,8 @@
  * stuck: cut-off deployments are retried once or failed with the reason, cancelled ones end cancelled,
  * apps go back to running (with a release) or failed. Runs on PGlite (the in-process worker's store).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '@minipaas/core';
@@ -81,6 +82,9 @@ describe('build worker recovery', () => {
         })
         .execute();
     }
+    // staged sources: a failed deployment's goes, an upload arriving right now (no row yet) stays
+    await mkdir(join(home, 'builds', '00000000-0000-4000-8000-000000000002'), { recursive: true });
+    await writeFile(join(home, 'builds', '00000000-0000-4000-8000-0000000000ff.upload'), 'partial');
     // the dead worker's leases
     expect(await queue.dequeue(3, { visibilityTimeoutMs: 600_000 })).toHaveLength(3);
     expect(await worker.recover()).toBe(3);
@@ -94,6 +98,8 @@ describe('build worker recovery', () => {
     expect(failed?.status).toBe('failed');
     expect(failed?.error).toMatch(/interrupted.*gave up after 2 attempts/);
     expect((await deployments.view('00000000-0000-4000-8000-000000000003'))?.status).toBe('cancelled');
+    expect(existsSync(join(home, 'builds', '00000000-0000-4000-8000-000000000002'))).toBe(false);
+    expect(existsSync(join(home, 'builds', '00000000-0000-4000-8000-0000000000ff.upload'))).toBe(true);
     // the retried one's job is back in the queue (after its backoff), the finished ones' jobs are done
     const m = await queue.metrics();
     expect(m.inFlight).toBe(0);

@@ -22,6 +22,9 @@ import { DeploymentStore } from './deployment-store.ts';
 import { createBuildWorker } from './pipeline.ts';
 import { pipelineExtensions } from './pipeline-extensions.ts';
 
+/** A worker with nothing to do for this long exits; minipaasd starts one again for the next deployment. */
+const IDLE_EXIT_MS = 30_000;
+
 /** Advisory lock key of "the build worker" (one per platform database). */
 export const BUILD_WORKER_LOCK = 7070002;
 
@@ -73,6 +76,12 @@ async function main(): Promise<void> {
     deployments,
     log,
     ...pipelineExtensions(store.db, config, apps),
+    // Idle for a while: exit (minipaasd starts a worker again when a deployment is queued).
+    idleExitMs: IDLE_EXIT_MS,
+    onIdle: () => {
+      process.send?.({ type: 'idle' });
+      void stop('drain', 'idle');
+    },
     lock: async () => {
       await lockClient.connect();
       log.info('waiting for the build worker lock');

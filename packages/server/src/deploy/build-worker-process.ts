@@ -1,7 +1,8 @@
 /**
  * minipaasd's side of the separate build worker: starts `minipaas-build-worker` as a child with an IPC
- * channel (its own database pool; a heavy build cannot take the API down), restarts it with backoff when it
- * dies, and stops it on shutdown. When minipaasd dies, even by SIGKILL, the channel closes and the worker
+ * channel (its own database pool; a heavy build cannot take the API down) when there is work — on start
+ * when deployments wait, else with the first deployment queued; the worker exits after a while idle, so an
+ * idle platform does not keep it in memory — restarts it with backoff when it dies, and stops it on shutdown. When minipaasd dies, even by SIGKILL, the channel closes and the worker
  * finishes the deployments it runs, then exits; the next worker waits for its lock meanwhile.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -31,6 +32,8 @@ export interface BuildWorkerProcessOptions {
   log: Logger;
   /** Program to run (default: the `minipaas-build-worker` bin of this package). */
   bin?: string;
+  /** True when deployments wait or run (the worker is then needed). */
+  hasWork: () => Promise<boolean>;
 }
 
 const RESTART_MIN_MS = 500;
@@ -57,8 +60,21 @@ export class BuildWorkerProcess {
     return this.#child?.pid;
   }
 
+  /** Starts the worker when deployments wait (minipaasd's start). */
+  async startIfNeeded(): Promise<void> {
+    if (await this.#o.hasWork()) this.ensureRunning();
+  }
+
+  /** Starts the worker unless it runs (a deployment was queued). */
+  ensureRunning(): void {
+    if (this.#child || this.#timer) return;
+    this.start();
+  }
+
   start(): void {
     if (this.#stopping) return;
+    this.#timer = undefined;
+    let idle = false;
     const startedAt = Date.now();
     const child = spawn(process.execPath, [...process.execArgv, this.#o.bin ?? BUILD_WORKER_BIN], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -71,9 +87,20 @@ export class BuildWorkerProcess {
       if (err) this.#o.log.warn({ err: err.message }, 'cannot hand the build worker its settings');
     });
     child.on('error', (err) => this.#o.log.error({ err: err.message }, 'build worker: cannot start'));
+    child.on('message', (m: { type?: string }) => {
+      if (m?.type === 'idle') idle = true;
+    });
     child.on('exit', (code, signal) => {
       if (this.#child === child) this.#child = null;
       if (this.#stopping) return;
+      if (idle && code === 0) {
+        this.#delay = RESTART_MIN_MS;
+        // A deployment queued while it was leaving: start a new one for it.
+        void this.startIfNeeded().catch((err: unknown) =>
+          this.#o.log.warn({ err: (err as Error).message }, 'cannot check for queued deployments'),
+        );
+        return;
+      }
       if (Date.now() - startedAt > HEALTHY_AFTER_MS) this.#delay = RESTART_MIN_MS;
       this.#o.log.warn(
         { code, signal, restartInMs: this.#delay },

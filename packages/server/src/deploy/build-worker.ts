@@ -8,7 +8,7 @@
  * One worker serves a platform: {@link BuildWorkerOptions.lock} makes that hold across processes, so on
  * start every deployment still `building` or `deploying` was cut off and is recovered here.
  */
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type MinipaasConfig, MinipaasError } from '@minipaas/core';
 import type { Queue, QueueMessage } from '@minipaas/sql';
@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import type { AppService } from '../services/app-service.ts';
 import { BUILD_LEASE_MS, type BuildJob } from './build-queue.ts';
 import { DeploymentAborted, DeploymentRunner } from './deployment-runner.ts';
-import { ACTIVE_STATUSES } from './deployment-status.ts';
+import { ACTIVE_STATUSES, isTerminal } from './deployment-status.ts';
 import type { DeploymentRow, DeploymentStore } from './deployment-store.ts';
 
 export interface BuildWorkerOptions {
@@ -35,6 +35,12 @@ export interface BuildWorkerOptions {
   pollIntervalMs?: number;
   /** How often running deployments are checked for a cancel request, in ms (default 250). */
   cancelPollMs?: number;
+  /**
+   * Stop claiming after this long with nothing to do and call {@link BuildWorkerOptions.onIdle} (a worker
+   * process then exits, so an idle platform does not keep it in memory). Default: never.
+   */
+  idleExitMs?: number;
+  onIdle?: () => void;
 }
 
 interface Held {
@@ -47,6 +53,9 @@ interface Running extends Held {
   ac: AbortController;
   done: Promise<void>;
 }
+
+/** A staged source with no deployment row is an upload cut off by a crash once it is this old. */
+const STALE_UPLOAD_MS = 3600_000;
 
 export class BuildWorker {
   readonly #o: BuildWorkerOptions;
@@ -157,18 +166,25 @@ export class BuildWorker {
       .execute();
     const ids = queued.filter((r) => !requeued.has(r.id)).map((r) => Number(r.job_id));
     if (ids.length > 0) await queue.nack(ids, { delayMs: 0 });
-    // Staged sources nobody will build any more.
+    // Staged sources nobody will build any more: those of finished deployments, and leftovers of uploads
+    // cut off before their deployment existed (old enough not to be an upload arriving right now).
     const builds = join(config.home, 'builds');
     const names = await readdir(builds).catch(() => [] as string[]);
     if (names.length > 0) {
-      const live = await db
+      const ids = names.map((n) => n.replace(/\.upload$/, ''));
+      const rows = await db
         .selectFrom('deployments')
-        .select('id')
-        .where('id', 'in', names)
-        .where('status', 'in', ['queued', 'building', 'deploying'])
+        .select(['id', 'status'])
+        .where('id', 'in', ids)
         .execute();
-      const keep = new Set(live.map((r) => r.id));
-      for (const n of names) if (!keep.has(n)) await rm(join(builds, n), { recursive: true, force: true });
+      const status = new Map(rows.map((r) => [r.id, r.status]));
+      for (const n of names) {
+        const s = status.get(n.replace(/\.upload$/, ''));
+        const mtime = s === undefined ? (await stat(join(builds, n)).catch(() => null))?.mtimeMs : undefined;
+        const stale =
+          s === undefined ? mtime !== undefined && Date.now() - mtime > STALE_UPLOAD_MS : isTerminal(s);
+        if (stale) await rm(join(builds, n), { recursive: true, force: true });
+      }
     }
     return cut.length;
   }
@@ -176,6 +192,7 @@ export class BuildWorker {
   async #run(): Promise<void> {
     const { queue, log } = this.#o;
     let errorDelay = 0;
+    let lastBusy = Date.now();
     while (!this.#stopping) {
       this.#woken = false;
       let progressed = false;
@@ -201,6 +218,11 @@ export class BuildWorker {
         errorDelay = Math.min(Math.max(errorDelay * 2, 200), 10_000);
         await this.#sleep(errorDelay);
         continue;
+      }
+      if (progressed || this.#running.size > 0 || this.#held.length > 0) lastBusy = Date.now();
+      else if (this.#o.idleExitMs !== undefined && Date.now() - lastBusy >= this.#o.idleExitMs) {
+        this.#o.onIdle?.();
+        return;
       }
       if (!progressed) await this.#sleep(this.#o.pollIntervalMs ?? 1000);
     }

@@ -10,7 +10,7 @@ import type { RuntimeRegistry } from '../runtime/runtime-registry.ts';
 import type { AppService } from '../services/app-service.ts';
 import type { Database } from '../store/schema.ts';
 import { buildQueue } from './build-queue.ts';
-import { BuildWorker } from './build-worker.ts';
+import { BuildWorker, type BuildWorkerOptions } from './build-worker.ts';
 import { DeploymentRunner } from './deployment-runner.ts';
 import type { DeploymentStore } from './deployment-store.ts';
 import {
@@ -36,6 +36,9 @@ export interface PipelineOptions {
   phases?: PipelinePhases;
   readAppJson?: (dir: string) => Promise<unknown>;
   nodeBin?: string;
+  /** See {@link BuildWorkerOptions.idleExitMs}. */
+  idleExitMs?: number;
+  onIdle?: () => void;
 }
 
 export function createBuildWorker(o: PipelineOptions): BuildWorker {
@@ -61,5 +64,7 @@ export function createBuildWorker(o: PipelineOptions): BuildWorker {
     config: o.config,
     log: o.log,
     ...(o.lock ? { lock: o.lock } : {}),
+    ...(o.idleExitMs !== undefined ? { idleExitMs: o.idleExitMs } : {}),
+    ...(o.onIdle ? { onIdle: o.onIdle } : {}),
   });
 }
