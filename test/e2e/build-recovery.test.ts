@@ -231,4 +231,24 @@ describe('build queue recovery (real processes)', () => {
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/already finished/);
   }, 300_000);
+
+  it('the build worker exits when idle and minipaasd starts one for the next deploy', async () => {
+    const worker = await pidOf('build-worker');
+    await waitFor('the idle worker to exit', async () => !alive(worker), 90_000, 500);
+    await expect(pidOf('build-worker')).rejects.toThrow(/ENOENT/);
+    const d = await p.api<DeploymentView>('POST', '/api/v1/apps/rc/deploy', {
+      command: `node -e "require('http').createServer((q,s)=>s.end('c')).listen(process.env.PORT)"`,
+    });
+    expect(d.status).toBe(202);
+    const done = await waitFor(
+      'the deploy',
+      async () => {
+        const v = await get(d.body.id);
+        return FINAL.includes(v.status) ? v : null;
+      },
+      60_000,
+    );
+    expect(done.status).toBe('running');
+    expect(await pidOf('build-worker')).not.toBe(worker);
+  }, 180_000);
 });
