@@ -193,6 +193,8 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
   });
   const addons = new AddonService({ db: store.db, apps, log, adminUrl: databaseAdminUrl, dedicated });
   dedicated.start();
+  // A deleted app's builds stop first (they run as its user, which goes with it).
+  apps.beforeDelete.push((app) => deploys.cancelAll(app));
   apps.beforeDelete.push((app) => addons.destroyAll(app));
   // The platform database's URL (embedded server or DATABASE_URL).
   const backups = new BackupService({

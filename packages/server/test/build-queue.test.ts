@@ -96,13 +96,14 @@ beforeAll(async () => {
     reconcile: false,
   });
   auth = { authorization: `Bearer ${cp.createdAdminToken}` };
-  for (const name of ['qa', 'qb', 'qc', 'qd', 'qe', 'qf', 'qg'])
+  for (const name of ['qa', 'qb', 'qc', 'qd', 'qe', 'qf', 'qg', 'qh'])
     expect((await api('POST', '/api/v1/apps', { name })).status).toBe(201);
 }, 60_000);
 
 afterAll(async () => {
   // Whatever still waits is let go, so no build outlives the test.
-  for (const l of ['a1', 'b1', 'c1', 'd1', 'e1', 'a2', 'f1', 'f2', 'f3', 'f4', 'g1']) await gates?.open(l);
+  for (const l of ['a1', 'b1', 'c1', 'd1', 'e1', 'a2', 'f1', 'f2', 'f3', 'f4', 'g1', 'h1'])
+    await gates?.open(l);
   await cp?.close();
   await agent?.close();
   await dropDb();
@@ -271,5 +272,17 @@ describe('build queue (maxConcurrent=1)', () => {
     expect(state?.release).toBe('v3');
     const missing = await cp.ctx.deploys.rollback(app, 42).catch((e: Error) => e);
     expect((missing as Error).message).toMatch(/no release v42/);
+  }, 120_000);
+
+  it('deleting an app stops its running build first', async () => {
+    const d = await deployGated('qh', 'h1');
+    await until(d.id, ['building']);
+    const pid = await waitFor('the build script', async () => gates.pid('h1'));
+    const del = await cp.app.inject({ method: 'DELETE', url: '/api/v1/apps/qh', headers: auth });
+    expect(del.statusCode, del.body).toBe(204);
+    await waitFor('the build process to be gone', async () => !isAlive(pid));
+    expect(
+      (await cp.app.inject({ method: 'GET', url: `/api/v1/deployments/${d.id}`, headers: auth })).statusCode,
+    ).toBe(404);
   }, 120_000);
 });

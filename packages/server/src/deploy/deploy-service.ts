@@ -218,6 +218,18 @@ export class DeployService {
     }
   }
 
+  /** Cancels every unfinished deployment of the app and waits for them to stop (before the app is deleted). */
+  async cancelAll(app: AppRow): Promise<void> {
+    const open = await this.list(app, 1000, ['queued', 'building', 'deploying']);
+    await Promise.all(
+      open.map((d) =>
+        this.cancel(d.id).catch((err: unknown) => {
+          if (!(err instanceof MinipaasError && err.code === 'MINIPAAS_ERR_DEPLOYMENT_FINISHED')) throw err;
+        }),
+      ),
+    );
+  }
+
   async #waitTerminal(id: string, timeoutMs: number): Promise<DeploymentView> {
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(), timeoutMs);
