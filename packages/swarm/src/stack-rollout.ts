@@ -48,8 +48,11 @@ export async function removeStack(env: SwarmEnvironment): Promise<void> {
 export interface ServiceOutcome {
   service: string;
   image: string;
-  /** `updated` (new spec running), `unchanged`, `rolled-back`, `paused` (failure_action pause), `job`. */
-  result: 'updated' | 'unchanged' | 'rolled-back' | 'paused' | 'job';
+  /**
+   * `updated` (new spec running), `unchanged`, `rolled-back`, `paused` (failure_action pause), `failed`
+   * (tasks keep failing outside an update, e.g. the first deploy of a broken image), `job`.
+   */
+  result: 'updated' | 'unchanged' | 'rolled-back' | 'paused' | 'failed' | 'job';
   message?: string;
 }
 
@@ -63,20 +66,45 @@ export interface RolloutOptions {
   onProgress?: (line: string) => void;
   /** Poll interval (default 500 ms). */
   intervalMs?: number;
+  /**
+   * A service counts as up once the same tasks have been running for this long (default 3000 ms), so
+   * a container that starts and crashes is not mistaken for a finished update.
+   */
+  settleMs?: number;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** True when every wanted task of a service runs its current spec. */
-async function converged(docker: Docker, s: ServiceInfo): Promise<boolean> {
+/**
+ * The ids of the running tasks when every wanted task of a service runs its current spec, else
+ * undefined.
+ */
+async function converged(docker: Docker, s: ServiceInfo): Promise<string | undefined> {
   const want = wantedReplicas(s);
-  if (want === undefined) return true; // global services: Swarm's update status is enough
+  if (want === undefined) return 'global'; // global services: Swarm's update status is enough
   const image = imageName(s.Spec.TaskTemplate.ContainerSpec.Image);
   const tasks = (await serviceTasks(docker, s.Spec.Name)).filter((t) => t.DesiredState === 'running');
   const ready = tasks.filter(
     (t) => t.Status.State === 'running' && imageName(t.Spec?.ContainerSpec?.Image) === image,
   );
-  return ready.length === want && tasks.length === want;
+  if (ready.length !== want || tasks.length !== want) return undefined;
+  return ready
+    .map((t) => t.ID)
+    .sort()
+    .join(',');
+}
+
+/** The error of the latest failed task when tasks of the current spec keep failing and none runs. */
+async function crashLooping(docker: Docker, s: ServiceInfo): Promise<string | undefined> {
+  const image = imageName(s.Spec.TaskTemplate.ContainerSpec.Image);
+  const tasks = (await serviceTasks(docker, s.Spec.Name)).filter(
+    (t) => imageName(t.Spec?.ContainerSpec?.Image) === image,
+  );
+  if (tasks.some((t) => t.Status.State === 'running')) return undefined;
+  const failed = tasks.filter((t) => ['failed', 'rejected'].includes(t.Status.State));
+  if (failed.length < 3) return undefined;
+  const last = failed[failed.length - 1];
+  return `${failed.length} tasks failed: ${last?.Status.Err ?? last?.Status.Message ?? 'no message'}`;
 }
 
 const isJob = (s: ServiceInfo): boolean => Boolean(s.Spec.Mode?.ReplicatedJob || s.Spec.Mode?.GlobalJob);
@@ -97,6 +125,22 @@ export async function watchUpdates(
   let routing: RoutingSync | undefined;
   const done = new Map<string, ServiceOutcome>();
   const lastState = new Map<string, string>();
+  const settle = opts.settleMs ?? 3000;
+  const seen = new Map<string, { ids: string; since: number }>();
+  /** True once the same running tasks were seen for `settle` ms. */
+  const settled = async (s: ServiceInfo): Promise<boolean> => {
+    const ids = await converged(docker, s);
+    if (ids === undefined) {
+      seen.delete(s.Spec.Name);
+      return false;
+    }
+    const cur = seen.get(s.Spec.Name);
+    if (!cur || cur.ids !== ids) {
+      seen.set(s.Spec.Name, { ids, since: Date.now() });
+      return settle === 0;
+    }
+    return Date.now() - cur.since >= settle;
+  };
   for (;;) {
     const services = await stackServices(docker, env.stack);
     if (opts.routing ?? services.some((s) => s.Spec.Labels?.['minipaas.http.domain'])) {
@@ -124,7 +168,7 @@ export async function watchUpdates(
         lastState.set(name, state);
       }
       if (state === 'rollback_completed' || state === 'rollback_paused') {
-        if (await converged(docker, s))
+        if (await settled(s))
           done.set(name, { service: name, image, result: 'rolled-back', message: st?.Message ?? '' });
         continue;
       }
@@ -133,10 +177,16 @@ export async function watchUpdates(
         continue;
       }
       if (state === 'updating' || state === 'rollback_started') continue;
-      if (await converged(docker, s)) {
+      if (await settled(s)) {
         const changed = !prev || prev.Version.Index !== s.Version.Index;
         done.set(name, { service: name, image, result: changed ? 'updated' : 'unchanged' });
         say(`${name}: ${changed ? 'running' : 'unchanged'} ${image}`);
+        continue;
+      }
+      const crash = await crashLooping(docker, s);
+      if (crash) {
+        done.set(name, { service: name, image, result: 'failed', message: crash });
+        say(`${name}: failed (${crash})`);
       }
     }
     if (services.length > 0 && services.every((s) => done.has(s.Spec.Name))) {
@@ -165,16 +215,17 @@ export async function rollout(
   opts.onProgress?.(`docker stack deploy ${env.stack}`);
   await deployStack(env);
   const outcomes = await watchUpdates(env, docker, before, opts);
-  const failed = outcomes.filter((o) => o.result === 'rolled-back' || o.result === 'paused');
+  const failed = outcomes.filter((o) => ['rolled-back', 'paused', 'failed'].includes(o.result));
+  const what = (o: ServiceOutcome): string =>
+    o.result === 'rolled-back' ? 'rolled back' : o.result === 'paused' ? 'paused' : 'failed';
   if (failed.length > 0)
     throw new MinipaasError(
       'MINIPAAS_ERR_CONFLICT',
       `rollout failed: ${failed
-        .map(
-          (f) =>
-            `${f.service} ${f.result === 'paused' ? 'paused' : 'rolled back'}${f.message ? ` (${f.message})` : ''}`,
-        )
-        .join('; ')}; the previous version keeps serving`,
+        .map((f) => `${f.service} ${what(f)}${f.message ? ` (${f.message})` : ''}`)
+        .join(
+          '; ',
+        )}${failed.some((f) => f.result !== 'failed') ? '; the previous version keeps serving' : ''}`,
       { details: { outcomes } },
     );
   return outcomes;

@@ -396,4 +396,17 @@ services:
     await new RoutingSync(env, docker).sync(true);
     for (let i = 0; i < 10; i++) expect(await get()).toMatchObject({ status: 200, body: 'v3\n' });
   }, 300_000);
+
+  it('a service whose tasks keep failing on its first deploy fails the rollout instead of waiting', async () => {
+    const f = ComposeFile.load(env.mainCompose);
+    f.set(['services', 'crash'], {
+      image: BASE_IMAGE,
+      command: ['sh', '-c', 'exit 3'],
+      deploy: { restart_policy: { condition: 'any', delay: '1s' } },
+    });
+    f.save();
+    await expect(rollout(env, docker, { timeoutMs: 240_000 })).rejects.toThrow(
+      new RegExp(`${stack}_crash failed \\(\\d+ tasks failed: task: non-zero exit \\(3\\)\\)`),
+    );
+  }, 300_000);
 });
