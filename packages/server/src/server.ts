@@ -167,8 +167,9 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
             .executeTakeFirst(),
         ),
     });
-    // Started when deployments wait (or ran when the platform stopped), else with the first deploy.
-    await workerProcess.startIfNeeded();
+    // Started now, so the first deploy does not wait for it (it exits after a while idle, and is started
+    // again with the next deployment).
+    workerProcess.ensureRunning();
   }
   const deploys = new DeployService({
     db: store.db,

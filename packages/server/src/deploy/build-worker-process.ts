@@ -60,7 +60,7 @@ export class BuildWorkerProcess {
     return this.#child?.pid;
   }
 
-  /** Starts the worker when deployments wait (minipaasd's start). */
+  /** Starts the worker when deployments wait. */
   async startIfNeeded(): Promise<void> {
     if (await this.#o.hasWork()) this.ensureRunning();
   }

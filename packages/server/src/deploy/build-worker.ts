@@ -41,6 +41,8 @@ export interface BuildWorkerOptions {
    */
   idleExitMs?: number;
   onIdle?: () => void;
+  /** LISTEN on the queue's channel (its NOTIFY on enqueue wakes the worker at once); else it polls. */
+  listen?: (channel: string, onNotify: () => void) => Promise<() => Promise<void>>;
 }
 
 interface Held {
@@ -67,6 +69,7 @@ export class BuildWorker {
   #loop: Promise<void> | null = null;
   #timers: NodeJS.Timeout[] = [];
   #unlock: (() => Promise<void>) | null = null;
+  #unlisten: (() => Promise<void>) | null = null;
 
   constructor(opts: BuildWorkerOptions) {
     this.#o = opts;
@@ -86,6 +89,13 @@ export class BuildWorker {
     cancelPoll.unref();
     heartbeat.unref();
     this.#timers.push(cancelPoll, heartbeat);
+    if (this.#o.listen) {
+      try {
+        this.#unlisten = await this.#o.listen(this.#o.queue.name, () => this.wake());
+      } catch (err) {
+        this.#o.log.warn({ err }, 'cannot LISTEN for new build jobs; polling');
+      }
+    }
     this.#loop = this.#run().catch((err: unknown) => this.#o.log.error({ err }, 'build worker loop crashed'));
   }
 
@@ -106,6 +116,7 @@ export class BuildWorker {
     await this.#loop;
     await Promise.allSettled([...this.#running.values()].map((r) => r.done));
     for (const t of this.#timers) clearInterval(t);
+    await this.#unlisten?.().catch(() => undefined);
     // Jobs held for busy apps go back to the queue at once.
     const held = this.#held.map((h) => h.msgId);
     this.#held = [];

@@ -66,5 +66,6 @@ export function createBuildWorker(o: PipelineOptions): BuildWorker {
     ...(o.lock ? { lock: o.lock } : {}),
     ...(o.idleExitMs !== undefined ? { idleExitMs: o.idleExitMs } : {}),
     ...(o.onIdle ? { onIdle: o.onIdle } : {}),
+    ...(o.queueDb.listen ? { listen: o.queueDb.listen.bind(o.queueDb) } : {}),
   });
 }
