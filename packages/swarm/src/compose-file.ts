@@ -4,7 +4,16 @@
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { MinipaasError } from '@minipaas/core';
-import { type Document, isMap, isScalar, isSeq, parseDocument, YAMLMap, YAMLSeq } from 'yaml';
+import {
+  type Document,
+  isMap,
+  isScalar,
+  isSeq,
+  parseDocument,
+  visit,
+  type YAMLMap,
+  type YAMLSeq,
+} from 'yaml';
 
 export type YamlPath = readonly (string | number)[];
 
@@ -27,6 +36,13 @@ export class ComposeFile {
     if (doc.contents === null) doc.contents = doc.createNode({}) as never;
     if (!isMap(doc.contents))
       throw new MinipaasError('MINIPAAS_ERR_VALIDATION', `${path}: the top level must be a mapping`);
+    // `services: {}` grows in block style like the rest of the file (an empty block collection still
+    // prints as {} or []).
+    visit(doc, {
+      Collection(_, node) {
+        if (node.flow && node.items.length === 0) node.flow = false;
+      },
+    });
     return new ComposeFile(path, doc);
   }
 
@@ -86,7 +102,7 @@ export class ComposeFile {
   map(path: YamlPath): YAMLMap {
     let node = this.doc.getIn(path, true);
     if (node === undefined || node === null) {
-      this.doc.setIn(path, new YAMLMap());
+      this.doc.setIn(path, this.doc.createNode({}));
       node = this.doc.getIn(path, true);
     }
     if (!isMap(node))
@@ -100,7 +116,7 @@ export class ComposeFile {
   seq(path: YamlPath): YAMLSeq {
     let node = this.doc.getIn(path, true);
     if (node === undefined || node === null) {
-      this.doc.setIn(path, new YAMLSeq());
+      this.doc.setIn(path, this.doc.createNode([]));
       node = this.doc.getIn(path, true);
     }
     if (!isSeq(node))
@@ -116,7 +132,7 @@ export class ComposeFile {
   labels(path: YamlPath): YAMLMap {
     const node = this.doc.getIn(path, true);
     if (isSeq(node)) {
-      const m = new YAMLMap();
+      const m = this.doc.createNode({}) as YAMLMap;
       for (const item of node.items) {
         const s = String(isScalar(item) ? item.value : item);
         const eq = s.indexOf('=');

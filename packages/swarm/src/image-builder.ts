@@ -3,11 +3,12 @@
  * API, tags it `REGISTRY/STACK/SERVICE:TAG`, pushes it to the environment's private registry and
  * writes the reference into the override compose file so the next rollout runs it.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { MinipaasError } from '@minipaas/core';
 import type Docker from 'dockerode';
 import { create as createTar } from 'tar';
+import { contextFiles } from './build-context.ts';
 import { ComposeFile, mergedServices } from './compose-file.ts';
 import type { SwarmEnvironment } from './swarm-environment.ts';
 
@@ -103,7 +104,7 @@ export async function buildImages(
     const repo = `${env.registry ? `${env.registry}/` : ''}${env.stack}/${name.toLowerCase()}`;
     const image = `${repo}:${tag}`;
     say(`-----> Building ${name} as ${image}`);
-    const tar = createTar({ cwd: context, portable: true, gzip: false }, readdirSync(context));
+    const tar = createTar({ cwd: context, portable: true, gzip: false }, contextFiles(context, dockerfile));
     try {
       await follow(
         docker,

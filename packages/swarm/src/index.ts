@@ -4,6 +4,7 @@
  * canaries and Caddy routing. The CLI's `certs`, `code`, `secret`, `config`, `deploy build|rollout|
  * canary|routing` and `shell` commands are thin wrappers around these functions.
  */
+export * from './build-context.ts';
 export * from './caddy-routing.ts';
 export * from './canary-release.ts';
 export * from './command-runner.ts';
