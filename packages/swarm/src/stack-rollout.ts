@@ -127,6 +127,7 @@ export async function watchUpdates(
   const lastState = new Map<string, string>();
   const settle = opts.settleMs ?? 3000;
   const seen = new Map<string, { ids: string; since: number }>();
+  let routingFailed: string | undefined;
   /** True once the same running tasks were seen for `settle` ms. */
   const settled = async (s: ServiceInfo): Promise<boolean> => {
     const ids = await converged(docker, s);
@@ -143,13 +144,19 @@ export async function watchUpdates(
   };
   for (;;) {
     const services = await stackServices(docker, env.stack);
-    if (opts.routing ?? services.some((s) => s.Spec.Labels?.['minipaas.http.domain'])) {
+    if (!routingFailed && (opts.routing ?? services.some((s) => s.Spec.Labels?.['minipaas.http.domain']))) {
       routing ??= new RoutingSync(env, docker);
-      const r = await routing.sync();
-      if (r.pushed)
-        say(
-          `routing: ${r.routes.map((x) => `${x.domain} -> ${x.upstreams.join(' ') || '(none)'}`).join('; ')}`,
-        );
+      try {
+        const r = await routing.sync();
+        if (r.pushed)
+          say(
+            `routing: ${r.routes.map((x) => `${x.domain} -> ${x.upstreams.join(' ') || '(none)'}`).join('; ')}`,
+          );
+      } catch (err) {
+        // The update goes on in Swarm either way: keep watching it, and say so once.
+        routingFailed = err instanceof Error ? err.message : String(err);
+        say(`routing: not updated (${routingFailed}); run "minipaas deploy routing" once Caddy is back`);
+      }
     }
     for (const s of services) {
       const name = s.Spec.Name;
@@ -190,7 +197,7 @@ export async function watchUpdates(
       }
     }
     if (services.length > 0 && services.every((s) => done.has(s.Spec.Name))) {
-      if (routing) await routing.sync();
+      if (routing && !routingFailed) await routing.sync();
       return services.map((s) => done.get(s.Spec.Name) as ServiceOutcome);
     }
     if (Date.now() > deadline)
