@@ -1,7 +1,7 @@
 /**
  * The build worker inside minipaasd on PGlite (what `dataDir` tests and PGlite homes use): a build past
- * `builds.timeoutMs` is killed and failed, and a failing app build is failed at once, never retried. The
- * agent is not running: these builds never reach a rollout.
+ * `builds.timeoutMs` is killed and failed, a failing app build is failed at once, never retried, and a
+ * platform failure (no agent is running here) is retried `builds.retries` times, then failed.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -52,14 +52,14 @@ beforeAll(async () => {
     MINIPAAS_LOG_LEVEL: 'silent',
   });
   cp = await createControlPlane({
-    config,
+    config: { ...config, builds: { ...config.builds, retryDelayMs: 50 } },
     drivers: [new ProcessDriver(new AgentClient(join(home, 'run', 'agent.sock')))],
     logger: pino({ level: 'silent' }),
     dataDir: 'memory://',
     reconcile: false,
   });
   auth = { authorization: `Bearer ${cp.createdAdminToken}` };
-  for (const name of ['slow', 'broken'])
+  for (const name of ['slow', 'broken', 'no-agent'])
     expect(
       (await cp.app.inject({ method: 'POST', url: '/api/v1/apps', headers: auth, payload: { name } }))
         .statusCode,
@@ -101,5 +101,20 @@ describe('build worker in-process (PGlite)', () => {
     expect(done.error).toMatch(/npm install failed \(exit code/);
     expect(done.attempts).toBe(1);
     expect((await cp.ctx.apps.get('broken')).status).toBe('failed');
+  }, 90_000);
+
+  it('retries a platform failure (the agent is unreachable) with backoff, then fails with the reason', async () => {
+    const r = await cp.app.inject({
+      method: 'POST',
+      url: '/api/v1/apps/no-agent/deploy',
+      headers: auth,
+      payload: { command: 'node -e "setInterval(() => {}, 1000)"' },
+    });
+    expect(r.statusCode, r.body).toBe(202);
+    const done = await finished(r.json<DeploymentView>().id);
+    expect(done.status).toBe('failed');
+    expect(done.attempts).toBe(4); // the first run and builds.retries=3 retries
+    expect(done.error).toMatch(/platform failure: .*gave up after 4 attempts/);
+    expect(done.log.filter((l) => /retrying in/.test(l))).toHaveLength(3);
   }, 90_000);
 });

@@ -56,6 +56,12 @@ interface Running extends Held {
   done: Promise<void>;
 }
 
+/** Failures of the platform rather than of the app: retried like a crash. */
+const PLATFORM_ERRORS: ReadonlySet<string> = new Set([
+  'MINIPAAS_ERR_AGENT_UNAVAILABLE',
+  'MINIPAAS_ERR_INTERNAL',
+]);
+
 /** A staged source with no deployment row is an upload cut off by a crash once it is this old. */
 const STALE_UPLOAD_MS = 3600_000;
 
@@ -353,12 +359,12 @@ export class BuildWorker {
         'deploying',
       ]);
       await queue.nack(h.msgId, { delayMs: 0 });
-    } else if (err instanceof MinipaasError) {
+    } else if (err instanceof MinipaasError && !PLATFORM_ERRORS.has(err.code)) {
       // The app's own failure (build, release phase, health checks): never retried.
       await this.#finish(row, 'failed', err.message);
       await queue.ack(h.msgId);
     } else {
-      const message = `platform error: ${(err as Error)?.message ?? String(err)}`;
+      const message = `platform failure: ${(err as Error)?.message ?? String(err)}`;
       log.error({ err, deploymentId: row.id }, 'deployment hit a platform error');
       if (row.attempts <= config.builds.retries) {
         const delayMs = backoff(config.builds.retryDelayMs, row.attempts);
