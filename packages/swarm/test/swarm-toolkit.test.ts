@@ -94,7 +94,7 @@ describe.skipIf(Boolean(why))('swarm toolkit on a real swarm', () => {
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'minipaas-swarm-'));
-    leaveSwarm = await ensureSwarm();
+    leaveSwarm = await ensureSwarm(stack);
     await ensureBaseImage();
     registry = await startRegistry(join(work, 'registry'));
     mkdirSync(join(work, 'caddy'));
@@ -174,6 +174,13 @@ services:
     await attempt(async () => leaveSwarm?.());
     removeDir(work);
   }, 180_000);
+
+  it('a second run sharing the engine does not take the swarm away when it finishes', async () => {
+    const release = await ensureSwarm(`${stack}-other`);
+    await release();
+    const info = (await docker.info()) as { Swarm?: { LocalNodeState?: string } };
+    expect(info.Swarm?.LocalNodeState).toBe('active');
+  });
 
   it('code expose/worker/job/cron rewrite services in place and keep comments', () => {
     exposeService(env, 'web', { domain: DOMAIN, port: 8080 });

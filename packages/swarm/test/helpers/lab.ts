@@ -97,25 +97,77 @@ export function httpGet(
   });
 }
 
-/** Joins the engine into a single-node swarm when it is in none; the returned function leaves it again. */
-export async function ensureSwarm(): Promise<() => Promise<void>> {
+const OWNER = 'minipaas-test-swarm-owner';
+const LEASE = 'minipaas-test-lease-';
+/** Leases older than this are from runs that died: they no longer keep the swarm. */
+const STALE_LEASE_MS = 30 * 60_000;
+
+interface ConfigInfo {
+  ID: string;
+  CreatedAt?: string;
+  Spec?: { Name?: string; Data?: string };
+}
+
+async function configsNamed(prefix: string): Promise<ConfigInfo[]> {
+  const list = (await docker.listConfigs({ filters: JSON.stringify({ name: [prefix] }) })) as ConfigInfo[];
+  return list.filter((c) => c.Spec?.Name?.startsWith(prefix));
+}
+
+/**
+ * Joins the engine into a single-node swarm when it is in none, and takes a lease on it (a Docker
+ * config) so that test runs sharing the engine do not pull the swarm from under each other. The
+ * returned function drops the lease; the last run out leaves a swarm that a test run created (and
+ * removes the docker_gwbridge network its init made), a swarm that was there before stays.
+ */
+export async function ensureSwarm(id: string): Promise<() => Promise<void>> {
   const info = (await docker.info()) as { Swarm?: { LocalNodeState?: string; ControlAvailable?: boolean } };
   const state = info.Swarm?.LocalNodeState;
-  if (state === 'active') {
-    if (!info.Swarm?.ControlAvailable)
-      throw new Error('the local engine is a swarm worker: the tests need a manager');
-    return async () => {};
+  if (state === 'inactive') {
+    const hadGwBridge = await docker
+      .getNetwork('docker_gwbridge')
+      .inspect()
+      .then(() => true)
+      .catch(() => false);
+    try {
+      await docker.swarmInit({ ListenAddr: '127.0.0.1:2377', AdvertiseAddr: '127.0.0.1' });
+      await docker.createConfig({
+        Name: OWNER,
+        Data: Buffer.from(JSON.stringify({ hadGwBridge })).toString('base64'),
+      });
+    } catch (err) {
+      // Another run initialised it a moment ago: share it.
+      if (!/already part of a swarm|already exists/i.test(String(err))) throw err;
+    }
+  } else if (state !== 'active') {
+    throw new Error(`the local engine's swarm state is ${state}`);
   }
-  if (state !== 'inactive') throw new Error(`the local engine's swarm state is ${state}`);
-  const hadGwBridge = await docker
-    .getNetwork('docker_gwbridge')
-    .inspect()
-    .then(() => true)
-    .catch(() => false);
-  await docker.swarmInit({ ListenAddr: '127.0.0.1:2377', AdvertiseAddr: '127.0.0.1' });
+  const now = (await docker.info()) as { Swarm?: { ControlAvailable?: boolean } };
+  if (!now.Swarm?.ControlAvailable)
+    throw new Error('the local engine is a swarm worker: the tests need a manager');
+  const lease = (await docker.createConfig({
+    Name: `${LEASE}${id}`,
+    Data: Buffer.from(id).toString('base64'),
+  })) as {
+    id: string;
+  };
   return async () => {
+    await docker
+      .getConfig(lease.id)
+      .remove()
+      .catch(() => {});
+    const live = (await configsNamed(LEASE)).filter(
+      (c) => Date.now() - Date.parse(c.CreatedAt ?? '') < STALE_LEASE_MS,
+    );
+    if (live.length > 0) return;
+    const owner = (await configsNamed(OWNER))[0];
+    if (!owner) return; // the swarm was there before the tests
+    const inspected = (await docker.getConfig(owner.ID).inspect()) as ConfigInfo;
+    const { hadGwBridge } = JSON.parse(
+      Buffer.from(inspected.Spec?.Data ?? '', 'base64').toString() || '{}',
+    ) as {
+      hadGwBridge?: boolean;
+    };
     await docker.swarmLeave({ force: true });
-    // swarm init creates docker_gwbridge; leave the engine as it was.
     if (!hadGwBridge)
       await docker
         .getNetwork('docker_gwbridge')
