@@ -187,17 +187,19 @@ export class AppRuntime {
     for (const type of types) {
       const desired = spec.processes[type]?.instances ?? 0;
       const mine = gen.instances.filter((i) => i.processType === type);
-      for (const f of mine.filter((i) => !i.live)) {
+      for (const f of mine.filter((i) => !i.live && !(i.finished && desired > 0))) {
         gen.instances.splice(gen.instances.indexOf(f), 1);
         void f.stop(0);
       }
       const live = mine.filter((i) => i.live).sort((a, b) => b.seq - a.seq);
-      for (let n = live.length; n < desired; n++) {
+      // Finished one-offs stay listed and count as done: scaling other types does not run them again.
+      const done = desired > 0 ? mine.filter((i) => i.finished).length : 0;
+      for (let n = live.length + done; n < desired; n++) {
         const inst = this.deps.createInstance(spec, type);
         gen.instances.push(inst);
         void inst.start();
       }
-      for (const extra of live.slice(0, Math.max(0, live.length - desired))) {
+      for (const extra of live.slice(0, Math.max(0, live.length + done - desired))) {
         gen.instances.splice(gen.instances.indexOf(extra), 1);
         this.stopInBackground(extra, true);
       }
@@ -243,9 +245,10 @@ export class AppRuntime {
         failure = { error: failed[0]?.error ?? 'instance failed', culprits: failed };
         break;
       }
-      if (gen.instances.every((i) => i.status === 'running')) break;
+      // A finished one-off (non-web, exited 0) does not hold up or fail the rollout.
+      if (gen.instances.every((i) => i.status === 'running' || i.finished)) break;
       if (Date.now() > deadline) {
-        const slow = gen.instances.filter((i) => i.status !== 'running');
+        const slow = gen.instances.filter((i) => i.status !== 'running' && !i.finished);
         const types = [...new Set(slow.map((i) => i.processType))].join(', ');
         failure = {
           error: `${types} not healthy within ${this.deps.startTimeoutMs}ms${slow[0]?.error ? ` (${slow[0].error})` : ''}`,

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { type Cgroups, createCgroups, type InstanceCgroup } from './cgroup.ts';
 import type { InstanceLog } from './log-store.ts';
 import { canBind, type PortAllocator } from './port-allocator.ts';
+import { shellScript } from './procfile-command.ts';
 
 /** Restart, crash-loop and health timing. Every field has a production default. */
 export interface RestartPolicy {
@@ -74,10 +75,10 @@ export interface InstanceOptions {
 
 /**
  * The shell holds the app's command until the agent has put the shell in its cgroup and writes a
- * line on fd 3; then fd 3 is closed and the command replaces the shell. Nothing of the app runs
- * outside the cgroup, and the app sees stdin /dev/null and no fd 3.
+ * line on fd 3; then fd 3 is closed and the command runs ({@link shellScript}: a simple command replaces
+ * the shell). Nothing of the app runs outside the cgroup, and the app sees stdin /dev/null and no fd 3.
  */
-const GATE = 'read _ <&3 || exit 125; exec 3<&-; exec ';
+const GATE = 'read _ <&3 || exit 125; exec 3<&-; ';
 
 let seq = 0;
 
@@ -103,6 +104,11 @@ export class Instance extends EventEmitter {
   error: string | undefined;
   /** Requests the router is currently proxying to this instance. */
   inFlight = 0;
+  /**
+   * True once a non-web process exited 0 by itself: a finished one-off, `stopped` with exit code 0, never
+   * restarted. It counts as done (not missing) for rollouts and scaling.
+   */
+  finished = false;
 
   private readonly opts: InstanceOptions;
   private child: ChildProcess | null = null;
@@ -222,7 +228,7 @@ export class Instance extends EventEmitter {
     this.cgroup = cgroup;
     let child: ChildProcess;
     try {
-      child = spawn('/bin/sh', ['-c', `${GATE}${this.opts.command}`], {
+      child = spawn('/bin/sh', ['-c', `${GATE}${shellScript(this.opts.command)}`], {
         cwd: this.opts.dir,
         env,
         detached: true,
@@ -335,6 +341,18 @@ export class Instance extends EventEmitter {
       return;
     }
     this.pid = null;
+    if (!this.opts.web && code === 0 && signal === null && spawnError === undefined) {
+      // A non-web process that exits 0 is a finished one-off (Heroku semantics), not a crash.
+      void reaped.then(() => {
+        if (gen !== this.generation || this.stopRequested) return wake();
+        this.finished = true;
+        this.error = undefined;
+        this.system(`${this.processType} finished (exited with code 0); not restarted`);
+        this.finishStop();
+        wake();
+      });
+      return;
+    }
     if (uptime >= this.opts.policy.stableMs) {
       this.consecutiveCrashes = 0;
       this.fastCrashes = 0;

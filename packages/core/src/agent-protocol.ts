@@ -30,7 +30,10 @@ import { createHash } from 'node:crypto';
 
 /** One process type of an app as the agent should run it. */
 export interface ProcessSpec {
-  /** Command line. Run with `/bin/sh -c "exec <command>"` so Procfile-style `$PORT` expansion works. */
+  /**
+   * Procfile command line, run with `/bin/sh -c` semantics (assignments, `&&` chains, `cd dir && …`, `$PORT`);
+   * a simple command is `exec`ed so it is the instance's process (ADR 0003).
+   */
   command: string;
   /** Desired number of instances (0 stops them all). */
   instances: number;
