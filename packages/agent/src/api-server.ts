@@ -1,51 +1,23 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isAbsolute } from 'node:path';
 import {
+  type AgentAppState,
   type AgentHealth,
   type AppSpec,
   appNameSchema,
-  ENV_NAME_RE,
+  appSpecSchema,
   ERROR_CODES,
   type ErrorBody,
   formatIssues,
   isMinipaasError,
   type LogLine,
   MinipaasError,
-  PROCESS_TYPE_RE,
 } from '@minipaas/core';
 import type { Logger } from 'pino';
-import { z } from 'zod';
 import type { LogStore } from './log-store.ts';
 import type { Supervisor } from './supervisor.ts';
 
-/** An app's uid or gid: unprivileged, never root nor a system id (below 1000); same bounds as `apps.uidMin`/`uidMax`. */
-const appIdSchema = z.number().int().min(1000).max(4_000_000_000);
-
-/** zod schema of the AppSpec body of `PUT /v1/apps/:name`. */
-export const appSpecSchema = z.object({
-  name: appNameSchema,
-  release: z.string().min(1).max(200),
-  dir: z.string().min(1).refine(isAbsolute, 'dir must be an absolute path'),
-  env: z.record(z.string().regex(ENV_NAME_RE, 'invalid environment variable name'), z.string()).default({}),
-  processes: z.record(
-    z.string().regex(PROCESS_TYPE_RE, 'invalid process type'),
-    z.object({ command: z.string().min(1).max(10_000), instances: z.number().int().min(0).max(100) }),
-  ),
-  healthcheck: z
-    .object({
-      path: z.string().startsWith('/').max(2000).optional(),
-      timeoutMs: z.number().int().min(1).max(600_000).optional(),
-    })
-    .optional(),
-  maskValues: z.array(z.string()).max(1000).optional(),
-  user: z
-    .object({
-      name: z.string().regex(/^[a-z_][a-z0-9_-]{0,30}$/, 'invalid user name'),
-      uid: appIdSchema,
-      gid: appIdSchema,
-    })
-    .optional(),
-});
+/** zod schema of the AppSpec body of `PUT /v1/apps/:name` (the single copy lives in `@minipaas/core`). */
+export { appSpecSchema } from '@minipaas/core';
 
 export interface ApiContext {
   supervisor: Supervisor;
@@ -117,7 +89,7 @@ export async function handleApi(ctx: ApiContext, req: IncomingMessage, res: Serv
       res.once('finish', () => ctx.shutdown());
       return;
     }
-    const m = /^\/v1\/apps\/([^/]+)(\/restart|\/logs)?$/.exec(path);
+    const m = /^\/v1\/apps\/([^/]+)(\/restart|\/logs|\/watch)?$/.exec(path);
     if (m) {
       const name = appName(m[1] as string);
       const sub = m[2];
@@ -142,6 +114,7 @@ export async function handleApi(ctx: ApiContext, req: IncomingMessage, res: Serv
       if (!sub && method === 'DELETE') return send(res, 200, { stopped: await ctx.supervisor.remove(name) });
       if (sub === '/restart' && method === 'POST') return send(res, 202, ctx.supervisor.restart(name));
       if (sub === '/logs' && method === 'GET') return await streamLogs(ctx, name, url, req, res);
+      if (sub === '/watch' && method === 'GET') return await watchApp(ctx, name, req, res);
     }
     throw new MinipaasError('MINIPAAS_ERR_NOT_FOUND', `no route ${method} ${path}`);
   } catch (err) {
@@ -199,6 +172,48 @@ async function streamLogs(
     }
     buffered.length = 0;
     live = (l) => res.write(`${JSON.stringify(l)}\n`);
+    await new Promise<void>((resolve) => {
+      res.once('close', resolve);
+      req.once('close', resolve);
+    });
+  } finally {
+    unsubscribe();
+  }
+}
+
+/**
+ * `GET /v1/apps/:name/watch`: the app's state now, then one NDJSON line per change (identical states are
+ * not repeated), until the client disconnects; the stream ends when the app is removed.
+ */
+async function watchApp(
+  ctx: ApiContext,
+  name: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  let last = '';
+  const write = (state: AgentAppState | null): void => {
+    if (state === null) {
+      res.end();
+      return;
+    }
+    const text = JSON.stringify(state);
+    if (text === last) return;
+    last = text;
+    res.write(`${text}\n`);
+  };
+  const unsubscribe = ctx.supervisor.watch(name, write);
+  const now = ctx.supervisor.get(name);
+  if (!unsubscribe || !now) {
+    unsubscribe?.();
+    throw new MinipaasError('MINIPAAS_ERR_APP_NOT_FOUND', `app ${name} is not running on this agent`);
+  }
+  try {
+    res.writeHead(200, {
+      'content-type': 'application/x-ndjson; charset=utf-8',
+      'cache-control': 'no-store',
+    });
+    write(now);
     await new Promise<void>((resolve) => {
       res.once('close', resolve);
       req.once('close', resolve);

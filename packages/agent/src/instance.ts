@@ -1,11 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { request } from 'node:http';
-import { connect } from 'node:net';
-import type { HealthcheckSpec, InstanceInfo, InstanceStatus } from '@minipaas/core';
+import type { HealthcheckSpec, HttpCheck, InstanceInfo, InstanceStatus } from '@minipaas/core';
 import type { RunAs } from '@minipaas/runtime-process/run-as';
 import type { Logger } from 'pino';
 import { type Cgroups, createCgroups, type InstanceCgroup } from './cgroup.ts';
+import { CHECK_DEFAULTS, httpCheck, probe } from './health-probe.ts';
 import type { InstanceLog } from './log-store.ts';
 import { canBind, type PortAllocator } from './port-allocator.ts';
 import { shellScript } from './procfile-command.ts';
@@ -121,6 +120,8 @@ export class Instance extends EventEmitter {
   private stopRequested = false;
   private exitWaiters: Array<() => void> = [];
   private healthTimedOut = false;
+  /** Why the current process is being killed for failing its app.json startup/readiness checks. */
+  private checkFailure: string | null = null;
   private readonly cgroups: Cgroups;
   /** Where the current process runs (null between processes). */
   private cgroup: InstanceCgroup | null = null;
@@ -216,6 +217,7 @@ export class Instance extends EventEmitter {
     if (this.opts.web && this.port !== null) env.PORT = String(this.port);
     this.setStatus('starting');
     this.healthTimedOut = false;
+    this.checkFailure = null;
     this.startedMs = Date.now();
     this.startedAt = new Date(this.startedMs).toISOString();
     let cgroup: InstanceCgroup;
@@ -276,7 +278,115 @@ export class Instance extends EventEmitter {
     this.scheduleProbe(gen);
   }
 
+  /** Waits `ms` on the health timer (cleared when the process exits or the instance stops). */
+  private healthSleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.healthTimer = setTimeout(() => {
+        this.healthTimer = null;
+        resolve();
+      }, ms);
+    });
+  }
+
+  /**
+   * app.json checks of a starting web instance: every startup and readiness check in turn must pass before
+   * the instance is `running`. Tries start fast (most apps answer within tens of ms) and back off to the
+   * check's `waitMs`; tries while nothing listens yet do not use up `attempts` (the start timeout bounds
+   * them). A check that fails `attempts` times kills the instance and marks it `failed` with the reason.
+   */
+  private async runChecks(gen: number, checks: HttpCheck[]): Promise<void> {
+    const starting = () => gen === this.generation && this.status === 'starting';
+    for (const check of checks.filter((c) => c.type !== 'liveness')) {
+      const reason = await this.untilPasses(gen, check, starting);
+      if (!starting()) return;
+      if (reason !== null) {
+        this.checkFailure = `${check.type} check ${check.path}: ${reason}`;
+        this.error = this.checkFailure;
+        this.system(`${this.checkFailure}; killing it`);
+        this.signal('SIGKILL');
+        return;
+      }
+    }
+    if (!starting()) return;
+    this.setStatus('running');
+    this.system(`${this.processType} is running on port ${this.port} (app.json checks passed)`);
+    const liveness = checks.filter((c) => c.type === 'liveness');
+    if (liveness.length > 0) void this.runLiveness(gen, liveness);
+  }
+
+  /** Tries one check until it passes (null) or fails for good (the reason). */
+  private async untilPasses(gen: number, check: HttpCheck, starting: () => boolean): Promise<string | null> {
+    const policy = this.opts.policy;
+    const attempts = check.attempts ?? CHECK_DEFAULTS.attempts;
+    const wait = check.waitMs ?? CHECK_DEFAULTS.waitMs;
+    const deadline = this.startedMs + policy.startTimeoutMs;
+    const firstAt = this.startedMs + (check.initialDelayMs ?? CHECK_DEFAULTS.initialDelayMs);
+    if (Date.now() < firstAt) await this.healthSleep(firstAt - Date.now());
+    let failures = 0;
+    let idleDelay = 10;
+    let answeredDelay = Math.min(250, wait);
+    for (;;) {
+      if (!starting()) return null;
+      const r = await httpCheck(this.port as number, check);
+      if (!starting() || r.ok) return null;
+      if (r.answered) {
+        failures++;
+        if (failures >= attempts) return `${r.reason} (${attempts} attempt${attempts === 1 ? '' : 's'})`;
+        await this.healthSleep(answeredDelay);
+        answeredDelay = Math.min(wait, answeredDelay * 2);
+      } else {
+        if (Date.now() > deadline) return `${r.reason} (not listening within ${policy.startTimeoutMs}ms)`;
+        await this.healthSleep(idleDelay);
+        idleDelay = Math.min(Math.max(policy.probeIntervalMs, 10), Math.ceil(idleDelay * 1.5));
+      }
+      if (gen !== this.generation) return null;
+    }
+  }
+
+  /**
+   * Liveness checks of a running web instance, each every `waitMs` after its `initialDelayMs`; `attempts`
+   * consecutive failures of one check restart the instance (as a crash, under the restart policy).
+   */
+  private async runLiveness(gen: number, checks: HttpCheck[]): Promise<void> {
+    const running = () => gen === this.generation && this.status === 'running';
+    const failures = new Map<HttpCheck, number>();
+    const next = new Map<HttpCheck, number>(
+      checks.map((c) => [c, Date.now() + (c.initialDelayMs ?? CHECK_DEFAULTS.initialDelayMs)]),
+    );
+    while (running()) {
+      const due = Math.min(...next.values());
+      await this.healthSleep(Math.max(0, due - Date.now()));
+      for (const c of checks) {
+        if (!running()) return;
+        if ((next.get(c) ?? 0) > Date.now()) continue;
+        const r = await httpCheck(this.port as number, c);
+        if (!running()) return;
+        next.set(c, Date.now() + (c.waitMs ?? CHECK_DEFAULTS.waitMs));
+        if (r.ok) {
+          failures.set(c, 0);
+          continue;
+        }
+        const n = (failures.get(c) ?? 0) + 1;
+        failures.set(c, n);
+        const attempts = c.attempts ?? CHECK_DEFAULTS.attempts;
+        if (n >= attempts) {
+          this.healthTimedOut = true;
+          this.error = `liveness check ${c.path}: ${r.reason} (${attempts} attempt${attempts === 1 ? '' : 's'})`;
+          this.system(`${this.error}; restarting it`);
+          this.signal('SIGKILL');
+          return;
+        }
+      }
+    }
+  }
+
   private scheduleProbe(gen: number): void {
+    const checks = (this.opts.web ? this.opts.healthcheck?.checks : undefined) ?? [];
+    const liveness = checks.filter((c) => c.type === 'liveness');
+    if (checks.length > liveness.length) {
+      void this.runChecks(gen, checks);
+      return;
+    }
     const policy = this.opts.policy;
     const deadline = this.startedMs + policy.startTimeoutMs;
     // Probe web instances often right after spawn (most apps listen within tens of ms), then back off
@@ -292,6 +402,8 @@ export class Instance extends EventEmitter {
       if (ok) {
         this.setStatus('running');
         this.system(`${this.processType} is running${this.port !== null ? ` on port ${this.port}` : ''}`);
+        // Only liveness checks: the port (or `path`) gates the start, the checks watch what runs.
+        if (liveness.length > 0) void this.runLiveness(gen, liveness);
         return;
       }
       if (Date.now() > deadline) {
@@ -341,6 +453,14 @@ export class Instance extends EventEmitter {
       return;
     }
     this.pid = null;
+    if (this.checkFailure !== null) {
+      // Failed app.json checks are not a crash to retry: the release does not answer as it must.
+      const reason = this.checkFailure;
+      this.checkFailure = null;
+      this.fail(reason);
+      void reaped.then(wake);
+      return;
+    }
     if (!this.opts.web && code === 0 && signal === null && spawnError === undefined) {
       // A non-web process that exits 0 is a finished one-off (Heroku semantics), not a crash.
       void reaped.then(() => {
@@ -520,42 +640,4 @@ export function pipeLines(stream: NodeJS.ReadableStream | null, fn: (line: strin
     buf = '';
   });
   stream.on('error', () => {});
-}
-
-/** One health probe: TCP connect, or an HTTP GET of `hc.path` answering < 500. */
-export function probe(port: number, hc?: HealthcheckSpec): Promise<boolean> {
-  const timeout = hc?.timeoutMs ?? 2000;
-  return new Promise((resolve) => {
-    if (hc?.path) {
-      const req = request(
-        {
-          host: '127.0.0.1',
-          port,
-          path: hc.path,
-          method: 'GET',
-          agent: false,
-          timeout,
-          headers: { 'user-agent': 'minipaas-agent/health' },
-        },
-        (res) => {
-          res.resume();
-          resolve((res.statusCode ?? 500) < 500);
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', () => resolve(false));
-      req.end();
-      return;
-    }
-    const s = connect({ host: '127.0.0.1', port });
-    s.setTimeout(timeout, () => {
-      s.destroy();
-      resolve(false);
-    });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }

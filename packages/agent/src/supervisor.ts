@@ -79,6 +79,10 @@ export class Supervisor {
   private lastWritten: string | null = null;
   /** Kernel start time per live pid, read from /proc once per process (not once per write). */
   private readonly startTimes = new Map<number, string | null>();
+  /** Watchers of each app's state (GET /v1/apps/:name/watch). */
+  private readonly watchers = new Map<string, Set<(state: AgentAppState | null) => void>>();
+  /** Apps whose watchers get the new state at the next turn of the event loop (coalesced). */
+  private readonly notifyPending = new Set<string>();
 
   constructor(opts: SupervisorOptions) {
     this.opts = opts;
@@ -146,9 +150,40 @@ export class Supervisor {
       this.persist();
     } else if (app.apply(spec) !== 'noop') {
       this.persist();
+      this.notify(spec.name);
     }
     // An identical spec changes nothing: no state write, no /proc read (the idle resync path).
     return app.state();
+  }
+
+  /**
+   * Calls `listener` with the app's state after each change (coalesced within one turn of the event loop;
+   * the same state may be reported twice), and with null once the app is removed. Returns the function
+   * that unsubscribes, or null when the app is unknown.
+   */
+  watch(name: string, listener: (state: AgentAppState | null) => void): (() => void) | null {
+    if (!this.apps.has(name)) return null;
+    let set = this.watchers.get(name);
+    if (!set) {
+      set = new Set();
+      this.watchers.set(name, set);
+    }
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0 && this.watchers.get(name) === set) this.watchers.delete(name);
+    };
+  }
+
+  /** Schedules a state report to the app's watchers (no work without watchers). */
+  private notify(name: string): void {
+    if (!this.watchers.has(name) || this.notifyPending.has(name)) return;
+    this.notifyPending.add(name);
+    setImmediate(() => {
+      this.notifyPending.delete(name);
+      const state = this.apps.get(name)?.state() ?? null;
+      for (const w of [...(this.watchers.get(name) ?? [])]) w(state);
+    });
   }
 
   get(name: string): AgentAppState | null {
@@ -169,6 +204,7 @@ export class Supervisor {
     if (!app)
       throw new MinipaasError('MINIPAAS_ERR_APP_NOT_FOUND', `app ${name} is not running on this agent`);
     app.restart();
+    this.notify(name);
     return app.state();
   }
 
@@ -178,6 +214,7 @@ export class Supervisor {
       throw new MinipaasError('MINIPAAS_ERR_APP_NOT_FOUND', `app ${name} is not running on this agent`);
     this.apps.delete(name);
     this.persist();
+    this.notify(name);
     return app.destroy();
   }
 
@@ -204,7 +241,10 @@ export class Supervisor {
       startTimeoutMs: this.opts.policy.startTimeoutMs,
       stopGraceMs: this.opts.stopGraceMs,
       drainTimeoutMs: this.opts.drainTimeoutMs,
-      onChange: () => this.persist(),
+      onChange: () => {
+        this.persist();
+        this.notify(name);
+      },
     };
   }
 
@@ -244,7 +284,7 @@ export class Supervisor {
       MINIPAAS_RELEASE: spec.release,
       MINIPAAS_INSTANCE: id,
     };
-    return new Instance({
+    const inst = new Instance({
       id,
       app: spec.name,
       processType,
@@ -266,6 +306,8 @@ export class Supervisor {
       },
       ...(this.opts.cgroups ? { cgroups: this.opts.cgroups } : {}),
     });
+    inst.on('status', () => this.notify(spec.name));
+    return inst;
   }
 
   /** Schedules a write of the state file (coalesced). */

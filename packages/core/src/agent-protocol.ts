@@ -1,4 +1,7 @@
 import { createHash } from 'node:crypto';
+import { isAbsolute } from 'node:path';
+import { z } from 'zod';
+import { appNameSchema, ENV_NAME_RE, PROCESS_TYPE_RE } from './names.ts';
 
 /**
  * The contract between the control plane and the node agent (process runtime).
@@ -22,6 +25,8 @@ import { createHash } from 'node:crypto';
  *                                                                       no-op if identical)
  *   DELETE /v1/apps/:name                  -> { stopped: number }      (stops all instances gracefully)
  *   POST   /v1/apps/:name/restart          -> AgentAppState            (rolling restart, same release)
+ *   GET    /v1/apps/:name/watch            -> application/x-ndjson stream of AgentAppState: the current state
+ *                                             at once, then one line per change, until the client disconnects
  *   GET    /v1/apps/:name/logs?tail=N&follow=1&since=ISO
  *                                          -> application/x-ndjson stream of LogLine; without follow the
  *                                             response ends after the last N lines (default 100)
@@ -190,3 +195,47 @@ export function stableStringify(v: unknown): string {
 export function appSpecDigest(spec: AppSpec): string {
   return createHash('sha256').update(stableStringify(spec)).digest('base64url');
 }
+
+/** An app's uid or gid: unprivileged, never root nor a system id (below 1000); same bounds as `apps.uidMin`/`uidMax`. */
+const appIdSchema = z.number().int().min(1000).max(4_000_000_000);
+
+/** Ten minutes: the upper bound of every check time. */
+const MAX_CHECK_MS = 600_000;
+
+/** zod schema of one app.json HTTP check ({@link HttpCheck}). */
+export const httpCheckSchema = z.object({
+  type: z.enum(['startup', 'liveness', 'readiness']),
+  path: z.string().startsWith('/', 'path must start with /').max(2000),
+  content: z.string().max(1024, 'content must be at most 1 KiB').optional(),
+  attempts: z.number().int().min(1).max(100).optional(),
+  timeoutMs: z.number().int().min(1).max(MAX_CHECK_MS).optional(),
+  waitMs: z.number().int().min(0).max(MAX_CHECK_MS).optional(),
+  initialDelayMs: z.number().int().min(0).max(MAX_CHECK_MS).optional(),
+});
+
+/** zod schema of {@link AppSpec}: the body of `PUT /v1/apps/:name`. The single copy (the agent validates with it). */
+export const appSpecSchema = z.object({
+  name: appNameSchema,
+  release: z.string().min(1).max(200),
+  dir: z.string().min(1).refine(isAbsolute, 'dir must be an absolute path'),
+  env: z.record(z.string().regex(ENV_NAME_RE, 'invalid environment variable name'), z.string()).default({}),
+  processes: z.record(
+    z.string().regex(PROCESS_TYPE_RE, 'invalid process type'),
+    z.object({ command: z.string().min(1).max(10_000), instances: z.number().int().min(0).max(100) }),
+  ),
+  healthcheck: z
+    .object({
+      path: z.string().startsWith('/').max(2000).optional(),
+      timeoutMs: z.number().int().min(1).max(MAX_CHECK_MS).optional(),
+      checks: z.array(httpCheckSchema).max(20).optional(),
+    })
+    .optional(),
+  maskValues: z.array(z.string()).max(1000).optional(),
+  user: z
+    .object({
+      name: z.string().regex(/^[a-z_][a-z0-9_-]{0,30}$/, 'invalid user name'),
+      uid: appIdSchema,
+      gid: appIdSchema,
+    })
+    .optional(),
+});
