@@ -175,6 +175,11 @@ export class Supervisor {
     };
   }
 
+  /** Number of open watches of an app. */
+  watcherCount(name: string): number {
+    return this.watchers.get(name)?.size ?? 0;
+  }
+
   /** Schedules a state report to the app's watchers (no work without watchers). */
   private notify(name: string): void {
     if (!this.watchers.has(name) || this.notifyPending.has(name)) return;

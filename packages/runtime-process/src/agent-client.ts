@@ -178,18 +178,30 @@ export class AgentClient {
   }
 
   /** The last lines, then every new line until `signal` aborts (or the agent goes away). */
-  async *followLogs(name: string, q: LogsQuery & { signal?: AbortSignal } = {}): AsyncIterable<LogLine> {
-    // A dedicated connection: the shared one must stay free for other calls.
+  followLogs(name: string, q: LogsQuery & { signal?: AbortSignal } = {}): AsyncIterable<LogLine> {
+    return this.ndjson<LogLine>(this.logsPath(name, q, true), q.signal);
+  }
+
+  /**
+   * The app's state now, then after every change, until `signal` aborts; ends when the app is removed or
+   * the agent goes away. Throws `MINIPAAS_ERR_APP_NOT_FOUND` when the agent does not run the app.
+   */
+  watchApp(name: string, opts: { signal?: AbortSignal } = {}): AsyncIterable<AgentAppState> {
+    return this.ndjson<AgentAppState>(`/v1/apps/${encodeURIComponent(name)}/watch`, opts.signal);
+  }
+
+  /** GET of an NDJSON stream on a dedicated connection (the shared one must stay free for other calls). */
+  private async *ndjson<T>(path: string, signal: AbortSignal | undefined): AsyncIterable<T> {
     const client = this.newClient();
     const onAbort = () => void client.destroy().catch(() => {});
-    q.signal?.addEventListener('abort', onAbort, { once: true });
+    signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      if (q.signal?.aborted) return;
+      if (signal?.aborted) return;
       let res: Dispatcher.ResponseData;
       try {
-        res = await client.request({ method: 'GET', path: this.logsPath(name, q, true), bodyTimeout: 0 });
+        res = await client.request({ method: 'GET', path, bodyTimeout: 0 });
       } catch (err) {
-        if (q.signal?.aborted) return;
+        if (signal?.aborted) return;
         throw this.unavailable(err);
       }
       if (res.statusCode >= 400) {
@@ -206,16 +218,16 @@ export class AgentClient {
           while (i !== -1) {
             const line = buf.slice(0, i);
             buf = buf.slice(i + 1);
-            if (line) yield JSON.parse(line) as LogLine;
+            if (line) yield JSON.parse(line) as T;
             i = buf.indexOf('\n');
           }
         }
       } catch (err) {
-        if (q.signal?.aborted) return;
+        if (signal?.aborted) return;
         throw err;
       }
     } finally {
-      q.signal?.removeEventListener('abort', onAbort);
+      signal?.removeEventListener('abort', onAbort);
       await client.destroy().catch(() => {});
     }
   }

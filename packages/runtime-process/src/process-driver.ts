@@ -24,6 +24,7 @@ export interface AgentApi {
     name: string,
     opts: { tail?: number; process?: string; signal?: AbortSignal },
   ): AsyncIterable<LogLine>;
+  watchApp(name: string, opts: { signal?: AbortSignal }): AsyncIterable<AgentAppState>;
 }
 
 /** Runtime driver for the default `process` runtime: apps run as OS processes under the node agent. */
@@ -75,6 +76,18 @@ export class ProcessDriver implements RuntimeDriver {
       ...(q.process ? { process: q.process } : {}),
       ...(q.signal ? { signal: q.signal } : {}),
     });
+  }
+  /**
+   * The app's state now and after every change, from the agent's watch stream, until `signal` aborts.
+   * Ends at once (nothing yielded) when the agent does not run the app, so callers fall back to polling.
+   */
+  async *watch(app: string, opts: { signal: AbortSignal }): AsyncIterable<AgentAppState> {
+    try {
+      yield* this.#agent.watchApp(app, { signal: opts.signal });
+    } catch (err) {
+      if (isMinipaasError(err) && err.status === 404) return;
+      throw err;
+    }
   }
 }
 
