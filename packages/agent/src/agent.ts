@@ -12,9 +12,9 @@ import { type RunAs, resolveRunAs } from '@minipaas/runtime-process/run-as';
 import pino, { type Logger } from 'pino';
 import { handleApi } from './api-server.ts';
 import { type Cgroups, createCgroups, defaultCgroupRoot } from './cgroup.ts';
-import { DEFAULT_RESTART_POLICY, type RestartPolicy } from './instance.ts';
 import { LogStore } from './log-store.ts';
 import { PortAllocator } from './port-allocator.ts';
+import { DEFAULT_RESTART_POLICY, type RestartPolicy } from './restart-policy.ts';
 import { type RouterHandle, startRouter } from './router.ts';
 import { Supervisor } from './supervisor.ts';
 

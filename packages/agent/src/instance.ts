@@ -4,48 +4,12 @@ import type { HealthcheckSpec, HttpCheck, InstanceInfo, InstanceStatus } from '@
 import type { RunAs } from '@minipaas/runtime-process/run-as';
 import type { Logger } from 'pino';
 import { type Cgroups, createCgroups, type InstanceCgroup } from './cgroup.ts';
-import { CHECK_DEFAULTS, httpCheck, probe } from './health-probe.ts';
+import { type CheckTarget, livenessChecks, startupChecks } from './health-checks.ts';
+import { probe } from './health-probe.ts';
 import type { InstanceLog } from './log-store.ts';
 import { canBind, type PortAllocator } from './port-allocator.ts';
 import { shellScript } from './procfile-command.ts';
-
-/** Restart, crash-loop and health timing. Every field has a production default. */
-export interface RestartPolicy {
-  /** Delays before restart number 1, 2, 3, … after consecutive crashes; the last one repeats doubled up to maxBackoffMs. */
-  backoffMs: number[];
-  maxBackoffMs: number;
-  /** An instance up this long resets its crash counters. */
-  stableMs: number;
-  /** An exit within this time of start counts as a fast crash. */
-  fastCrashMs: number;
-  /** Consecutive fast crashes that mark the instance `failed` (crash loop). */
-  maxFastCrashes: number;
-  /** Time a starting instance may take to become healthy before it is killed. */
-  startTimeoutMs: number;
-  /** A non-web instance is healthy after staying up this long. */
-  nonWebHealthyMs: number;
-  /** Interval between health probes while starting. */
-  probeIntervalMs: number;
-}
-
-export const DEFAULT_RESTART_POLICY: RestartPolicy = {
-  backoffMs: [0, 250, 500, 1000],
-  maxBackoffMs: 30_000,
-  stableMs: 10_000,
-  fastCrashMs: 5_000,
-  maxFastCrashes: 5,
-  startTimeoutMs: 60_000,
-  nonWebHealthyMs: 1_000,
-  probeIntervalMs: 100,
-};
-
-/** Delay before the n-th consecutive restart (n >= 1). */
-export function backoffDelay(policy: RestartPolicy, n: number): number {
-  const list = policy.backoffMs;
-  if (n <= list.length) return Math.min(list[n - 1] ?? 0, policy.maxBackoffMs);
-  const last = list[list.length - 1] ?? 1000;
-  return Math.min(Math.max(last, 1) * 2 ** (n - list.length), policy.maxBackoffMs);
-}
+import { CrashTracker, type RestartPolicy } from './restart-policy.ts';
 
 export interface InstanceOptions {
   id: string;
@@ -112,8 +76,7 @@ export class Instance extends EventEmitter {
   private readonly opts: InstanceOptions;
   private child: ChildProcess | null = null;
   private startedMs = 0;
-  private consecutiveCrashes = 0;
-  private fastCrashes = 0;
+  private readonly crashes: CrashTracker;
   private restartTimer: NodeJS.Timeout | null = null;
   private healthTimer: NodeJS.Timeout | null = null;
   private generation = 0;
@@ -131,6 +94,7 @@ export class Instance extends EventEmitter {
   constructor(opts: InstanceOptions) {
     super();
     this.opts = opts;
+    this.crashes = new CrashTracker(opts.policy);
     this.cgroups = opts.cgroups ?? createCgroups({ root: 'minipaas', version: 'none' });
     this.id = opts.id;
     this.app = opts.app;
@@ -288,96 +252,47 @@ export class Instance extends EventEmitter {
     });
   }
 
+  /** The instance's current process as seen by the check loops, while `current` holds. */
+  private checkTarget(current: () => boolean): CheckTarget {
+    return {
+      port: this.port as number,
+      startedMs: this.startedMs,
+      startTimeoutMs: this.opts.policy.startTimeoutMs,
+      probeIntervalMs: this.opts.policy.probeIntervalMs,
+      current,
+      sleep: (ms) => this.healthSleep(ms),
+    };
+  }
+
   /**
-   * app.json checks of a starting web instance: every startup and readiness check in turn must pass before
-   * the instance is `running`. Tries start fast (most apps answer within tens of ms) and back off to the
-   * check's `waitMs`; tries while nothing listens yet do not use up `attempts` (the start timeout bounds
-   * them). A check that fails `attempts` times kills the instance and marks it `failed` with the reason.
+   * app.json checks of a starting web instance ({@link startupChecks}): it is `running` once every startup
+   * and readiness check passed; a check that fails `attempts` times kills it and marks it `failed`.
    */
   private async runChecks(gen: number, checks: HttpCheck[]): Promise<void> {
     const starting = () => gen === this.generation && this.status === 'starting';
-    for (const check of checks.filter((c) => c.type !== 'liveness')) {
-      const reason = await this.untilPasses(gen, check, starting);
-      if (!starting()) return;
-      if (reason !== null) {
-        this.checkFailure = `${check.type} check ${check.path}: ${reason}`;
-        this.error = this.checkFailure;
-        this.system(`${this.checkFailure}; killing it`);
-        this.signal('SIGKILL');
-        return;
-      }
-    }
+    const reason = await startupChecks(this.checkTarget(starting), checks);
     if (!starting()) return;
+    if (reason !== null) {
+      this.checkFailure = reason;
+      this.error = reason;
+      this.system(`${reason}; killing it`);
+      this.signal('SIGKILL');
+      return;
+    }
     this.setStatus('running');
     this.system(`${this.processType} is running on port ${this.port} (app.json checks passed)`);
-    const liveness = checks.filter((c) => c.type === 'liveness');
-    if (liveness.length > 0) void this.runLiveness(gen, liveness);
+    void this.runLiveness(gen, checks);
   }
 
-  /** Tries one check until it passes (null) or fails for good (the reason). */
-  private async untilPasses(gen: number, check: HttpCheck, starting: () => boolean): Promise<string | null> {
-    const policy = this.opts.policy;
-    const attempts = check.attempts ?? CHECK_DEFAULTS.attempts;
-    const wait = check.waitMs ?? CHECK_DEFAULTS.waitMs;
-    const deadline = this.startedMs + policy.startTimeoutMs;
-    const firstAt = this.startedMs + (check.initialDelayMs ?? CHECK_DEFAULTS.initialDelayMs);
-    if (Date.now() < firstAt) await this.healthSleep(firstAt - Date.now());
-    let failures = 0;
-    let idleDelay = 10;
-    let answeredDelay = Math.min(250, wait);
-    for (;;) {
-      if (!starting()) return null;
-      const r = await httpCheck(this.port as number, check);
-      if (!starting() || r.ok) return null;
-      if (r.answered) {
-        failures++;
-        if (failures >= attempts) return `${r.reason} (${attempts} attempt${attempts === 1 ? '' : 's'})`;
-        await this.healthSleep(answeredDelay);
-        answeredDelay = Math.min(wait, answeredDelay * 2);
-      } else {
-        if (Date.now() > deadline) return `${r.reason} (not listening within ${policy.startTimeoutMs}ms)`;
-        await this.healthSleep(idleDelay);
-        idleDelay = Math.min(Math.max(policy.probeIntervalMs, 10), Math.ceil(idleDelay * 1.5));
-      }
-      if (gen !== this.generation) return null;
-    }
-  }
-
-  /**
-   * Liveness checks of a running web instance, each every `waitMs` after its `initialDelayMs`; `attempts`
-   * consecutive failures of one check restart the instance (as a crash, under the restart policy).
-   */
+  /** Liveness checks of a running web instance ({@link livenessChecks}): a failure restarts it (a crash). */
   private async runLiveness(gen: number, checks: HttpCheck[]): Promise<void> {
     const running = () => gen === this.generation && this.status === 'running';
-    const failures = new Map<HttpCheck, number>();
-    const next = new Map<HttpCheck, number>(
-      checks.map((c) => [c, Date.now() + (c.initialDelayMs ?? CHECK_DEFAULTS.initialDelayMs)]),
-    );
-    while (running()) {
-      const due = Math.min(...next.values());
-      await this.healthSleep(Math.max(0, due - Date.now()));
-      for (const c of checks) {
-        if (!running()) return;
-        if ((next.get(c) ?? 0) > Date.now()) continue;
-        const r = await httpCheck(this.port as number, c);
-        if (!running()) return;
-        next.set(c, Date.now() + (c.waitMs ?? CHECK_DEFAULTS.waitMs));
-        if (r.ok) {
-          failures.set(c, 0);
-          continue;
-        }
-        const n = (failures.get(c) ?? 0) + 1;
-        failures.set(c, n);
-        const attempts = c.attempts ?? CHECK_DEFAULTS.attempts;
-        if (n >= attempts) {
-          this.healthTimedOut = true;
-          this.error = `liveness check ${c.path}: ${r.reason} (${attempts} attempt${attempts === 1 ? '' : 's'})`;
-          this.system(`${this.error}; restarting it`);
-          this.signal('SIGKILL');
-          return;
-        }
-      }
-    }
+    const reason = await livenessChecks(this.checkTarget(running), checks);
+    if (reason === null || !running()) return;
+    this.healthTimedOut = true;
+    this.error = reason;
+    this.system(`${reason}; restarting it`);
+    this.signal('SIGKILL');
   }
 
   private scheduleProbe(gen: number): void {
@@ -473,24 +388,18 @@ export class Instance extends EventEmitter {
       });
       return;
     }
-    if (uptime >= this.opts.policy.stableMs) {
-      this.consecutiveCrashes = 0;
-      this.fastCrashes = 0;
-    }
-    this.consecutiveCrashes++;
-    if (uptime < this.opts.policy.fastCrashMs && !this.healthTimedOut) this.fastCrashes++;
-    else this.fastCrashes = 0;
+    const verdict = this.crashes.record(uptime, !this.healthTimedOut);
     if (!this.healthTimedOut) this.error = `${this.processType} ${how}`;
     this.setStatus('crashed');
-    if (this.fastCrashes >= this.opts.policy.maxFastCrashes) {
+    if (!verdict.restart) {
       const secs = Math.ceil(this.opts.policy.fastCrashMs / 1000);
       this.fail(
-        `${this.processType} ${how} ${this.fastCrashes} times within ${secs}s of starting (crash loop)`,
+        `${this.processType} ${how} ${verdict.fastCrashes} times within ${secs}s of starting (crash loop)`,
       );
       void reaped.then(wake);
       return;
     }
-    const delay = backoffDelay(this.opts.policy, this.consecutiveCrashes);
+    const delay = verdict.delayMs;
     this.system(`${this.processType} ${how}; restarting in ${delay}ms`);
     this.setStatus('restarting');
     this.restartTimer = setTimeout(() => {

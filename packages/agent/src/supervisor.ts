@@ -8,9 +8,10 @@ import { appDirs, prepareAppDirs, prepareReleaseDir, type RunAs } from '@minipaa
 import type { Logger } from 'pino';
 import { AppRuntime, stableStringify } from './app-runtime.ts';
 import type { Cgroups } from './cgroup.ts';
-import { Instance, type RestartPolicy } from './instance.ts';
+import { Instance } from './instance.ts';
 import type { LogStore } from './log-store.ts';
 import type { PortAllocator } from './port-allocator.ts';
+import type { RestartPolicy } from './restart-policy.ts';
 
 /** Options of the supervisor. */
 export interface SupervisorOptions {
