@@ -28,6 +28,7 @@ export const ERROR_CODES = {
   MINIPAAS_ERR_URI_TOO_LONG: { status: 414, message: 'URL is too long' },
   MINIPAAS_ERR_UNSUPPORTED_MEDIA: { status: 415, message: 'Unsupported content type' },
   MINIPAAS_ERR_BUILD_FAILED: { status: 422, message: 'Build failed' },
+  MINIPAAS_ERR_RELEASE_PHASE_FAILED: { status: 422, message: 'A release phase command failed' },
   MINIPAAS_ERR_NO_STACK: { status: 422, message: 'Could not detect how to run this app' },
   MINIPAAS_ERR_RATE_LIMITED: { status: 429, message: 'Too many requests' },
   MINIPAAS_ERR_AGENT_UNAVAILABLE: { status: 503, message: 'Node agent is not reachable' },

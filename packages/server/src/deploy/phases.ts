@@ -1,0 +1,145 @@
+/**
+ * Release phases (Heroku/Dokku): the Procfile `release:` command and app.json `scripts.dokku.predeploy`
+ * before the switch (failure aborts), `scripts.dokku.postdeploy` and Heroku `scripts.postdeploy` after it
+ * (logged, never fatal), and app.json `env` defaults applied to the app's config.
+ */
+import { randomBytes } from 'node:crypto';
+import { type AppJson, MinipaasError, parseAppJson, type RuntimeSpec } from '@minipaas/core';
+import type { RunAs } from '@minipaas/runtime-process';
+import type { Kysely, Selectable } from 'kysely';
+import type { AppsTable, Database, ReleasesTable } from '../store/schema.ts';
+import { runProgram } from './executor.ts';
+
+type AppRow = Selectable<AppsTable>;
+type ReleaseRow = Selectable<ReleasesTable>;
+
+/** What a release phase needs. `spec`, `user` and `timeoutMs` are optional for the pipeline's older context. */
+export interface PhaseContext {
+  app: AppRow;
+  release: ReleaseRow;
+  spec?: RuntimeSpec;
+  user?: RunAs | null;
+  say(line: string): Promise<void>;
+  signal: AbortSignal;
+  timeoutMs?: number;
+}
+
+const DEFAULT_TIMEOUT_MS = 15 * 60_000;
+
+function appJsonOf(release: ReleaseRow): AppJson | null {
+  const raw = release.app_json;
+  if (raw === null || raw === undefined) return null;
+  try {
+    return parseAppJson(typeof raw === 'string' ? raw : JSON.stringify(raw));
+  } catch {
+    return null;
+  }
+}
+
+function releaseDir(release: ReleaseRow): string {
+  const a = release.artifact;
+  return a && a.kind === 'directory' ? a.path : release.dir;
+}
+
+async function runPhase(ctx: PhaseContext, label: string, command: string): Promise<boolean> {
+  await ctx.say(`-----> Running ${label}: ${command}`);
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+    HOME: releaseDir(ctx.release),
+    ...(ctx.release.env as Record<string, string>),
+    ...(ctx.release.config_env ?? {}),
+    ...(ctx.spec?.env ?? {}),
+  };
+  const pending: Promise<void>[] = [];
+  const res = await runProgram('/bin/sh', ['-c', command], {
+    cwd: releaseDir(ctx.release),
+    env,
+    onLine: (line) => {
+      pending.push(ctx.say(`       ${line}`));
+    },
+    timeoutMs: ctx.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    signal: ctx.signal,
+    ...(ctx.user ? { uid: ctx.user.uid, gid: ctx.user.gid } : {}),
+  });
+  await Promise.all(pending);
+  if (res.code === 0) return true;
+  const why = res.timedOut
+    ? 'timed out'
+    : res.signal
+      ? `killed by ${res.signal}`
+      : `exited with code ${res.code}`;
+  await ctx.say(`-----> ${label} ${why}`);
+  return false;
+}
+
+/** Runs the Procfile release command, then app.json `scripts.dokku.predeploy`; failure → MINIPAAS_ERR_RELEASE_PHASE_FAILED. */
+export async function runBeforeSwitch(ctx: PhaseContext): Promise<void> {
+  const steps: [string, string | undefined | null][] = [
+    ['release command', ctx.release.release_command],
+    ['predeploy', appJsonOf(ctx.release)?.scripts.predeploy],
+  ];
+  for (const [label, cmd] of steps) {
+    if (!cmd) continue;
+    if (!(await runPhase(ctx, label, cmd))) {
+      throw new MinipaasError(
+        'MINIPAAS_ERR_RELEASE_PHASE_FAILED',
+        `The ${label} failed; the previous release keeps serving`,
+      );
+    }
+  }
+}
+
+/** Runs app.json `scripts.dokku.postdeploy` and Heroku `scripts.postdeploy`; logs failures, never throws. */
+export async function runAfterSwitch(ctx: PhaseContext): Promise<void> {
+  const aj = appJsonOf(ctx.release);
+  for (const [label, cmd] of [
+    ['postdeploy', aj?.scripts.postdeploy],
+    ['postdeploy (heroku)', aj?.scripts.herokuPostdeploy],
+  ] as const) {
+    if (!cmd) continue;
+    try {
+      await runPhase(ctx, label, cmd);
+    } catch (err) {
+      await ctx.say(`-----> ${label} failed: ${(err as Error).message}`).catch(() => undefined);
+    }
+  }
+}
+
+/**
+ * Applies app.json `env`: `value` defaults for unset vars, `generator: "secret"` generated once and stored,
+ * `required` unset → MINIPAAS_ERR_VALIDATION listing the names. Returns the (possibly updated) app row.
+ */
+export async function prepareConfig(
+  db: Kysely<Database>,
+  app: AppRow,
+  appJson: AppJson | null,
+): Promise<AppRow> {
+  if (!appJson) return app;
+  const env: Record<string, string> = { ...(app.env as Record<string, string>) };
+  const missing: string[] = [];
+  let changed = false;
+  for (const [name, e] of Object.entries(appJson.env)) {
+    if (Object.hasOwn(env, name)) continue;
+    if (e.generator === 'secret') {
+      env[name] = randomBytes(32).toString('hex');
+      changed = true;
+    } else if (e.value !== undefined && e.value !== '') {
+      env[name] = e.value;
+      changed = true;
+    } else if (e.required) missing.push(name);
+  }
+  if (missing.length > 0) {
+    throw new MinipaasError(
+      'MINIPAAS_ERR_VALIDATION',
+      `app.json requires env vars that are not set: ${missing.join(', ')} (set them with minipaas env:set)`,
+      { details: { missing } },
+    );
+  }
+  if (!changed) return app;
+  return db
+    .updateTable('apps')
+    .set({ env: JSON.stringify(env), updated_at: new Date() })
+    .where('id', '=', app.id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
