@@ -143,3 +143,26 @@ export async function prepareConfig(
     .returningAll()
     .executeTakeFirstOrThrow();
 }
+
+/**
+ * The phases bound to a database, in the shape the pipeline's `PipelinePhases` expects
+ * (`prepareConfig(app, appJson)` where appJson is the stored/parsed app.json or null).
+ */
+export function createPhases(db: Kysely<Database>): {
+  prepareConfig(app: AppRow, appJson: unknown): Promise<AppRow>;
+  runBeforeSwitch(ctx: PhaseContext): Promise<void>;
+  runAfterSwitch(ctx: PhaseContext): Promise<void>;
+} {
+  return {
+    prepareConfig: (app, appJson) =>
+      prepareConfig(
+        db,
+        app,
+        appJson === null || appJson === undefined
+          ? null
+          : parseAppJson(typeof appJson === 'string' ? appJson : JSON.stringify(appJson)),
+      ),
+    runBeforeSwitch,
+    runAfterSwitch,
+  };
+}
