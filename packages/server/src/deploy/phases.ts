@@ -26,9 +26,25 @@ export interface PhaseContext {
 
 const DEFAULT_TIMEOUT_MS = 15 * 60_000;
 
+/** True for an already-parsed {@link AppJson} (stored by the pipeline as parseAppJson returned it). */
+function isNormalised(raw: unknown): raw is AppJson {
+  if (raw === null || typeof raw !== 'object') return false;
+  const r = raw as Record<string, unknown>;
+  const scripts = r.scripts as Record<string, unknown> | undefined;
+  return (
+    typeof scripts === 'object' &&
+    scripts !== null &&
+    !('dokku' in scripts) &&
+    'env' in r &&
+    'formation' in r &&
+    'healthchecks' in r
+  );
+}
+
 function appJsonOf(release: ReleaseRow): AppJson | null {
   const raw = release.app_json;
   if (raw === null || raw === undefined) return null;
+  if (isNormalised(raw)) return raw;
   try {
     return parseAppJson(typeof raw === 'string' ? raw : JSON.stringify(raw));
   } catch {
