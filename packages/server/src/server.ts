@@ -38,6 +38,7 @@ import { deploymentRoutes } from './routes/deployments.ts';
 import { healthRoutes } from './routes/health.ts';
 import { logRoutes } from './routes/logs.ts';
 import { projectRoutes } from './routes/projects.ts';
+import { releaseRoutes } from './routes/releases.ts';
 import { statusRoutes } from './routes/status.ts';
 import { RuntimeRegistry } from './runtime/runtime-registry.ts';
 import { AddonService } from './services/addon-service.ts';
@@ -249,6 +250,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
   appRoutes(app, ctx);
   deploymentRoutes(app, ctx);
   buildRoutes(app, ctx);
+  releaseRoutes(app, ctx);
   logRoutes(app, ctx);
   addonRoutes(app, ctx);
   backupRoutes(app, ctx);

@@ -90,7 +90,7 @@ export class DeploymentRunner {
       app = await d.apps.get(app.id);
       const spec = buildSpec({ ...app, status: 'deploying' }, release, await d.apps.identity.userFor(app));
       await d.apps.checkLimits(app, spec.processes);
-      const ctx = { app, release, say, signal };
+      const ctx = { app, release, say, signal, user: await d.builder.buildUser(app) };
       if (row.kind !== 'restart') await d.phases.runBeforeSwitch(ctx);
       check();
       const types = Object.entries(spec.processes).map(([t, p]) => `${t}=${p.instances}`);

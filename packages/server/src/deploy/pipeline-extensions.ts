@@ -1,17 +1,19 @@
 /**
  * The release store and release phases the pipeline uses, in one place for both the in-process and the
- * separate worker. Until ReleaseStore and phases.ts are wired in, the pipeline's inline releases are used.
+ * separate worker: the pipeline's own release rows (InlineReleases), the release phases of phases.ts
+ * (Procfile `release:`, app.json predeploy/postdeploy and env) and app.json from the source tree.
  */
-import type { MinipaasConfig } from '@minipaas/core';
+import { type MinipaasConfig, readAppJson } from '@minipaas/core';
 import type { Kysely } from 'kysely';
 import type { AppService } from '../services/app-service.ts';
 import type { Database } from '../store/schema.ts';
+import { createPhases } from './phases.ts';
 import type { PipelinePhases, PipelineReleases } from './pipeline-releases.ts';
 
 export function pipelineExtensions(
-  _db: Kysely<Database>,
+  db: Kysely<Database>,
   _config: MinipaasConfig,
   _apps: AppService,
 ): { releases?: PipelineReleases; phases?: PipelinePhases; readAppJson?: (dir: string) => Promise<unknown> } {
-  return {};
+  return { phases: createPhases(db), readAppJson };
 }

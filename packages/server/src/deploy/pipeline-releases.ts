@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { MinipaasError } from '@minipaas/core';
+import type { RunAs } from '@minipaas/runtime-process';
 import type { Kysely, Selectable } from 'kysely';
 import type { AppRow } from '../services/app-service.ts';
 import type { Database, ReleasesTable } from '../store/schema.ts';
@@ -45,6 +46,8 @@ export interface PipelinePhaseContext {
   /** Appends a line to the deployment log. */
   say(line: string): Promise<void>;
   signal: AbortSignal;
+  /** Who release commands run as: the app's own user (null: no switch, the platform is not root). */
+  user: RunAs | null;
 }
 
 export interface PipelinePhases {
@@ -142,12 +145,19 @@ export class InlineReleases implements PipelineReleases {
     return row;
   }
 
+  /** A rollback that went live also puts the app's env vars back as they were (as Heroku does). */
   async markSucceeded(release: ReleaseRow): Promise<void> {
     await this.#db
       .updateTable('releases')
       .set({ status: 'succeeded' })
       .where('id', '=', release.id)
       .execute();
+    if (release.rollback_of !== null)
+      await this.#db
+        .updateTable('apps')
+        .set({ env: JSON.stringify(release.config_env ?? {}), updated_at: new Date() })
+        .where('id', '=', release.app_id)
+        .execute();
   }
 
   async markFailed(release: ReleaseRow): Promise<void> {

@@ -1,13 +1,27 @@
-import { type AppUser, isProcessType, type ProcessSpec, type RuntimeSpec } from '@minipaas/core';
+import {
+  type AppJson,
+  type AppUser,
+  type HttpCheck,
+  isProcessType,
+  type ProcessSpec,
+  type RuntimeSpec,
+} from '@minipaas/core';
 import type { Selectable } from 'kysely';
 import type { AppsTable, ReleasesTable } from '../store/schema.ts';
 
 /** Process types that are not long-running and are never started as instances. */
 const ONE_OFF_TYPES = new Set(['release']);
 
-/** Instance count a process type gets when the user has not scaled it. */
-export function defaultInstances(_type: string): number {
-  return 1;
+/**
+ * Instance count a process type gets when the user has not scaled it, as on Heroku and Dokku: the
+ * release's app.json `formation` quantity, else 1 for `web` and 0 for every other type (`scale
+ * worker=1` starts them).
+ */
+export function defaultInstances(type: string, appJson?: AppJson | null): number {
+  const formation = appJson?.formation;
+  const entry = formation && Object.hasOwn(formation, type) ? formation[type] : undefined;
+  if (entry && typeof entry.quantity === 'number') return entry.quantity;
+  return type === 'web' ? 1 : 0;
 }
 
 /** `map[key]` only when it is the map's own property (never an inherited `constructor` & co). */
@@ -18,8 +32,9 @@ function own<T>(map: Readonly<Record<string, T>> | null | undefined, key: string
 /** Effective process table: release commands, overridden by the app's commands and counts. */
 export function effectiveProcesses(
   app: Pick<Selectable<AppsTable>, 'processes'>,
-  release: Pick<Selectable<ReleasesTable>, 'commands'> | null,
+  release: (Pick<Selectable<ReleasesTable>, 'commands'> & { app_json?: unknown }) | null,
 ): Record<string, ProcessSpec> {
+  const appJson = (release?.app_json ?? null) as AppJson | null;
   const out: Record<string, ProcessSpec> = Object.create(null);
   const types = new Set([...Object.keys(release?.commands ?? {}), ...Object.keys(app.processes)]);
   for (const type of types) {
@@ -27,7 +42,7 @@ export function effectiveProcesses(
     const override = own(app.processes, type);
     const command = override?.command ?? own(release?.commands, type);
     if (typeof command !== 'string' || !command) continue;
-    out[type] = { command, instances: override?.instances ?? defaultInstances(type) };
+    out[type] = { command, instances: override?.instances ?? defaultInstances(type, appJson) };
   }
   return { ...out };
 }
@@ -63,12 +78,35 @@ export function buildSpec(
     name: app.name,
     release: `v${release.version}`,
     artifact: release.artifact ?? { kind: 'directory', path: release.dir },
-    env: { ...release.env, ...app.env },
+    // A rollback release runs with the env vars of the release it rolls back to (Heroku restores them too).
+    env: { ...release.env, ...(release.rollback_of != null ? (release.config_env ?? {}) : app.env) },
     processes: effectiveProcesses(app, release),
   };
   const masked = secretValues(spec.env);
   if (masked.length > 0) spec.maskValues = masked;
   if (app.healthcheck_path) spec.healthcheck = { path: app.healthcheck_path };
+  const checks = appJsonChecks(release.app_json as AppJson | null);
+  if (checks.length > 0) spec.healthcheck = { ...spec.healthcheck, checks };
   if (user) spec.user = user;
   return spec;
+}
+
+const seconds = (s: number | undefined) => (typeof s === 'number' ? Math.round(s * 1000) : undefined);
+
+/** app.json `healthchecks.web[]` (Dokku format, seconds) as the runtime's checks (milliseconds). */
+export function appJsonChecks(appJson: AppJson | null | undefined): HttpCheck[] {
+  const web = appJson?.healthchecks?.web;
+  if (!Array.isArray(web)) return [];
+  return web.map((c) => {
+    const check: HttpCheck = { type: c.type, path: c.path };
+    if (c.content !== undefined) check.content = c.content;
+    if (c.attempts !== undefined) check.attempts = c.attempts;
+    const timeoutMs = seconds(c.timeout);
+    const waitMs = seconds(c.wait);
+    const initialDelayMs = seconds(c.initialDelay);
+    if (timeoutMs !== undefined) check.timeoutMs = timeoutMs;
+    if (waitMs !== undefined) check.waitMs = waitMs;
+    if (initialDelayMs !== undefined) check.initialDelayMs = initialDelayMs;
+    return check;
+  });
 }
