@@ -122,6 +122,36 @@ describe('deploy, route, restart, scale, logs', () => {
     const res = await routerGet(p.routerPort, '/', `cmd.localhost:${p.routerPort}`);
     expect(res.body).toBe('cmd-ok');
   });
+
+  it('lists releases and rolls back with the CLI, without a build', async () => {
+    const v2 = await p.cli([
+      'deploy',
+      '--app',
+      'cmd',
+      '--',
+      'node',
+      '-e',
+      "require('http').createServer((q,s)=>s.end('cmd-v2')).listen(process.env.PORT)",
+    ]);
+    expect(v2.code, `${v2.stdout}\n${v2.stderr}`).toBe(0);
+    expect((await routerGet(p.routerPort, '/', `cmd.localhost:${p.routerPort}`)).body).toBe('cmd-v2');
+    const listed = await p.cli(['releases', 'cmd', '--json']);
+    expect(listed.code, listed.stderr).toBe(0);
+    const releases = (
+      JSON.parse(listed.stdout) as { releases: Array<{ version: number; canRollback: boolean }> }
+    ).releases;
+    expect(releases.map((r) => [r.version, r.canRollback])).toEqual([
+      [2, false],
+      [1, true],
+    ]);
+    const back = await p.cli(['rollback', 'cmd']);
+    expect(back.code, `${back.stdout}\n${back.stderr}`).toBe(0);
+    expect(back.stdout).toContain('Rolling back to v1 as v3 (no build)');
+    expect((await routerGet(p.routerPort, '/', `cmd.localhost:${p.routerPort}`)).body).toBe('cmd-ok');
+    const bad = await p.cli(['rollback', 'cmd', 'latest']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+  });
 });
 
 describe('control-plane crash', () => {

@@ -14,6 +14,7 @@ import { registerLogin } from './commands/login.ts';
 import { registerLogs } from './commands/logs.ts';
 import { registerOpen } from './commands/open.ts';
 import { registerProjects } from './commands/projects.ts';
+import { registerReleases } from './commands/releases.ts';
 import { registerScale } from './commands/scale.ts';
 import { registerSecret } from './commands/secret.ts';
 import { registerShell } from './commands/shell.ts';
@@ -65,6 +66,7 @@ Run "minipaas <command> --help" for a command's options and examples. Reference:
   registerAddons(program, ctx);
   registerBackups(program, ctx);
   registerBuilds(program, ctx);
+  registerReleases(program, ctx);
   registerCerts(program, ctx);
   registerCode(program, ctx);
   registerSecret(program, ctx);
