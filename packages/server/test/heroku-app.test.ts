@@ -40,6 +40,11 @@ function source(mark: string, page: string): Buffer {
     name: 'sample',
     scripts: { dokku: { predeploy: 'echo predeploy ran', postdeploy: 'echo postdeploy ran' } },
     formation: { web: { quantity: 1 }, worker: { quantity: 1 } },
+    env: {
+      SESSION_SECRET: { generator: 'secret' },
+      LOG_STYLE: { value: 'plain' },
+      REQUIRED_SETTING: { required: true },
+    },
     healthchecks: { web: [{ type: 'startup', path: '/', content: 'sample-ok', attempts: 3, wait: 1 }] },
   };
   const web = `require('http').createServer((q, s) => s.end(${JSON.stringify(page)} + ' ' + process.env.MARK + ' ' + (process.env.GREETING || '-'))).listen(process.env.PORT);`;
@@ -110,6 +115,8 @@ beforeAll(async () => {
   expect((await api('POST', '/api/v1/apps', { name: 'sample' })).status).toBe(201);
 }, 60_000);
 
+type AppEnv = { env: Record<string, string> };
+
 afterAll(async () => {
   await cp?.close();
   await agent?.close();
@@ -118,6 +125,15 @@ afterAll(async () => {
 });
 
 describe('a Heroku-style app with a Procfile and app.json', () => {
+  it('refuses to deploy while a required app.json env var is unset, naming it', async () => {
+    const d = await deploy('v0', 'sample-ok');
+    expect(d.status).toBe('failed');
+    expect(d.error).toMatch(/REQUIRED_SETTING/);
+    expect(
+      (await api('PATCH', '/api/v1/apps/sample', { env: { REQUIRED_SETTING: 'set' } })).status,
+    ).toBeLessThan(300);
+  });
+
   it('runs the release phase and predeploy before the switch, and only the formation’s types', async () => {
     const d = await deploy('v1', 'sample-ok');
     const log = d.log.join('\n');
@@ -127,6 +143,9 @@ describe('a Heroku-style app with a Procfile and app.json', () => {
     expect(log.indexOf('predeploy ran')).toBeLessThan(log.indexOf('is live'));
     expect(log).toContain('postdeploy ran');
     expect(await page()).toBe('sample-ok v1 -');
+    const env = (await api<AppEnv>('GET', '/api/v1/apps/sample')).body.env;
+    expect(env.LOG_STYLE).toBe('plain');
+    expect(env.SESSION_SECRET).toMatch(/^[0-9a-f]{64}$/);
     const ps = (
       await api<{ instances: Array<{ processType: string; status: string }> }>(
         'GET',
@@ -163,9 +182,24 @@ describe('a Heroku-style app with a Procfile and app.json', () => {
     expect(releases.find((r) => r.version === 1)?.canRollback).toBe(true);
     expect(releases.find((r) => r.version === 2)?.canRollback).toBe(false);
 
+    // a request loop through the router during the rollback sees no failure
+    let loop = true;
+    const failures: string[] = [];
+    let served = 0;
+    const looping = (async () => {
+      while (loop) {
+        const body = await page().catch((err: Error) => `error ${err.message}`);
+        if (body.startsWith('sample-ok v1') || body.startsWith('sample-ok v3')) served++;
+        else failures.push(body);
+      }
+    })();
     const r = await api<DeploymentView>('POST', '/api/v1/apps/sample/rollback', { release: 1 });
     expect(r.status).toBe(202);
     const d = await finished(r.body.id);
+    loop = false;
+    await looping;
+    expect(failures).toEqual([]);
+    expect(served).toBeGreaterThan(10);
     expect(d.status, d.error ?? '').toBe('running');
     expect(d.log.join('\n')).not.toContain('Installing');
     expect(await page()).toBe('sample-ok v1 -');
