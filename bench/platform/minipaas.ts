@@ -129,7 +129,14 @@ export class MiniPaaS {
       const name = (cmdline(pid).split(' ')[0] ?? '').split('/').pop()?.replace(/:$/, '') || 'process';
       out[`${name}:${pid}`] = pid;
     }
+    // minipaasd's build worker (started on demand, exits 30 s after its last build) counts while it lives
+    for (const pid of this.buildWorkerPids(minipaasd)) out[`build-worker:${pid}`] = pid;
     return out;
+  }
+
+  /** The build worker processes minipaasd runs right now (none when idle). */
+  buildWorkerPids(minipaasd = this.platformPids().minipaasd): number[] {
+    return descendants(minipaasd).filter((pid) => cmdline(pid).includes('build-worker'));
   }
 
   /** Records every live descendant so stop() can make sure none survives. */

@@ -82,6 +82,8 @@ export interface Results {
       overheadRatio: number;
       agentOnlyRatio: number;
       appsRatio: number;
+      /** PSS of the build worker while it was alive after the deploys (null: not running); sampled after it exited. */
+      buildWorkerMiB?: number | null;
     };
   };
   idle?:
@@ -169,6 +171,10 @@ export function platformSection(r: Results): string {
   L.push(
     `| platform RSS with ${cfg.apps} apps | ${m.platformMiB} MiB (supervisor ${m.supervisorMiB} + agent ${m.agentMiB} + minipaasd ${m.minipaasdMiB}${m.otherProcesses?.count ? ` + ${m.otherProcesses.names.join(', ')} ×${m.otherProcesses.count} ${m.othersMiB}` : ''}) | pm2 God daemon: ${m.pm2DaemonMiB} MiB | ${x(m.overheadRatio)} (agent alone ${x(m.agentOnlyRatio)}) |`,
   );
+  if (m.buildWorkerMiB)
+    L.push(
+      `| build worker while building (PSS; exits 30 s after the last build, not in the row above) | ${m.buildWorkerMiB} MiB | pm2 has none | |`,
+    );
   L.push(
     `| the ${cfg.apps} app processes' RSS (sum) | ${m.minipaasAppsMiB} MiB | pm2: ${m.pm2AppsMiB} MiB | ${x(m.appsRatio)} |`,
   );

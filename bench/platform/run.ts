@@ -417,6 +417,17 @@ async function main(): Promise<number> {
 
     mark('memory');
     // ---- 3. memory (before the crash tests, so every process is in its first life) ----
+    // The build worker runs only while there are builds (it exits 30 s after the last one): its own
+    // memory is noted while it lives, and the platform is sampled once it is gone, as an idle platform is.
+    const workerMem = mp.buildWorkerPids().map((pid) => memOf(pid));
+    const buildWorkerMiB = workerMem.length
+      ? round(workerMem.reduce((t, m) => t + (m.pssKiB ?? m.rssKiB), 0) / 1024)
+      : null;
+    const workerWaitStart = Date.now();
+    while (mp.buildWorkerPids().length > 0 && Date.now() - workerWaitStart < 60_000) await sleep(1000);
+    log(
+      `memory: build worker ${buildWorkerMiB === null ? 'not running' : `${buildWorkerMiB} MiB PSS while alive`}; ${mp.buildWorkerPids().length ? 'still running' : 'exited'} after ${round((Date.now() - workerWaitStart) / 1000)} s`,
+    );
     log('memory: settling 5 s, then 5 samples 1 s apart');
     await sleep(5000);
     const platform = mp.platformPids();
@@ -524,6 +535,7 @@ async function main(): Promise<number> {
       samples: memSamples,
       summary: {
         ...mem,
+        buildWorkerMiB,
         overheadRatio: ratio(mem.platformMiB, mem.pm2DaemonMiB),
         agentOnlyRatio: ratio(mem.agentMiB, mem.pm2DaemonMiB),
         appsRatio: ratio(mem.minipaasAppsMiB, mem.pm2AppsMiB),
