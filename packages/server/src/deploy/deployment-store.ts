@@ -69,8 +69,10 @@ export class DeploymentStore {
   /** 1-based place among all queued deployments (oldest first), or null when not queued. */
   async position(row: Pick<DeploymentRow, 'id' | 'status' | 'created_at'>): Promise<number | null> {
     if (row.status !== 'queued') return null;
-    const r = await sql<{ n: number }>`SELECT count(*)::int AS n FROM deployments
-      WHERE status = 'queued' AND (created_at, id) < (${new Date(row.created_at)}::timestamptz, ${row.id})`.execute(
+    // Compared with the row's own stored created_at (microseconds): a JS Date would cut it to milliseconds
+    // and deployments queued within the same millisecond would share a position.
+    const r = await sql<{ n: number }>`SELECT count(*)::int AS n FROM deployments d, deployments me
+      WHERE me.id = ${row.id} AND d.status = 'queued' AND (d.created_at, d.id) < (me.created_at, me.id)`.execute(
       this.#db,
     );
     return (r.rows[0]?.n ?? 0) + 1;
