@@ -99,7 +99,8 @@ describe('agent: idle pushes', () => {
       return s?.spec.env.GREETING === 'changed' && s.serving?.env.GREETING === 'changed' ? s : null;
     });
     expect(saved.spec).toEqual(changed);
-    expect(statSync(stateFile).ino).not.toBe(before.ino);
+    // (the file's content proves the rewrite; its inode number may come back after several renames)
+    expect(statSync(stateFile).mtimeMs).toBeGreaterThan(before.mtimeMs);
 
     const scaled: AppSpec = {
       ...changed,
