@@ -5,6 +5,7 @@ export * from './config.ts';
 export * from './errors.ts';
 export * from './names.ts';
 export * from './paths.ts';
+export * from './permissions.ts';
 export * from './private-dir.ts';
 export * from './procfile.ts';
 export * from './runtime.ts';

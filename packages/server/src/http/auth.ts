@@ -6,7 +6,7 @@
  * decides, so an encoded path cannot skip the check. Fail closed: a route without the flag,
  * or a request that matched no route, needs a valid token.
  */
-import { MinipaasError } from '@minipaas/core';
+import { type Action, MinipaasError } from '@minipaas/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TokenIdentity, TokenService } from '../services/token-service.ts';
 
@@ -17,6 +17,11 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Serve this route without authentication (health checks only). Default false. */
     public?: boolean;
+    /**
+     * The permission this route needs (packages/core/src/permissions.ts). Every non-public route
+     * declares one; the access-control pre-handler enforces it.
+     */
+    action?: Action;
   }
 }
 

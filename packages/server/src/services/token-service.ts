@@ -1,10 +1,11 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import type { Role } from '@minipaas/core';
 import type { Kysely } from 'kysely';
 import type { Database } from '../store/schema.ts';
 
-export type Role = 'owner' | 'admin' | 'developer' | 'viewer';
+export type { Role };
 
 export interface TokenIdentity {
   id: string;
