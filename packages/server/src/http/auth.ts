@@ -13,6 +13,12 @@ import type { TokenIdentity, TokenService } from '../services/token-service.ts';
 declare module 'fastify' {
   interface FastifyRequest {
     identity: TokenIdentity | null;
+    /**
+     * The browser session this request carries, set by the session hook (packages/server/src/auth/)
+     * before authentication runs; only set when the cookie is valid and, for a state-changing request,
+     * the CSRF token matches. Authentication accepts it in place of a bearer token.
+     */
+    session: { userId: string; sessionId: string } | null;
   }
   interface FastifyContextConfig {
     /** Serve this route without authentication (health checks only). Default false. */
@@ -36,6 +42,7 @@ export function isPublicRoute(req: FastifyRequest): boolean {
 /** Requires `Authorization: Bearer <token>` on every route that is not declared public. */
 export function registerAuth(app: FastifyInstance, tokens: TokenService): void {
   app.decorateRequest('identity', null);
+  app.decorateRequest('session', null);
   app.addHook('onRequest', async (req: FastifyRequest) => {
     if (isPublicRoute(req)) return;
     const header = req.headers.authorization;
