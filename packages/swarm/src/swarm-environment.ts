@@ -4,13 +4,18 @@
  * turns its Docker endpoint into `DOCKER_*` variables and a dockerode client.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { isAbsolute, join, resolve } from 'node:path';
 import { MinipaasError } from '@minipaas/core';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import { parseDocument } from 'yaml';
 
 /** The environment's file name. */
 export const ENVIRONMENT_FILE = 'minipaas.yaml';
+
+// dockerode (with its gRPC and protobuf dependencies) is loaded when a client is made, not when the CLI starts.
+const requireDockerode = createRequire(import.meta.url);
+const loadDocker = (): typeof Docker => requireDockerode('dockerode') as typeof Docker;
 
 /** How to reach the Docker API of the swarm manager. */
 export interface DockerEndpoint {
@@ -123,10 +128,10 @@ export function dockerProcessEnv(
 /** A dockerode client for an endpoint (TLS client certificates from `certPath` when `tls` is set). */
 export function dockerClient(endpoint: DockerEndpoint): Docker {
   if (endpoint.host.startsWith('unix://'))
-    return new Docker({ socketPath: endpoint.host.slice('unix://'.length) });
+    return new (loadDocker())({ socketPath: endpoint.host.slice('unix://'.length) });
   const url = new URL(endpoint.host.replace(/^tcp:/, 'http:'));
   const port = Number(url.port || (endpoint.tls ? 2376 : 2375));
-  if (!endpoint.tls) return new Docker({ host: url.hostname, port, protocol: 'http' });
+  if (!endpoint.tls) return new (loadDocker())({ host: url.hostname, port, protocol: 'http' });
   const certDir = endpoint.certPath as string;
   const read = (name: string): Buffer => {
     const p = join(certDir, name);
@@ -137,7 +142,7 @@ export function dockerClient(endpoint: DockerEndpoint): Docker {
       );
     return readFileSync(p);
   };
-  return new Docker({
+  return new (loadDocker())({
     host: url.hostname.replace(/^\[|\]$/g, ''),
     port,
     protocol: 'https',
