@@ -12,7 +12,7 @@ import { posix } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { MinipaasError } from '@minipaas/core';
+import { MinipaasError } from '@minipaas/core/errors'; // not the index: the unpacker starts without zod
 import { type ReadEntry, Unpack } from 'tar';
 
 /** Limits on what one archive may unpack to (the `uploads.*` settings). */

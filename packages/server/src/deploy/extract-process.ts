@@ -4,7 +4,7 @@
  *
  * Usage: node extract-process.ts FILE DIR LIMITS_JSON. Prints one JSON line (an ExtractReply) last.
  */
-import { isMinipaasError } from '@minipaas/core';
+import { isMinipaasError } from '@minipaas/core/errors'; // not the index: the unpacker starts without zod
 import { type ArchiveLimits, extractArchive } from './archive.ts';
 
 /** What the child prints: the result, or the error's code and message. */

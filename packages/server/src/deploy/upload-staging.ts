@@ -22,8 +22,8 @@ export interface UploadLimits extends ArchiveLimits {
   maxBytes: number;
 }
 
-/** The unpacker (a child process). */
-const EXTRACT_SCRIPT = fileURLToPath(new URL('./extract-process.ts', import.meta.url));
+/** The unpacker (a child process): bin/minipaas-extract.js runs extract-process.ts as prebuilt JavaScript. */
+const EXTRACT_SCRIPT = fileURLToPath(new URL('../../bin/minipaas-extract.js', import.meta.url));
 /** Heap of the unpacker: unpacking is streamed and needs little; a runaway one dies instead. */
 const CHILD_HEAP_MB = 128;
 /** Longest an extraction may take (a 100k-entry archive takes well under a minute). */
