@@ -1,3 +1,4 @@
+import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import {
   type AgentAppState,
   type AgentHealth,
@@ -8,7 +9,6 @@ import {
   type LogLine,
   MinipaasError,
 } from '@minipaas/core';
-import { Client, type Dispatcher } from 'undici';
 
 /** Options of {@link AgentClient}. */
 export interface AgentClientOptions {
@@ -29,21 +29,30 @@ export interface LogsQuery {
   since?: string;
 }
 
-const UNREACHABLE = new Set([
-  'ENOENT',
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
-  'EACCES',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CLOSED',
-]);
+type HttpMethod = 'GET' | 'PUT' | 'POST' | 'DELETE';
 
-/** Typed client of the agent protocol over its unix socket. The control plane uses this. */
+/** A response whose body has not been read yet. */
+interface AgentResponse {
+  statusCode: number;
+  body: IncomingMessage;
+}
+
+async function readText(body: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of body) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * Typed client of the agent protocol over its unix socket. The control plane uses this. It speaks HTTP
+ * with `node:http` (already in every Node process) rather than undici, which would add ~20 MB to
+ * minipaasd and the build worker.
+ */
 export class AgentClient {
   readonly socketPath: string;
   private readonly timeoutMs: number;
-  private client: Client;
+  /** Kept-alive connections for calls; streams use connections of their own. */
+  private readonly pool = new Agent({ keepAlive: true, maxSockets: 4 });
 
   /** @param options the socket path, or options */
   constructor(options: AgentClientOptions | string) {
@@ -52,11 +61,6 @@ export class AgentClient {
     if (!socketPath) throw new TypeError('AgentClient needs socketPath or home');
     this.socketPath = socketPath;
     this.timeoutMs = options.timeoutMs ?? 30_000;
-    this.client = this.newClient();
-  }
-
-  private newClient(): Client {
-    return new Client('http://minipaas-agent', { socketPath: this.socketPath, pipelining: 1 });
   }
 
   private unavailable(err: unknown): MinipaasError {
@@ -67,58 +71,97 @@ export class AgentClient {
     );
   }
 
+  /**
+   * One request; resolves once the response headers arrived. `stream`: no timeout, own connection;
+   * `fresh`: own connection.
+   */
+  private request(
+    method: HttpMethod,
+    path: string,
+    body: unknown,
+    opts: { signal?: AbortSignal; stream?: boolean; fresh?: boolean },
+  ): Promise<AgentResponse> {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    return new Promise<AgentResponse>((resolve, reject) => {
+      const req = httpRequest({
+        socketPath: this.socketPath,
+        method,
+        path,
+        agent: opts.stream || opts.fresh ? false : this.pool,
+        headers: {
+          host: 'minipaas-agent',
+          ...(payload === undefined
+            ? {}
+            : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
+        },
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+      if (!opts.stream) {
+        req.setTimeout(this.timeoutMs, () =>
+          req.destroy(new Error(`no answer to ${method} ${path} within ${this.timeoutMs} ms`)),
+        );
+      }
+      req.once('error', (err: NodeJS.ErrnoException) => {
+        // A kept-alive connection the agent closed just as it was reused: send once more on a new one
+        // (the request never reached the agent).
+        if (req.reusedSocket && err.code === 'ECONNRESET' && !opts.signal?.aborted)
+          this.request(method, path, body, { ...opts, fresh: true }).then(resolve, reject);
+        else reject(err);
+      });
+      req.once('response', (res) => {
+        if (!opts.stream) {
+          // The timeout covers the body too; a body that fails makes the read fail.
+          res.once('error', () => {});
+        }
+        resolve({ statusCode: res.statusCode ?? 0, body: res });
+      });
+      req.end(payload);
+    });
+  }
+
+  /** Throws the agent's error (its code kept) for a 4xx/5xx answer. */
+  private async failure(res: AgentResponse, what: string): Promise<never> {
+    let parsed: Partial<ErrorBody> | null = null;
+    try {
+      parsed = JSON.parse(await readText(res.body)) as Partial<ErrorBody>;
+    } catch {
+      parsed = null;
+    }
+    const e = parsed?.error;
+    if (e && isErrorCode(e.code)) {
+      throw new MinipaasError(
+        e.code,
+        e.message,
+        e.details === undefined ? undefined : { details: e.details },
+      );
+    }
+    throw new MinipaasError('MINIPAAS_ERR_INTERNAL', `agent answered ${res.statusCode} to ${what}`);
+  }
+
   private async send(
-    method: Dispatcher.HttpMethod,
+    method: HttpMethod,
     path: string,
     body?: unknown,
     opts: { signal?: AbortSignal; stream?: boolean } = {},
-  ): Promise<Dispatcher.ResponseData> {
-    if (this.client.closed || this.client.destroyed) this.client = this.newClient();
-    let res: Dispatcher.ResponseData;
+  ): Promise<AgentResponse> {
+    let res: AgentResponse;
     try {
-      res = await this.client.request({
-        method,
-        path,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
-        body: body === undefined ? null : JSON.stringify(body),
-        ...(opts.stream
-          ? { bodyTimeout: 0 }
-          : { bodyTimeout: this.timeoutMs, headersTimeout: this.timeoutMs }),
-        ...(opts.signal ? { signal: opts.signal } : {}),
-      });
+      res = await this.request(method, path, body, opts);
     } catch (err) {
       if (opts.signal?.aborted) throw err;
-      const code = (err as NodeJS.ErrnoException).code ?? '';
-      const causeCode = ((err as { cause?: NodeJS.ErrnoException }).cause?.code as string | undefined) ?? '';
-      if (UNREACHABLE.has(code) || UNREACHABLE.has(causeCode)) throw this.unavailable(err);
       throw this.unavailable(err);
     }
-    if (res.statusCode >= 400) {
-      let parsed: Partial<ErrorBody> | null = null;
-      try {
-        parsed = (await res.body.json()) as Partial<ErrorBody>;
-      } catch {
-        parsed = null;
-      }
-      const e = parsed?.error;
-      if (e && isErrorCode(e.code)) {
-        throw new MinipaasError(
-          e.code,
-          e.message,
-          e.details === undefined ? undefined : { details: e.details },
-        );
-      }
-      throw new MinipaasError(
-        'MINIPAAS_ERR_INTERNAL',
-        `agent answered ${res.statusCode} to ${method} ${path}`,
-      );
-    }
+    if (res.statusCode >= 400) return this.failure(res, `${method} ${path}`);
     return res;
   }
 
-  private async json<T>(method: Dispatcher.HttpMethod, path: string, body?: unknown): Promise<T> {
+  private async json<T>(method: HttpMethod, path: string, body?: unknown): Promise<T> {
     const res = await this.send(method, path, body);
-    return (await res.body.json()) as T;
+    try {
+      return JSON.parse(await readText(res.body)) as T;
+    } catch (err) {
+      throw this.unavailable(err);
+    }
   }
 
   health(): Promise<AgentHealth> {
@@ -170,7 +213,7 @@ export class AgentClient {
   /** The last lines of an app (all instances, oldest first). */
   async logs(name: string, q: LogsQuery = {}): Promise<LogLine[]> {
     const res = await this.send('GET', this.logsPath(name, q, false));
-    const text = await res.body.text();
+    const text = await readText(res.body);
     return text
       .split('\n')
       .filter(Boolean)
@@ -190,26 +233,18 @@ export class AgentClient {
     return this.ndjson<AgentAppState>(`/v1/apps/${encodeURIComponent(name)}/watch`, opts.signal);
   }
 
-  /** GET of an NDJSON stream on a dedicated connection (the shared one must stay free for other calls). */
+  /** GET of an NDJSON stream on a dedicated connection (the shared ones must stay free for other calls). */
   private async *ndjson<T>(path: string, signal: AbortSignal | undefined): AsyncIterable<T> {
-    const client = this.newClient();
-    const onAbort = () => void client.destroy().catch(() => {});
-    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) return;
+    let res: AgentResponse;
     try {
+      res = await this.request('GET', path, undefined, { stream: true, ...(signal ? { signal } : {}) });
+    } catch (err) {
       if (signal?.aborted) return;
-      let res: Dispatcher.ResponseData;
-      try {
-        res = await client.request({ method: 'GET', path, bodyTimeout: 0 });
-      } catch (err) {
-        if (signal?.aborted) return;
-        throw this.unavailable(err);
-      }
-      if (res.statusCode >= 400) {
-        const body = (await res.body.json().catch(() => null)) as Partial<ErrorBody> | null;
-        const e = body?.error;
-        if (e && isErrorCode(e.code)) throw new MinipaasError(e.code, e.message);
-        throw new MinipaasError('MINIPAAS_ERR_INTERNAL', `agent answered ${res.statusCode}`);
-      }
+      throw this.unavailable(err);
+    }
+    try {
+      if (res.statusCode >= 400) await this.failure(res, `GET ${path}`);
       let buf = '';
       try {
         for await (const chunk of res.body) {
@@ -227,8 +262,7 @@ export class AgentClient {
         throw err;
       }
     } finally {
-      signal?.removeEventListener('abort', onAbort);
-      await client.destroy().catch(() => {});
+      res.body.destroy();
     }
   }
 
@@ -238,6 +272,6 @@ export class AgentClient {
   }
 
   async close(): Promise<void> {
-    await this.client.close().catch(() => {});
+    this.pool.destroy();
   }
 }

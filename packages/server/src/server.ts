@@ -20,8 +20,6 @@ import { DeployService } from './deploy/deploy-service.ts';
 import { DeploymentFeed, listenForDeployments } from './deploy/deployment-feed.ts';
 import { DEPLOYMENT_CHANNEL, DeploymentStore } from './deploy/deployment-store.ts';
 import { kyselyExecutor } from './deploy/kysely-executor.ts';
-import { createBuildWorker } from './deploy/pipeline.ts';
-import { pipelineExtensions } from './deploy/pipeline-extensions.ts';
 import { registerAuth } from './http/auth.ts';
 import {
   clientErrorHandler,
@@ -140,6 +138,9 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
   let workerProcess: BuildWorkerProcess | undefined;
   let notifications: { close(): Promise<void> } | undefined;
   if (workerMode === 'in-process') {
+    // Loaded only here: minipaasd runs builds in a worker process and never holds the pipeline's modules.
+    const { createBuildWorker } = await import('./deploy/pipeline.ts');
+    const { pipelineExtensions } = await import('./deploy/pipeline-extensions.ts');
     worker = createBuildWorker({
       db: store.db,
       queueDb: kyselyExecutor(store.db),
