@@ -122,6 +122,8 @@ maintenance_work_mem = 16MB
 max_wal_size = 256MB
 min_wal_size = 32MB
 max_worker_processes = 4
+# No logical-replication subscriptions: no launcher process (publications still work)
+max_logical_replication_workers = 0
 max_parallel_workers = 2
 max_parallel_workers_per_gather = 1
 autovacuum_max_workers = 2
