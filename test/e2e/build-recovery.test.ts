@@ -5,6 +5,7 @@
  * deployment ends `running`, `failed` (with the reason) or `cancelled`, none stays queued or building,
  * and no app runs two releases.
  */
+import { readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DeploymentView } from '@minipaas/core';
@@ -20,13 +21,21 @@ async function pidOf(name: string): Promise<number> {
   return Number((await readFile(join(p.home, 'run', `${name}.pid`), 'utf8')).trim());
 }
 
-function alive(pid: number): boolean {
+/** The state letter in /proc/PID/stat (Z: a zombie, gone but not reaped), or `gone`. */
+function procState(pid: number): string {
   try {
-    process.kill(pid, 0);
-    return true;
+    return readFileSync(`/proc/${pid}/stat`, 'utf8')
+      .replace(/^.*\) /s, '')
+      .slice(0, 1);
   } catch {
-    return false;
+    return 'gone';
   }
+}
+
+/** True while the process runs (a zombie does not count). */
+function alive(pid: number): boolean {
+  const state = procState(pid);
+  return state !== 'gone' && state !== 'Z';
 }
 
 async function deployGated(app: string, label: string): Promise<DeploymentView> {
@@ -82,7 +91,7 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
-  for (const l of ['a1', 'b1', 'c1', 'd1', 'a2', 'b2', 'c2', 'd2', 'a3', 'b3', 'c3', 'd3', 'a4'])
+  for (const l of ['a1', 'b1', 'c1', 'd1', 'a2', 'b2', 'c2', 'd2', 'a3', 'b3', 'c3', 'd3', 'a4', 'a5'])
     await gates?.open(l);
   await p?.stop();
   await gates?.close();
@@ -251,4 +260,28 @@ describe('build queue recovery (real processes)', () => {
     expect(done.status).toBe('running');
     expect(await pidOf('build-worker')).not.toBe(worker);
   }, 180_000);
+
+  // Last: it stops the platform.
+  it('minipaas down also stops a build worker that outlived its minipaasd', async () => {
+    const d = await deployGated('ra', 'a5');
+    await waitFor('the build to wait', async () => gates.started('a5'), 60_000);
+    const server = await pidOf('minipaasd');
+    const orphan = await pidOf('build-worker');
+    process.kill(server, 'SIGKILL');
+    await waitFor(
+      'minipaasd to be back',
+      async () =>
+        (await pidOf('minipaasd').catch(() => server)) !== server &&
+        (await fetch(`${p.apiUrl}/health/ready`)).ok,
+      60_000,
+      250,
+    );
+    // The old worker still holds the build (its gate is closed); the pid file names its successor.
+    expect(alive(orphan)).toBe(true);
+    const down = await p.cli(['down'], { timeoutMs: 120_000 });
+    expect(down.code, down.stderr).toBe(0);
+    expect(alive(orphan), `${down.stdout}\n${procState(orphan)}`).toBe(false);
+    expect(alive(server)).toBe(false);
+    expect(d.status).toBe('queued');
+  }, 240_000);
 });

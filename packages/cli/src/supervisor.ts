@@ -29,7 +29,7 @@ import {
   tailFile,
   waitFor,
 } from './platform.ts';
-import { BIN, isOurProcess, stopOrphanedApps, stopProcess } from './teardown.ts';
+import { BIN, isOurProcess, stopBuildWorkers, stopOrphanedApps, stopProcess } from './teardown.ts';
 
 export interface PlatformInfo {
   apiUrl: string;
@@ -336,6 +336,9 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<{ code: nu
       log('stopping minipaasd');
       await server.stop(15_000);
     } else server.detach();
+    // Build workers whose minipaasd died before them (they drain their builds alone): builds go back to the queue.
+    const worker = await stopBuildWorkers(paths, log);
+    for (const f of worker.failed) log(c.red(`could not stop: ${f}`));
     if (agent.running || (await agentHealth(paths.agentSocket))) {
       log('stopping the apps and the node agent');
       await stopAgent();

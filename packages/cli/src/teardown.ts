@@ -16,6 +16,7 @@ export const BIN = {
   supervisor: 'minipaas',
   agent: 'minipaas-agent',
   server: 'minipaasd',
+  buildWorker: 'minipaas-build-worker',
 } as const;
 
 /** The parts of the embedded PostgreSQL server that teardown needs (see `@minipaas/postgres`). */
@@ -84,6 +85,18 @@ export function isOurProcess(pid: number, bin: string, home: string): boolean {
   }
   const entry = environ.split('\0').find((e) => e.startsWith('MINIPAAS_HOME='));
   return entry === undefined || resolve(entry.slice('MINIPAAS_HOME='.length)) === resolve(home);
+}
+
+/** The MINIPAAS_HOME in a process's environment, resolved; undefined when unset or unreadable. */
+function homeOf(pid: number): string | undefined {
+  try {
+    const entry = readFileSync(`/proc/${pid}/environ`, 'utf8')
+      .split('\0')
+      .find((e) => e.startsWith('MINIPAAS_HOME='));
+    return entry === undefined ? undefined : resolve(entry.slice('MINIPAAS_HOME='.length));
+  } catch {
+    return undefined;
+  }
 }
 
 interface PersistedProcesses {
@@ -260,6 +273,31 @@ export async function stopDedicatedPostgres(
 }
 
 /**
+ * Stops every build worker of this home that is still running: one that outlived its minipaasd finishes
+ * its builds alone, and the pid file then names its successor, so they are found in the process table
+ * (command line and MINIPAAS_HOME checked). SIGTERM puts their builds back in the queue; SIGKILL after 20 s.
+ */
+export async function stopBuildWorkers(
+  paths: HomePaths,
+  log: (line: string) => void,
+): Promise<TeardownResult> {
+  const pids = new Set(
+    processTable()
+      .map((p) => p.pid)
+      .filter((pid) => isAlive(pid, BIN.buildWorker) && homeOf(pid) === resolve(paths.home)),
+  );
+  const recorded = readPid(paths.buildWorkerPid); // no /proc (macOS): the pid file at least
+  if (recorded !== undefined && isOurProcess(recorded, BIN.buildWorker, paths.home)) pids.add(recorded);
+  const res: TeardownResult = { stopped: [], failed: [] };
+  for (const pid of pids) {
+    log(`Stopping the build worker (pid ${pid}) ...`);
+    if (await stopProcess(pid, 20_000)) res.stopped.push(pid);
+    else res.failed.push(`the build worker (pid ${pid}) did not stop`);
+  }
+  return res;
+}
+
+/**
  * Everything `minipaas down` does once the supervisor is gone (or never ran): stops a leftover
  * minipaasd, asks a live agent to stop its apps (or kills a hung one), stops the app processes a dead
  * agent left, stops a leftover embedded PostgreSQL server, and removes stale pid files and the socket. Reports each step through `opts.log`.
@@ -279,6 +317,10 @@ export async function stopLeftovers(opts: TeardownOptions): Promise<TeardownResu
     if (await stopProcess(serverPid, 20_000)) stopped.push(serverPid);
     else failed.push(`minipaasd (pid ${serverPid}) did not stop`);
   }
+
+  const worker = await stopBuildWorkers(paths, log);
+  stopped.push(...worker.stopped);
+  failed.push(...worker.failed);
 
   const health = await agentHealth(paths.agentSocket);
   const agentPid = health?.pid ?? fromPidFile(paths.agentPid, BIN.agent);
@@ -330,6 +372,7 @@ export async function stopLeftovers(opts: TeardownOptions): Promise<TeardownResu
     [paths.supervisorPid, BIN.supervisor],
     [paths.serverPid, BIN.server],
     [paths.agentPid, BIN.agent],
+    [paths.buildWorkerPid, BIN.buildWorker],
   ] as const) {
     if (!existsSync(file)) continue;
     const pid = readPid(file);

@@ -11,6 +11,8 @@ export interface HomePaths {
   agentPid: string;
   serverPid: string;
   supervisorPid: string;
+  /** Pid of the build worker process while it runs (minipaasd starts it on demand). */
+  buildWorkerPid: string;
   agentState: string;
   adminToken: string;
   keys: string;
@@ -31,6 +33,7 @@ export function homePaths(home: string): HomePaths {
     agentPid: join(run, 'agent.pid'),
     serverPid: join(run, 'minipaasd.pid'),
     supervisorPid: join(run, 'minipaas.pid'),
+    buildWorkerPid: join(run, 'build-worker.pid'),
     agentState: join(run, 'agent-state.json'),
     adminToken: join(home, 'admin-token'),
     keys: join(home, 'keys'),

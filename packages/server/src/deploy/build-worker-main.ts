@@ -5,7 +5,6 @@
  * queue, then it exits. Parent gone (the channel closes): it finishes what it runs, then exits.
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { homePaths, isMinipaasError } from '@minipaas/core';
 import { AgentClient, ProcessDriver } from '@minipaas/runtime-process';
 import { pgExecutor } from '@minipaas/sql';
@@ -109,7 +108,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void stop('abort', 'SIGINT'));
   process.on('disconnect', () => void stop('drain', 'minipaasd is gone'));
   // run/build-worker.pid: which process runs builds (operators, tests); removed when it exits.
-  const pidFile = join(homePaths(config.home).run, 'build-worker.pid');
+  const pidFile = homePaths(config.home).buildWorkerPid;
   writeFileSync(pidFile, `${process.pid}\n`);
   process.on('exit', () => {
     // a draining worker exits after its successor started: leave the successor's file alone

@@ -78,7 +78,8 @@ export class BuildWorkerProcess {
     const startedAt = Date.now();
     const child = spawn(process.execPath, [...process.execArgv, this.#o.bin ?? BUILD_WORKER_BIN], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      env: process.env,
+      // MINIPAAS_HOME names the home it works for (`minipaas down` finds leftover workers by it).
+      env: { ...process.env, MINIPAAS_HOME: this.#o.config.home },
     });
     this.#child = child;
     this.starts++;
