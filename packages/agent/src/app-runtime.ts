@@ -62,6 +62,8 @@ export class AppRuntime {
   private leftovers: Instance[] = [];
   private rollout: AgentAppState['rollout'];
   private destroyed = false;
+  /** {@link finishedOneOffs} when destroyed (the agent stopping saves it for its successor). */
+  #finishedAtDestroy: Record<string, number> = {};
 
   constructor(spec: AppSpec, deps: AppRuntimeDeps) {
     this.name = spec.name;
@@ -88,7 +90,7 @@ export class AppRuntime {
    * Applies a desired spec: no-op when identical (nothing changes, nothing is reported to `onChange`),
    * scale when only counts changed, rollout otherwise.
    */
-  apply(spec: AppSpec, initial = false): 'noop' | 'scale' | 'rollout' {
+  apply(spec: AppSpec, initial = false, finished: Record<string, number> = {}): 'noop' | 'scale' | 'rollout' {
     if (!initial && stableStringify(spec) === this.#specText) return 'noop';
     this.spec = spec;
     if (this.current && !needsRollout(this.current.spec, spec)) {
@@ -98,8 +100,21 @@ export class AppRuntime {
       this.deps.onChange();
       return 'scale';
     }
-    this.startRollout(spec);
+    this.startRollout(spec, finished);
     return 'rollout';
+  }
+
+  /**
+   * Finished one-offs per process type of the generation that serves the desired spec (persisted, so a
+   * restarted agent does not run them again). Empty while a rollout to another spec is pending.
+   */
+  finishedOneOffs(): Record<string, number> {
+    if (this.destroyed) return this.#finishedAtDestroy;
+    const out: Record<string, number> = {};
+    if (!this.current || stableStringify(this.current.spec) !== this.#specText) return out;
+    for (const i of this.current.instances)
+      if (i.finished) out[i.processType] = (out[i.processType] ?? 0) + 1;
+    return out;
   }
 
   /**
@@ -207,11 +222,18 @@ export class AppRuntime {
     for (const i of gen.instances) i.log.setMask(spec.maskValues ?? []);
   }
 
-  private startRollout(spec: AppSpec): void {
+  /** `finished`: one-offs per type that already ran for this spec (restored): listed as done, not started. */
+  private startRollout(spec: AppSpec, finished: Record<string, number> = {}): void {
     this.abortPending();
     const gen: Generation = { spec, instances: [] };
     for (const [type, p] of Object.entries(spec.processes)) {
-      for (let n = 0; n < p.instances; n++) gen.instances.push(this.deps.createInstance(spec, type));
+      const count = Object.hasOwn(finished, type) ? finished[type] : 0;
+      const done = type !== 'web' && Number.isInteger(count) ? (count as number) : 0;
+      for (let n = 0; n < p.instances; n++) {
+        const inst = this.deps.createInstance(spec, type);
+        if (n < done) inst.markFinished();
+        gen.instances.push(inst);
+      }
     }
     this.pending = gen;
     this.setRollout(spec.release, 'rolling');
@@ -235,7 +257,7 @@ export class AppRuntime {
     }
     if (aborted()) return;
     log.info({ instances: gen.instances.length }, 'rollout started');
-    for (const i of gen.instances) void i.start();
+    for (const i of gen.instances) if (!i.finished) void i.start();
     const deadline = Date.now() + this.deps.startTimeoutMs;
     let failure: { error: string; culprits: Instance[] } | null = null;
     for (;;) {
@@ -287,6 +309,7 @@ export class AppRuntime {
 
   /** Stops everything; returns how many instances were alive. */
   async destroy(): Promise<number> {
+    this.#finishedAtDestroy = this.finishedOneOffs();
     this.destroyed = true;
     const all = this.allInstances();
     const alive = all.filter((i) => i.live).length;

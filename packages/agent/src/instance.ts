@@ -148,6 +148,17 @@ export class Instance extends EventEmitter {
     this.opts.log.write('system', line);
   }
 
+  /**
+   * A one-off that finished under a previous agent (restored from its state file): done, not run again.
+   * Only for an instance that never started.
+   */
+  markFinished(): void {
+    this.finished = true;
+    this.lastExitCode = 0;
+    this.setStatus('stopped');
+    this.system(`${this.processType} finished before the agent restarted; not run again`);
+  }
+
   /** Allocates a port (web) and spawns the first process. */
   async start(): Promise<void> {
     if (this.opts.web && this.port === null) {

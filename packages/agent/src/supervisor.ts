@@ -36,7 +36,12 @@ export interface SupervisorOptions {
 interface PersistedState {
   version: 1;
   /** Per app: the desired spec and the one that served (they differ after a failed rollout). */
-  apps: Array<{ spec: AppSpec; serving: AppSpec | null }>;
+  apps: Array<{
+    spec: AppSpec;
+    serving: AppSpec | null;
+    /** One-offs per type that finished for `spec` (not run again by a restarted agent). */
+    finished?: Record<string, number>;
+  }>;
   /** Process groups of live instances, with their kernel start time to survive pid reuse. */
   processes: Array<{ pid: number; start: string | null }>;
 }
@@ -120,7 +125,7 @@ export class Supervisor {
       }
     }
     for (const entry of state.apps ?? []) {
-      const { spec, serving } = entry;
+      const { spec, serving, finished } = entry;
       if (!spec?.name) continue;
       if (serving && stableStringify(serving) !== stableStringify(spec)) {
         // Bring back what served first, then retry the desired spec (old keeps serving if it fails again).
@@ -130,7 +135,7 @@ export class Supervisor {
           if (!this.closed && this.apps.get(spec.name) === app) this.apply(spec);
         });
       } else {
-        this.apply(spec);
+        this.apply(spec, finished && typeof finished === 'object' ? finished : {});
       }
     }
     return state.apps?.length ?? 0;
@@ -141,13 +146,14 @@ export class Supervisor {
       throw new MinipaasError('MINIPAAS_ERR_AGENT_UNAVAILABLE', 'the node agent is shutting down');
   }
 
-  apply(spec: AppSpec): AgentAppState {
+  /** `finished`: one-offs that already ran for `spec` (when restoring a saved state). */
+  apply(spec: AppSpec, finished: Record<string, number> = {}): AgentAppState {
     this.assertOpen();
     let app = this.apps.get(spec.name);
     if (!app) {
       app = new AppRuntime(spec, this.depsFor(spec.name));
       this.apps.set(spec.name, app);
-      app.apply(spec, true);
+      app.apply(spec, true, finished);
       this.persist();
     } else if (app.apply(spec) !== 'noop') {
       this.persist();
@@ -348,7 +354,14 @@ export class Supervisor {
     for (const pid of this.startTimes.keys()) if (!live.has(pid)) this.startTimes.delete(pid);
     const state: PersistedState = {
       version: 1,
-      apps: [...this.apps.values()].map((a) => ({ spec: a.spec, serving: a.servingSpec })),
+      apps: [...this.apps.values()].map((a) => {
+        const finished = a.finishedOneOffs();
+        return {
+          spec: a.spec,
+          serving: a.servingSpec,
+          ...(Object.keys(finished).length > 0 ? { finished } : {}),
+        };
+      }),
       processes,
     };
     const text = `${JSON.stringify(state, null, 2)}\n`;
