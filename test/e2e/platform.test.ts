@@ -2,6 +2,7 @@
  * End-to-end: the real `minipaas up` (supervisor, agent, control plane) driven by the real CLI, as a new
  * user would, on the embedded default (PGlite + process runtime).
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -122,6 +123,41 @@ describe('deploy, route, restart, scale, logs', () => {
     const res = await routerGet(p.routerPort, '/', `cmd.localhost:${p.routerPort}`);
     expect(res.body).toBe('cmd-ok');
   });
+
+  it('deploys a Heroku-style Python app (Procfile with comments, runtime.txt, requirements.txt) unchanged', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mp-py-app-'));
+    await writeFile(
+      join(dir, 'Procfile'),
+      '# Heroku Procfile: the web process serves, the worker would run jobs\nweb: python app.py\n\n# worker: python worker.py\n',
+    );
+    // Heroku's runtime.txt names the host's own Python (there is no other interpreter to pick here).
+    const version = execFileSync('python3', ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], {
+      encoding: 'utf8',
+    }).trim();
+    await writeFile(join(dir, 'runtime.txt'), `python-${version}\n`);
+    // Nothing to install: the standard library is enough (no package index is reachable here).
+    await writeFile(join(dir, 'requirements.txt'), '# no third-party packages\n');
+    await writeFile(
+      join(dir, 'app.py'),
+      [
+        'import os, sys',
+        'from http.server import BaseHTTPRequestHandler, HTTPServer',
+        'class H(BaseHTTPRequestHandler):',
+        '    def do_GET(self):',
+        '        body = ("py-ok " + sys.prefix + " " + os.environ.get("VIRTUAL_ENV", "-")).encode()',
+        '        self.send_response(200); self.end_headers(); self.wfile.write(body)',
+        'HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()',
+        '',
+      ].join('\n'),
+    );
+    const r = await p.cli(['deploy', dir, '--app', 'pyapp'], { timeoutMs: 180_000 });
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(r.stdout).toMatch(/python/i);
+    const res = await routerGet(p.routerPort, '/', `pyapp.localhost:${p.routerPort}`);
+    expect(res.status).toBe(200);
+    // It runs in the release's own virtualenv, moved with the release.
+    expect(res.body).toMatch(/^py-ok \S*releases\/pyapp\/v1\/\.minipaas\/venv /);
+  }, 240_000);
 
   it('lists releases and rolls back with the CLI, without a build', async () => {
     const v2 = await p.cli([
