@@ -595,6 +595,10 @@ async function main(): Promise<number> {
       const clk = await clockTicks();
       const windows: IdleWindow[] = [];
       const measure = async (n: number): Promise<void> => {
+        // The build worker exits 30 s after the last build; a window measures the idle platform without it
+        // (and a process that exits mid-window has no counters to subtract).
+        const waitStart = Date.now();
+        while (mp.buildWorkerPids().length > 0 && Date.now() - waitStart < 60_000) await sleep(1000);
         log(`idle: ${n} apps on each side, settling 10 s, then a ${IDLE_SECONDS} s window`);
         await sleep(10_000);
         const w = await idleWindow(n, mp.platformProcesses(), pm2.daemonPid(), IDLE_SECONDS, clk);
