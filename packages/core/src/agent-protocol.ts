@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { appNameSchema, ENV_NAME_RE, PROCESS_TYPE_RE } from './names.ts';
+import type { LimitsEnforcement, UsageSample } from './runtime.ts';
 
 /**
  * The contract between the control plane and the node agent (process runtime).
@@ -30,6 +31,7 @@ import { appNameSchema, ENV_NAME_RE, PROCESS_TYPE_RE } from './names.ts';
  *   GET    /v1/apps/:name/logs?tail=N&follow=1&since=ISO
  *                                          -> application/x-ndjson stream of LogLine; without follow the
  *                                             response ends after the last N lines (default 100)
+ *   GET    /v1/apps/:name/metrics          -> AgentAppMetrics          (recent CPU/memory samples per instance)
  *   POST   /v1/shutdown                    -> { ok: true }             (stop all apps gracefully, then exit)
  */
 
@@ -93,6 +95,29 @@ export interface AppSpec {
    * Absent: the agent's single fallback user (`apps.user`), or no switch when the agent is not root.
    */
   user?: AppUser;
+  /**
+   * Persistent volumes: a root agent creates each `dir` owned by the app's uid (mode 0750) and exports it as
+   * `MINIPAAS_VOLUME_<NAME>`; the data is never removed by the agent.
+   */
+  volumes?: AgentVolume[];
+  /**
+   * Per-instance limits. A root agent with cgroups puts each instance in a memory and cpu cgroup with these
+   * limits; otherwise every instance reports `limits.mode: 'unsupported'` with the reason.
+   */
+  resources?: { memoryMb?: number; cpuMillicores?: number };
+  /** What to do when an instance exits on its own (default `always`). */
+  restart?: 'always' | 'on-failure' | 'no';
+}
+
+/** One volume of an app as the agent sees it: a host directory. */
+export interface AgentVolume {
+  /** Volume name (`[a-z0-9][a-z0-9-]*`): the variable is `MINIPAAS_VOLUME_` + upper case with `-` → `_`. */
+  name: string;
+  /** Absolute host directory of the data. */
+  dir: string;
+  /** Mount path the app asked for (informational for processes: it runs on the host). */
+  target?: string;
+  readOnly?: boolean;
 }
 
 /** An app's OS user: one uid and one gid of its own, from `apps.uidMin`..`apps.uidMax`. */
@@ -111,7 +136,9 @@ export type InstanceStatus =
   | 'restarting'
   | 'failed'
   | 'stopping'
-  | 'stopped';
+  | 'stopped'
+  /** The kernel's OOM killer ended the instance's process at its memory limit (it restarts per policy). */
+  | 'oom-killed';
 
 export interface InstanceInfo {
   /** Stable id, e.g. `hello-web-1a2b3c`. Used as the log file name. */
@@ -130,8 +157,27 @@ export interface InstanceInfo {
   createdAt: string;
   /** The cgroup directory the current process runs in; null between processes or without cgroups. */
   cgroup?: string | null;
-  /** Present when status is `failed` or `crashed`: why, in one line. */
+  /** Present when status is `failed`, `crashed` or `oom-killed`: why, in one line. */
   error?: string;
+  /** Times the OOM killer ended this instance's process. */
+  oomKills?: number;
+  /** How the app's resource limits apply to this instance. */
+  limits?: LimitsEnforcement;
+  /** Latest CPU/memory sample (every few seconds while the instance has a process). */
+  usage?: UsageSample;
+}
+
+/** `GET /v1/apps/:name/metrics`: a short history of samples per current instance. */
+export interface AgentAppMetrics {
+  app: string;
+  intervalMs: number;
+  instances: {
+    instance: string;
+    processType: string;
+    status: InstanceStatus;
+    limits?: LimitsEnforcement;
+    samples: UsageSample[];
+  }[];
 }
 
 export type RolloutStatus = 'idle' | 'rolling' | 'ready' | 'failed';
@@ -199,6 +245,14 @@ export function appSpecDigest(spec: AppSpec): string {
 /** An app's uid or gid: unprivileged, never root nor a system id (below 1000); same bounds as `apps.uidMin`/`uidMax`. */
 const appIdSchema = z.number().int().min(1000).max(4_000_000_000);
 
+/** A volume name: lower case letters, digits and `-`, starting with a letter or digit, at most 63. */
+export const VOLUME_NAME_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+/** The environment variable that carries a volume's host directory to a process instance. */
+export function volumeEnvName(name: string): string {
+  return `MINIPAAS_VOLUME_${name.toUpperCase().replace(/-/g, '_')}`;
+}
+
 /** Ten minutes: the upper bound of every check time. */
 const MAX_CHECK_MS = 600_000;
 
@@ -238,4 +292,22 @@ export const appSpecSchema = z.object({
       gid: appIdSchema,
     })
     .optional(),
+  volumes: z
+    .array(
+      z.object({
+        name: z.string().regex(VOLUME_NAME_RE, 'invalid volume name'),
+        dir: z.string().min(1).max(4096).refine(isAbsolute, 'volume dir must be an absolute path'),
+        target: z.string().max(4096).optional(),
+        readOnly: z.boolean().optional(),
+      }),
+    )
+    .max(20)
+    .optional(),
+  resources: z
+    .object({
+      memoryMb: z.number().int().min(4).max(1_048_576).optional(),
+      cpuMillicores: z.number().int().min(10).max(1_024_000).optional(),
+    })
+    .optional(),
+  restart: z.enum(['always', 'on-failure', 'no']).optional(),
 });

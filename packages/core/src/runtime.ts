@@ -18,23 +18,93 @@ import type {
 /** What a build produced: a release directory (process runtime) or an image reference (docker, swarm). */
 export type Artifact = { kind: 'directory'; path: string } | { kind: 'image'; ref: string };
 
-/** A named persistent volume mounted into every instance of an app. */
+/**
+ * A persistent volume of the app's project mounted into every instance of an app (docs/volumes.md).
+ * Both runtimes share one file layout: the data lives in {@link VolumeMount.hostPath}
+ * (`MINIPAAS_HOME/volumes/{project}/{volume id}`), which the platform's file API reads and writes.
+ */
 export interface VolumeMount {
-  /** Volume name, unique per app. */
+  /** The volume's id in the platform database. */
+  id: string;
+  /** Id of the project the volume belongs to. */
+  project: string;
+  /**
+   * Runtime-neutral volume name, unique per project (`[a-z0-9][a-z0-9-]*`). The process runtime exports the
+   * data directory as `MINIPAAS_VOLUME_<NAME>` (upper case, `-` → `_`).
+   */
   name: string;
-  /** Absolute mount path inside the instance. */
+  /** Absolute mount path inside the instance (default `/app/storage`). */
   target: string;
+  /**
+   * Absolute host directory holding the volume's data. The process runtime hands it to the app directly
+   * (owned by the app's uid); the docker runtime creates the named volume {@link dockerVolumeName} with the
+   * `local` driver bound to this directory (`type=none,o=bind,device=hostPath`) and mounts it at `target`.
+   */
+  hostPath: string;
   readOnly?: boolean;
 }
 
-/** Per-instance resource limits; a driver applies what its runtime supports. */
+/** Docker named volume of a platform volume: `minipaas-vol-{project}-{volume id}` (seed 001 §1.2). */
+export function dockerVolumeName(v: Pick<VolumeMount, 'project' | 'id'>): string {
+  return `minipaas-vol-${v.project}-${v.id}`;
+}
+
+/**
+ * Per-instance resource limits; every driver applies both or reports them `unsupported`
+ * ({@link LimitsEnforcement}), never silently ignores them. Defaults come from `resources.defaultMemoryMB`
+ * and `resources.defaultCpuMillicores`, overridden per app.
+ */
 export interface ResourceLimits {
-  /** Memory limit in MiB. */
+  /** Memory limit in MiB (docker `HostConfig.Memory`; cgroup `memory.limit_in_bytes` / `memory.max`). */
   memoryMb?: number;
-  /** CPU limit in cores (0.5 = half a core). */
-  cpus?: number;
+  /** CPU limit in millicores, 1000 = one core (docker `HostConfig.NanoCpus` = m × 10⁶; cgroup CFS quota). */
+  cpuMillicores?: number;
   /** Maximum number of processes/threads. */
   pids?: number;
+}
+
+/**
+ * What happens when an instance's process exits on its own (Docker restart-policy names). `always`
+ * (default): restarted with backoff, crash loops end in `failed`; `on-failure`: restarted only after a
+ * non-zero exit, a signal or an OOM kill, a clean exit leaves it `stopped`; `no`: never restarted.
+ */
+export type RestartPolicyName = 'always' | 'on-failure' | 'no';
+
+/** How a runtime applied an instance's {@link ResourceLimits}. */
+export interface LimitsEnforcement {
+  /** `cgroup-v1`/`cgroup-v2` (process runtime as root), `docker`, or `unsupported`. */
+  mode: 'cgroup-v1' | 'cgroup-v2' | 'docker' | 'unsupported';
+  memoryMb?: number;
+  cpuMillicores?: number;
+  /** Why the limits are not enforced (mode `unsupported`). */
+  reason?: string;
+}
+
+/** One CPU/memory sample of an instance. */
+export interface UsageSample {
+  /** ISO time of the sample. */
+  ts: string;
+  /** CPU used since the previous sample in millicores (1000 = one core busy). */
+  cpuMillicores: number;
+  /** Memory in use (cgroup usage, or RSS without cgroups), bytes. */
+  memoryBytes: number;
+}
+
+/** The recent samples of one instance, oldest first (a short history for graphs). */
+export interface InstanceMetrics {
+  instance: string;
+  processType: string;
+  status: InstanceStatus;
+  limits?: LimitsEnforcement;
+  samples: UsageSample[];
+}
+
+/** Metrics of one app: one entry per current instance. */
+export interface AppMetrics {
+  app: string;
+  /** Interval between samples in ms. */
+  intervalMs: number;
+  instances: InstanceMetrics[];
 }
 
 /** Desired state of one app, for any runtime. */
@@ -54,6 +124,8 @@ export interface RuntimeSpec {
   user?: AppUser;
   volumes?: VolumeMount[];
   resources?: ResourceLimits;
+  /** Restart policy of the app's instances (default `always`). */
+  restart?: RestartPolicyName;
   /** Host names routed to the app's web instances besides the platform's default one. */
   domains?: string[];
 }
@@ -74,8 +146,12 @@ export interface RuntimeInstance {
   /** Node the instance runs on (multi-node runtimes). */
   node?: string;
   lastExitCode?: number | null;
-  /** Present when status is `failed` or `crashed`: why, in one line. */
+  /** Present when status is `failed`, `crashed` or `oom-killed`: why, in one line. */
   error?: string;
+  /** How the resource limits are applied to this instance. */
+  limits?: LimitsEnforcement;
+  /** The latest CPU/memory sample. */
+  usage?: UsageSample;
 }
 
 /** Observed state of one app. */
@@ -141,4 +217,6 @@ export interface RuntimeDriver {
    * {@link RuntimeDriver.get} for drivers without it.
    */
   watch?(app: string, opts: { signal: AbortSignal }): AsyncIterable<RuntimeAppState>;
+  /** Recent CPU/memory samples of the app's instances (null when the runtime does not run the app). */
+  metrics?(app: string): Promise<AppMetrics | null>;
 }
