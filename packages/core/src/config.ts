@@ -175,6 +175,32 @@ export const configSchema = z
         keep: z.coerce.number().int().min(1).max(1000).default(7),
       })
       .prefault({}),
+    resources: z
+      .object({
+        /** Memory limit of every instance, MiB, unless the app sets its own (issue 9). */
+        defaultMemoryMB: z.coerce.number().int().min(4).max(1_048_576).default(512),
+        /** CPU limit of every instance in millicores (1000 = one core), unless the app sets its own. */
+        defaultCpuMillicores: z.coerce.number().int().min(10).max(1_024_000).default(1000),
+        /** Milliseconds between CPU/memory samples of each instance (process runtime agent). */
+        sampleIntervalMs: z.coerce.number().int().min(500).max(600_000).default(5000),
+      })
+      .prefault({}),
+    volumes: z
+      .object({
+        /** Quota of a new volume when the request names none (seed 001: 5 GiB). */
+        defaultMaxSizeBytes: z.coerce
+          .number()
+          .int()
+          .min(1)
+          .default(5 * 1024 ** 3),
+        /** Largest `volumes:restore` tarball, unpacked (decompression-bomb guard). */
+        maxRestoreBytes: z.coerce
+          .number()
+          .int()
+          .min(1)
+          .default(20 * 1024 ** 3),
+      })
+      .prefault({}),
     limits: z
       .object({
         /** Largest JSON request body on routes that are not uploads. */
@@ -257,6 +283,10 @@ const ENV_MAP: Array<[string, string[]]> = [
   ['MINIPAAS_ROUTER_IDLE_TIMEOUT_MS', ['router', 'idleTimeoutMs']],
   ['MINIPAAS_ROUTER_MAX_CONNECTIONS_PER_CLIENT', ['router', 'maxConnectionsPerClient']],
   ['MINIPAAS_ROUTER_MAX_CONNECTIONS', ['router', 'maxConnections']],
+  ['MINIPAAS_DEFAULT_MEMORY_MB', ['resources', 'defaultMemoryMB']],
+  ['MINIPAAS_DEFAULT_CPU_MILLICORES', ['resources', 'defaultCpuMillicores']],
+  ['MINIPAAS_SAMPLE_INTERVAL_MS', ['resources', 'sampleIntervalMs']],
+  ['MINIPAAS_VOLUME_DEFAULT_MAX_BYTES', ['volumes', 'defaultMaxSizeBytes']],
 ];
 
 /** The environment variables the config module reads (for docs and `--help`). */

@@ -35,6 +35,13 @@ export const ERROR_CODES = {
   MINIPAAS_ERR_NOT_AVAILABLE: { status: 400, message: 'Not available on this platform' },
   MINIPAAS_ERR_TOOL_MISSING: { status: 501, message: 'A required program is not installed' },
   MINIPAAS_ERR_BACKUP_FAILED: { status: 500, message: 'Backup or restore failed' },
+  MINIPAAS_ERR_VOLUME_NOT_FOUND: { status: 404, message: 'Volume not found' },
+  MINIPAAS_ERR_VOLUME_EXISTS: {
+    status: 409,
+    message: 'A volume with this name already exists in the project',
+  },
+  MINIPAAS_ERR_VOLUME_PATH: { status: 400, message: 'Path is not inside the volume' },
+  MINIPAAS_ERR_VOLUME_QUOTA: { status: 413, message: 'The volume quota would be exceeded' },
   MINIPAAS_ERR_INTERNAL: { status: 500, message: 'Internal error' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
