@@ -30,6 +30,12 @@ export interface AppsTable {
   description: string | null;
   created_at: Timestamp;
   updated_at: Timestamp;
+  /** Per-app CPU limit in millicores; null: `resources.defaultCpuMillicores` (issue 9). */
+  cpu_millicores: ColumnType<number | null, number | null | undefined, number | null>;
+  /** Per-app memory limit in MiB; null: `resources.defaultMemoryMB`. */
+  memory_mb: ColumnType<number | null, number | null | undefined, number | null>;
+  /** `always` | `on-failure` | `no`; null: `always`. */
+  restart_policy: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface ReleasesTable {
@@ -125,6 +131,31 @@ export interface AddonsTable {
   created_at: Timestamp;
 }
 
+/** A persistent volume of a project (docs/volumes.md); data in MINIPAAS_HOME/volumes/{project_id}/{id}. */
+export interface VolumesTable {
+  id: string;
+  project_id: string;
+  /** Mounted only into this app; null: every app of the project. */
+  app_id: string | null;
+  name: string;
+  mount_path: string;
+  /** Size measured at the last upload, delete or stats (bigint: may read back as a string). */
+  size_bytes: ColumnType<number | string, number | undefined, number>;
+  max_size_bytes: ColumnType<number | string, number | undefined, number>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+/** A file uploaded through the volume file API. */
+export interface VolumeFilesTable {
+  id: Generated<number | string>;
+  volume_id: string;
+  file_path: string;
+  file_size: ColumnType<number | string, number, number>;
+  mime_type: string | null;
+  uploaded_at: Timestamp;
+}
+
 export interface Database {
   projects: ProjectsTable;
   apps: AppsTable;
@@ -133,5 +164,7 @@ export interface Database {
   api_tokens: ApiTokensTable;
   app_identities: AppIdentitiesTable;
   addons: AddonsTable;
+  volumes: VolumesTable;
+  volume_files: VolumeFilesTable;
   schema_migrations: { version: Generated<string> };
 }
