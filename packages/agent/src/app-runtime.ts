@@ -36,6 +36,9 @@ interface Generation {
 export function needsRollout(a: AppSpec, b: AppSpec): boolean {
   if (a.release !== b.release || a.dir !== b.dir) return true;
   if (stableStringify(a.env) !== stableStringify(b.env)) return true;
+  // Volumes, limits and the restart policy are fixed when a process starts.
+  const fixed = (s: AppSpec) => stableStringify([s.volumes ?? [], s.resources ?? {}, s.restart ?? 'always']);
+  if (fixed(a) !== fixed(b)) return true;
   for (const [type, p] of Object.entries(b.processes)) {
     const old = a.processes[type];
     if (old && old.command !== p.command) return true;

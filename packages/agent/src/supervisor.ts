@@ -12,6 +12,7 @@ import { Instance } from './instance.ts';
 import type { LogStore } from './log-store.ts';
 import type { PortAllocator } from './port-allocator.ts';
 import type { RestartPolicy } from './restart-policy.ts';
+import { prepareVolumes, volumeEnv } from './volumes.ts';
 
 /** Options of the supervisor. */
 export interface SupervisorOptions {
@@ -271,6 +272,7 @@ export class Supervisor {
     const who = this.runAsFor(spec);
     if (who) await prepareReleaseDir(this.opts.home, spec.dir, who);
     await prepareAppDirs(this.opts.home, spec.name, who);
+    await prepareVolumes(this.opts.home, spec.volumes ?? [], who);
   }
 
   /** The identity an app's instances run as: its own user, else the fallback; none without a switch. */
@@ -295,6 +297,7 @@ export class Supervisor {
       MINIPAAS_PROCESS_TYPE: processType,
       MINIPAAS_RELEASE: spec.release,
       MINIPAAS_INSTANCE: id,
+      ...volumeEnv(spec.volumes ?? []),
     };
     const inst = new Instance({
       id,

@@ -1,5 +1,6 @@
 import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import {
+  type AgentAppMetrics,
   type AgentAppState,
   type AgentHealth,
   type AppSpec,
@@ -176,6 +177,21 @@ export class AgentClient {
   async getApp(name: string): Promise<AgentAppState | null> {
     try {
       return await this.json<AgentAppState>('GET', `/v1/apps/${encodeURIComponent(name)}`);
+    } catch (err) {
+      if (
+        err instanceof MinipaasError &&
+        (err.code === 'MINIPAAS_ERR_APP_NOT_FOUND' || err.code === 'MINIPAAS_ERR_NOT_FOUND')
+      ) {
+        return null;
+      }
+      throw err;
+    }
+  }
+
+  /** Recent CPU/memory samples of the app's instances, or null when the agent does not run the app. */
+  async metrics(name: string): Promise<AgentAppMetrics | null> {
+    try {
+      return await this.json<AgentAppMetrics>('GET', `/v1/apps/${encodeURIComponent(name)}/metrics`);
     } catch (err) {
       if (
         err instanceof MinipaasError &&

@@ -1,4 +1,5 @@
 import {
+  type AgentAppMetrics,
   type AgentAppState,
   type AgentHealth,
   type AppSpec,
@@ -25,6 +26,8 @@ export interface AgentApi {
     opts: { tail?: number; process?: string; signal?: AbortSignal },
   ): AsyncIterable<LogLine>;
   watchApp(name: string, opts: { signal?: AbortSignal }): AsyncIterable<AgentAppState>;
+  /** Recent CPU/memory samples (agents without it: no metrics). */
+  metrics?(name: string): Promise<AgentAppMetrics | null>;
 }
 
 /** Runtime driver for the default `process` runtime: apps run as OS processes under the node agent. */
@@ -55,6 +58,9 @@ export class ProcessDriver implements RuntimeDriver {
       if (isMinipaasError(err) && err.status === 404) return;
       throw err;
     }
+  }
+  async metrics(app: string): Promise<AgentAppMetrics | null> {
+    return this.#agent.metrics ? this.#agent.metrics(app) : null;
   }
   restart(app: string): Promise<AgentAppState> {
     return this.#agent.restartApp(app);
@@ -99,6 +105,20 @@ export function toAgentSpec(spec: RuntimeSpec): AppSpec {
       `the process runtime runs release directories, not images (${spec.artifact.ref}): use the docker runtime`,
     );
   }
-  const { artifact, volumes: _v, resources: _r, domains: _d, ...rest } = spec;
-  return { ...rest, dir: artifact.path };
+  const { artifact, volumes, resources, domains: _d, ...rest } = spec;
+  const out: AppSpec = { ...rest, dir: artifact.path };
+  // Processes run on the host: a volume is its host directory, exported as MINIPAAS_VOLUME_<NAME>.
+  if (volumes && volumes.length > 0)
+    out.volumes = volumes.map((v) => ({
+      name: v.name,
+      dir: v.hostPath,
+      target: v.target,
+      ...(v.readOnly ? { readOnly: true } : {}),
+    }));
+  if (resources && (resources.memoryMb !== undefined || resources.cpuMillicores !== undefined))
+    out.resources = {
+      ...(resources.memoryMb !== undefined ? { memoryMb: resources.memoryMb } : {}),
+      ...(resources.cpuMillicores !== undefined ? { cpuMillicores: resources.cpuMillicores } : {}),
+    };
+  return out;
 }

@@ -10,6 +10,7 @@ import type { AppService } from './services/app-service.ts';
 import type { ProjectService } from './services/project-service.ts';
 import type { TokenService } from './services/token-service.ts';
 import type { Store } from './store/store.ts';
+import type { VolumeService } from './volumes/volume-service.ts';
 
 /** Everything routes need, built once in `createControlPlane` and passed down (no singletons). */
 export interface ServerContext {
@@ -26,6 +27,8 @@ export interface ServerContext {
   buildWorker: { inProcess: BuildWorker | undefined; process: BuildWorkerProcess | undefined };
   addons: AddonService;
   backups: BackupService;
+  /** Persistent volumes of projects and their files (docs/volumes.md). */
+  volumes: VolumeService;
   /**
    * Superuser URL of the platform's Postgres server, used to create app databases (add-ons);
    * undefined when the platform has no Postgres server.

@@ -35,9 +35,11 @@ import { buildRoutes } from './routes/builds.ts';
 import { deploymentRoutes } from './routes/deployments.ts';
 import { healthRoutes } from './routes/health.ts';
 import { logRoutes } from './routes/logs.ts';
+import { metricsRoutes } from './routes/metrics.ts';
 import { projectRoutes } from './routes/projects.ts';
 import { releaseRoutes } from './routes/releases.ts';
 import { statusRoutes } from './routes/status.ts';
+import { volumeRoutes } from './routes/volumes.ts';
 import { RuntimeRegistry } from './runtime/runtime-registry.ts';
 import { AddonService } from './services/addon-service.ts';
 import { AppService } from './services/app-service.ts';
@@ -46,6 +48,8 @@ import { ProjectService } from './services/project-service.ts';
 import { TokenService } from './services/token-service.ts';
 import { upgradeFromPglite } from './store/pglite-upgrade.ts';
 import { openStore, type Store } from './store/store.ts';
+import { installSpecHooks } from './volumes/spec-hooks.ts';
+import { VolumeService } from './volumes/volume-service.ts';
 
 export const VERSION: string = (
   JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'package.json'), 'utf8')) as {
@@ -207,6 +211,15 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
     addons,
     log: log.child({ component: 'backups' }),
   });
+  // Volumes and resource limits complete every runtime spec (issue 9).
+  const volumes = new VolumeService({
+    db: store.db,
+    config,
+    projects,
+    apps,
+    log: log.child({ component: 'volumes' }),
+  });
+  installSpecHooks(apps, config, volumes);
   const ctx: ServerContext = {
     config,
     version: VERSION,
@@ -219,6 +232,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
     buildWorker: { inProcess: worker, process: workerProcess },
     addons,
     backups,
+    volumes,
     databaseAdminUrl,
     log,
   };
@@ -255,6 +269,8 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
   logRoutes(app, ctx);
   addonRoutes(app, ctx);
   backupRoutes(app, ctx);
+  volumeRoutes(app, ctx, volumes);
+  metricsRoutes(app, ctx);
 
   const reconciler = new Reconciler({ apps, runtimes, log: log.child({ component: 'reconciler' }) });
   if (opts.reconcile !== false) reconciler.start();

@@ -14,6 +14,8 @@ import { RuntimeRegistry } from '../runtime/runtime-registry.ts';
 import { AppService } from '../services/app-service.ts';
 import { ProjectService } from '../services/project-service.ts';
 import { openStore } from '../store/store.ts';
+import { installSpecHooks } from '../volumes/spec-hooks.ts';
+import { VolumeService } from '../volumes/volume-service.ts';
 import type { BuildWorker } from './build-worker.ts';
 import type { BuildWorkerInit } from './build-worker-process.ts';
 import { DeploymentFeed } from './deployment-feed.ts';
@@ -58,13 +60,10 @@ async function main(): Promise<void> {
   const runtimes = new RuntimeRegistry([
     new ProcessDriver(new AgentClient(homePaths(config.home).agentSocket)),
   ]);
-  const apps = new AppService({
-    db: store.db,
-    config,
-    runtimes,
-    projects: new ProjectService(store.db),
-    log,
-  });
+  const projects = new ProjectService(store.db);
+  const apps = new AppService({ db: store.db, config, runtimes, projects, log });
+  // Volumes and resource limits complete every spec, as in minipaasd.
+  installSpecHooks(apps, config, new VolumeService({ db: store.db, config, projects, apps, log }));
   const deployments = new DeploymentStore(store.db, new DeploymentFeed());
   const worker: BuildWorker = createBuildWorker({
     db: store.db,

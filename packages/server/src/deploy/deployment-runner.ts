@@ -8,7 +8,6 @@ import { type MinipaasConfig, MinipaasError } from '@minipaas/core';
 import type { Logger } from 'pino';
 import type { RuntimeRegistry } from '../runtime/runtime-registry.ts';
 import type { AppRow, AppService } from '../services/app-service.ts';
-import { buildSpec } from '../services/spec-builder.ts';
 import { type DeploymentRow, type DeploymentStore, LogWriter } from './deployment-store.ts';
 import type { PipelinePhases, PipelineReleases, ReleaseRow } from './pipeline-releases.ts';
 import type { ProcessBuilder } from './process-builder.ts';
@@ -88,7 +87,7 @@ export class DeploymentRunner {
         'deploying',
       ]);
       app = await d.apps.get(app.id);
-      const spec = buildSpec({ ...app, status: 'deploying' }, release, await d.apps.identity.userFor(app));
+      const spec = await d.apps.specFor({ ...app, status: 'deploying' }, release);
       await d.apps.checkLimits(app, spec.processes);
       const ctx = { app, release, say, signal, user: await d.builder.buildUser(app) };
       if (row.kind !== 'restart') await d.phases.runBeforeSwitch(ctx);

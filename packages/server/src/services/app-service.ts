@@ -11,12 +11,13 @@ import {
   type PatchAppInput,
   type ProcessSpec,
   type RuntimeAppState,
+  type RuntimeSpec,
   UUID_RE,
 } from '@minipaas/core';
 import type { Kysely, Selectable } from 'kysely';
 import type { Logger } from 'pino';
 import type { RuntimeRegistry } from '../runtime/runtime-registry.ts';
-import type { AppsTable, Database, ProcessOverride } from '../store/schema.ts';
+import type { AppsTable, Database, ProcessOverride, ReleasesTable } from '../store/schema.ts';
 import { AppIdentityService } from './app-identity.ts';
 import { checkFormation, instanceTotal } from './formation.ts';
 import type { ProjectService } from './project-service.ts';
@@ -52,6 +53,11 @@ export class AppService {
   readonly identity: AppIdentityService;
   /** Run before an app is deleted (e.g. destroying its add-ons); a throwing hook stops the delete. */
   readonly beforeDelete: Array<(app: AppRow) => Promise<void>> = [];
+  /**
+   * Complete a runtime spec built from the app's row and release (volumes, resource limits); run by
+   * {@link AppService.specFor} in order.
+   */
+  readonly specHooks: Array<(app: AppRow, spec: RuntimeSpec) => Promise<void>> = [];
   constructor(deps: AppServiceDeps) {
     this.#d = deps;
     this.identity =
@@ -181,6 +187,13 @@ export class AppService {
       .execute();
   }
 
+  /** The runtime spec of `app` at `release`: buildSpec, then every {@link AppService.specHooks} entry. */
+  async specFor(app: AppRow, release: Selectable<ReleasesTable>): Promise<RuntimeSpec> {
+    const spec = buildSpec(app, release, await this.identity.userFor(app));
+    for (const hook of this.specHooks) await hook(app, spec);
+    return spec;
+  }
+
   /** Pushes the app's desired state at its current release to the runtime (no-op without a release). */
   async apply(app: AppRow): Promise<RuntimeAppState | null> {
     if (!app.current_release || app.status === 'stopped') return null;
@@ -191,7 +204,7 @@ export class AppService {
       .where('version', '=', app.current_release)
       .executeTakeFirst();
     if (!release) return null;
-    return this.#d.runtimes.forApp(app).apply(buildSpec(app, release, await this.identity.userFor(app)));
+    return this.#d.runtimes.forApp(app).apply(await this.specFor(app, release));
   }
 
   async patch(ref: string, input: PatchAppInput): Promise<AppRow> {
