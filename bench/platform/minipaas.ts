@@ -75,6 +75,18 @@ export class MiniPaaS {
       XDG_CONFIG_HOME: join(this.home, 'xdg'),
       NO_COLOR: '1',
     };
+    await this.launch();
+  }
+
+  /** Stops `minipaas up` and starts it again on the same home (an existing home: no initdb). */
+  async restart(): Promise<void> {
+    const up = this.up;
+    if (up) await stopChild(up, 'SIGTERM', 30_000);
+    await this.launch();
+  }
+
+  /** Spawns `minipaas up` on this home and waits until the API is ready. */
+  private async launch(): Promise<void> {
     const up = spawn(process.execPath, [CLI_BIN, 'up'], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.up = up;
     const keep = (d: Buffer): void => {
@@ -92,7 +104,7 @@ export class MiniPaaS {
       } catch {
         // not listening yet
       }
-      await sleep(200);
+      await sleep(50);
     }
   }
 

@@ -12,6 +12,8 @@ export interface Results {
   durationS: number;
   cleanupMs: number;
   platformStartMs: number;
+  /** `minipaas up` to ready again on the same home (absent in runs before it was measured). */
+  platformRestartMs?: number;
   /** loadavg (1, 5, 15 min) at the start of each phase. */
   phaseLoad: Record<string, number[]>;
   error?: string;
@@ -187,7 +189,7 @@ export function platformSection(r: Results): string {
       'and upload, release creation, spawn, the health check and the route switch. The bare start is ' +
       '`node server.js` with the same Node binary the agent uses. Both are polled with the same loop: one GET on a ' +
       `new connection, then ${cfg.pollIntervalMs} ms pause. The two alternate (A,B then B,A), after one uncounted ` +
-      `warm-up each. Platform start (\`minipaas up\` to ready) took ${ms(r.platformStartMs)}, not counted.`,
+      `warm-up each. Platform start (\`minipaas up\` to ready, not counted) took ${ms(r.platformStartMs)} on a fresh home (initdb of the embedded PostgreSQL server included)${r.platformRestartMs === undefined ? '' : ` and ${ms(r.platformRestartMs)} again on the same home`}.`,
   );
   L.push('');
   L.push(
