@@ -14,6 +14,7 @@ import { handleApi } from './api-server.ts';
 import { type Cgroups, createCgroups, defaultCgroupRoot } from './cgroup.ts';
 import { LogStore } from './log-store.ts';
 import { PortAllocator } from './port-allocator.ts';
+import { createResourceLimiter, type ResourceLimiter } from './resource-limits.ts';
 import { DEFAULT_RESTART_POLICY, type RestartPolicy } from './restart-policy.ts';
 import { type RouterHandle, startRouter } from './router.ts';
 import { Supervisor } from './supervisor.ts';
@@ -51,6 +52,8 @@ export interface StartAgentOptions {
    * Tests pass their own root, or force `version: 'none'`.
    */
   cgroups?: Cgroups;
+  /** Applies memory/CPU limits (default: cgroup v1 under the cgroup root when root, else unsupported). */
+  limiter?: ResourceLimiter;
 }
 
 /** A running agent. */
@@ -112,6 +115,9 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   };
   // Instances of a previous agent that died without stopping them (no instance exists yet).
   await sweepCgroups('left by a previous agent');
+  const limiter = options.limiter ?? createResourceLimiter({ root: defaultCgroupRoot(config.home) });
+  logger.info({ limits: limiter.mode }, limiter.description);
+  limiter.sweep();
   const logs = new LogStore({
     dir: paths.logs,
     maxBytes: config.apps.logMaxBytes,
@@ -128,7 +134,12 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     drainTimeoutMs: options.drainTimeoutMs ?? 30_000,
     stateFile: paths.agentState,
     cgroups,
+    limiter,
+    sampleIntervalMs: config.resources.sampleIntervalMs,
   });
+  // CPU/memory of every instance, every few seconds (the metrics history).
+  const sampler = setInterval(() => supervisor.sampleAll(), config.resources.sampleIntervalMs);
+  sampler.unref();
 
   let router: RouterHandle | null = null;
   if (options.router !== false) {
@@ -186,10 +197,12 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   const close = (): Promise<void> => {
     closing ??= (async () => {
       logger.info('agent stopping: stopping all apps');
+      clearInterval(sampler);
       const apiClosed = new Promise<void>((r) => api.close(() => r()));
       api.closeIdleConnections();
       await supervisor.stopAll();
       await sweepCgroups('at shutdown');
+      limiter.sweep();
       logs.flush();
       await router?.close();
       api.closeAllConnections();

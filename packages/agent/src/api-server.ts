@@ -89,7 +89,7 @@ export async function handleApi(ctx: ApiContext, req: IncomingMessage, res: Serv
       res.once('finish', () => ctx.shutdown());
       return;
     }
-    const m = /^\/v1\/apps\/([^/]+)(\/restart|\/logs|\/watch)?$/.exec(path);
+    const m = /^\/v1\/apps\/([^/]+)(\/restart|\/logs|\/watch|\/metrics)?$/.exec(path);
     if (m) {
       const name = appName(m[1] as string);
       const sub = m[2];
@@ -115,6 +115,7 @@ export async function handleApi(ctx: ApiContext, req: IncomingMessage, res: Serv
       if (sub === '/restart' && method === 'POST') return send(res, 202, ctx.supervisor.restart(name));
       if (sub === '/logs' && method === 'GET') return await streamLogs(ctx, name, url, req, res);
       if (sub === '/watch' && method === 'GET') return await watchApp(ctx, name, req, res);
+      if (sub === '/metrics' && method === 'GET') return send(res, 200, ctx.supervisor.metrics(name));
     }
     throw new MinipaasError('MINIPAAS_ERR_NOT_FOUND', `no route ${method} ${path}`);
   } catch (err) {

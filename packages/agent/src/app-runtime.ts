@@ -265,7 +265,7 @@ export class AppRuntime {
     let failure: { error: string; culprits: Instance[] } | null = null;
     for (;;) {
       if (aborted()) return;
-      const failed = gen.instances.filter((i) => i.status === 'failed');
+      const failed = gen.instances.filter((i) => i.status === 'failed' || i.gaveUp);
       if (failed.length > 0) {
         failure = { error: failed[0]?.error ?? 'instance failed', culprits: failed };
         break;

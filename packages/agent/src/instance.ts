@@ -1,6 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import type { HealthcheckSpec, HttpCheck, InstanceInfo, InstanceStatus } from '@minipaas/core';
+import type {
+  HealthcheckSpec,
+  HttpCheck,
+  InstanceInfo,
+  InstanceStatus,
+  LimitsEnforcement,
+  UsageSample,
+} from '@minipaas/core';
 import type { RunAs } from '@minipaas/runtime-process/run-as';
 import type { Logger } from 'pino';
 import { type Cgroups, createCgroups, type InstanceCgroup } from './cgroup.ts';
@@ -9,6 +16,13 @@ import { probe } from './health-probe.ts';
 import type { InstanceLog } from './log-store.ts';
 import { canBind, type PortAllocator } from './port-allocator.ts';
 import { shellScript } from './procfile-command.ts';
+import {
+  type LimitHandle,
+  type Limits,
+  procUsage,
+  type ResourceLimiter,
+  type UsageReading,
+} from './resource-limits.ts';
 import { CrashTracker, type RestartPolicy } from './restart-policy.ts';
 
 export interface InstanceOptions {
@@ -34,7 +48,15 @@ export interface InstanceOptions {
    * `setsid`) is killed with it. Default: no cgroups, process group only.
    */
   cgroups?: Cgroups;
+  /** Memory/CPU limits of every process of the instance, applied by `limiter` (issue 9). */
+  limits?: Limits;
+  limiter?: ResourceLimiter;
+  /** What to do when the process exits on its own (default `always`). */
+  restart?: 'always' | 'on-failure' | 'no';
 }
+
+/** Usage samples kept per instance (with the default 5 s interval: the last 10 minutes). */
+export const MAX_SAMPLES = 120;
 
 /**
  * The shell holds the app's command until the agent has put the shell in its cgroup and writes a
@@ -72,8 +94,18 @@ export class Instance extends EventEmitter {
    * restarted. It counts as done (not missing) for rollouts and scaling.
    */
   finished = false;
+  /** Times the OOM killer ended a process of this instance. */
+  oomKills = 0;
+  /** True once the restart policy left the instance down after its process exited (not restarted). */
+  ended = false;
+  /** Recent CPU/memory samples, oldest first (see {@link Instance.sample}). */
+  readonly samples: UsageSample[] = [];
 
   private readonly opts: InstanceOptions;
+  /** The limits of the current process (null between processes or without limits). */
+  private limit: LimitHandle | null = null;
+  private limitsInfo: LimitsEnforcement | undefined;
+  private lastReading: (UsageReading & { at: number }) | null = null;
   private child: ChildProcess | null = null;
   private startedMs = 0;
   private readonly crashes: CrashTracker;
@@ -110,7 +142,35 @@ export class Instance extends EventEmitter {
 
   /** True while a process is (or is about to be) alive. */
   get live(): boolean {
-    return this.status !== 'stopped' && this.status !== 'failed';
+    return !this.ended && this.status !== 'stopped' && this.status !== 'failed';
+  }
+
+  /** Down for good after an exit its restart policy does not restart (counts as failed for a rollout). */
+  get gaveUp(): boolean {
+    return this.ended && this.status !== 'stopped';
+  }
+
+  /** Reads the current process's usage and appends a sample (CPU averaged since the previous reading). */
+  sample(): UsageSample | null {
+    if (this.pid === null) return null;
+    const r = this.limit ? this.limit.read(this.pid) : procUsage(this.pid);
+    if (!r) return null;
+    const at = Date.now();
+    const prev = this.lastReading;
+    this.lastReading = { ...r, at };
+    const cpuMillicores =
+      prev && at > prev.at && r.cpuNs >= prev.cpuNs
+        ? Math.round((r.cpuNs - prev.cpuNs) / 1000 / (at - prev.at))
+        : 0;
+    const s: UsageSample = { ts: new Date(at).toISOString(), cpuMillicores, memoryBytes: r.memoryBytes };
+    this.samples.push(s);
+    if (this.samples.length > MAX_SAMPLES) this.samples.shift();
+    return s;
+  }
+
+  /** How the limits apply, when limits were asked for. */
+  get limits(): LimitsEnforcement | undefined {
+    return this.limitsInfo;
   }
 
   info(): InstanceInfo {
@@ -131,10 +191,17 @@ export class Instance extends EventEmitter {
     };
     if (
       this.error &&
-      (this.status === 'failed' || this.status === 'crashed' || this.status === 'restarting')
+      (this.status === 'failed' ||
+        this.status === 'crashed' ||
+        this.status === 'restarting' ||
+        this.status === 'oom-killed')
     ) {
       i.error = this.error;
     }
+    if (this.oomKills > 0) i.oomKills = this.oomKills;
+    if (this.limitsInfo) i.limits = this.limitsInfo;
+    const last = this.samples.at(-1);
+    if (last && this.pid !== null) i.usage = last;
     return i;
   }
 
@@ -203,6 +270,23 @@ export class Instance extends EventEmitter {
       return;
     }
     this.cgroup = cgroup;
+    if (this.opts.limiter && this.opts.limits) {
+      try {
+        this.limit = this.opts.limiter.open(this.app, this.id, this.opts.limits);
+      } catch (err) {
+        this.onExit(
+          gen,
+          null,
+          null,
+          `cannot apply the instance's resource limits: ${(err as Error).message}`,
+        );
+        return;
+      }
+      if (!this.limitsInfo && this.limit.enforcement.mode === 'unsupported')
+        this.system(`resource limits not enforced: ${this.limit.enforcement.reason}`);
+      this.limitsInfo = this.limit.enforcement;
+      this.lastReading = null;
+    }
     let child: ChildProcess;
     try {
       child = spawn('/bin/sh', ['-c', `${GATE}${shellScript(this.opts.command)}`], {
@@ -225,6 +309,7 @@ export class Instance extends EventEmitter {
     if (this.pid !== null) {
       try {
         cgroup.add(this.pid);
+        this.limit?.add(this.pid);
         gate?.end('go\n');
       } catch (err) {
         // Never run the app outside its cgroup: the shell dies at the gate and the exit says why.
@@ -355,6 +440,9 @@ export class Instance extends EventEmitter {
     if (this.healthTimer) clearTimeout(this.healthTimer);
     this.healthTimer = null;
     const pid = this.pid;
+    // Read before the cgroup goes: did the OOM killer end it?
+    const oom = (this.limit?.oomKills() ?? 0) > 0;
+    if (oom) this.oomKills++;
     // Whatever the process left behind (its cgroup, or its group) goes with it.
     const reaped = this.reap(pid);
     this.reaping = reaped;
@@ -362,7 +450,13 @@ export class Instance extends EventEmitter {
     this.lastExitCode = code;
     this.lastExitSignal = signal;
     const uptime = Date.now() - this.startedMs;
-    const how = spawnError ?? (signal ? `killed by ${signal}` : `exited with code ${code}`);
+    const how =
+      spawnError ??
+      (oom
+        ? `was killed by the OOM killer at its ${this.opts.limits?.memoryMb} MiB memory limit`
+        : signal
+          ? `killed by ${signal}`
+          : `exited with code ${code}`);
     this.opts.logger.info({ pid, code, signal, uptime }, 'instance exited');
     this.opts.onProcess?.(this);
     const waiters = this.exitWaiters;
@@ -399,9 +493,26 @@ export class Instance extends EventEmitter {
       });
       return;
     }
+    const restart = this.opts.restart ?? 'always';
+    const clean = code === 0 && signal === null && spawnError === undefined && !oom;
+    if (restart === 'no' || (restart === 'on-failure' && clean)) {
+      // The restart policy leaves it down: oom-killed, crashed or (a clean exit) stopped.
+      this.ended = true;
+      this.finished = clean;
+      this.error = clean ? undefined : `${this.processType} ${how}`;
+      this.opts.ports.release(this.port);
+      this.port = null;
+      this.setStatus(clean ? 'stopped' : oom ? 'oom-killed' : 'crashed');
+      void reaped.then(() => {
+        this.system(`${this.processType} ${how}; not restarted (restart policy ${restart})`);
+        this.opts.log.flush();
+        wake();
+      });
+      return;
+    }
     const verdict = this.crashes.record(uptime, !this.healthTimedOut);
     if (!this.healthTimedOut) this.error = `${this.processType} ${how}`;
-    this.setStatus('crashed');
+    this.setStatus(oom ? 'oom-killed' : 'crashed');
     if (!verdict.restart) {
       const secs = Math.ceil(this.opts.policy.fastCrashMs / 1000);
       this.fail(
@@ -412,7 +523,8 @@ export class Instance extends EventEmitter {
     }
     const delay = verdict.delayMs;
     this.system(`${this.processType} ${how}; restarting in ${delay}ms`);
-    this.setStatus('restarting');
+    // An OOM kill stays visible as such until the next process starts.
+    if (!oom) this.setStatus('restarting');
     this.restartTimer = setTimeout(() => {
       this.restartTimer = null;
       if (this.stopRequested) return;
@@ -436,7 +548,20 @@ export class Instance extends EventEmitter {
   private async reap(pid: number | null): Promise<void> {
     const cgroup = this.cgroup;
     this.cgroup = null;
-    if (!cgroup) return;
+    const limit = this.limit;
+    this.limit = null;
+    if (!cgroup) {
+      limit?.remove();
+      return;
+    }
+    try {
+      await this.reapCgroup(pid, cgroup);
+    } finally {
+      limit?.remove();
+    }
+  }
+
+  private async reapCgroup(pid: number | null, cgroup: InstanceCgroup): Promise<void> {
     let left: number[];
     try {
       left = await cgroup.kill();

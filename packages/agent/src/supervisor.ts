@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { AgentAppState, AppSpec } from '@minipaas/core';
+import type { AgentAppMetrics, AgentAppState, AppSpec } from '@minipaas/core';
 import { MinipaasError } from '@minipaas/core';
 import { appDirs, prepareAppDirs, prepareReleaseDir, type RunAs } from '@minipaas/runtime-process/run-as';
 import type { Logger } from 'pino';
@@ -11,6 +11,7 @@ import type { Cgroups } from './cgroup.ts';
 import { Instance } from './instance.ts';
 import type { LogStore } from './log-store.ts';
 import type { PortAllocator } from './port-allocator.ts';
+import { createResourceLimiter, type ResourceLimiter } from './resource-limits.ts';
 import type { RestartPolicy } from './restart-policy.ts';
 import { prepareVolumes, volumeEnv } from './volumes.ts';
 
@@ -32,6 +33,10 @@ export interface SupervisorOptions {
   stateFile: string | null;
   /** Puts every instance in its own cgroup (default: none, process groups only). */
   cgroups?: Cgroups;
+  /** Applies the apps' memory/CPU limits (issue 9); absent: limits are reported unsupported. */
+  limiter?: ResourceLimiter;
+  /** Interval between usage samples, for the metrics history. */
+  sampleIntervalMs?: number;
 }
 
 interface PersistedState {
@@ -231,6 +236,39 @@ export class Supervisor {
     return app.destroy();
   }
 
+  /** The limiter of every instance (unsupported when none was given). */
+  private get limiter(): ResourceLimiter {
+    this.#limiter ??= this.opts.limiter ?? createResourceLimiter({ root: 'minipaas', mode: 'none' });
+    return this.#limiter;
+  }
+  #limiter: ResourceLimiter | undefined;
+
+  /** Takes one CPU/memory sample of every instance with a process (called every sample interval). */
+  sampleAll(): void {
+    for (const app of this.apps.values()) for (const i of app.allInstances()) i.sample();
+  }
+
+  /** The recent samples of an app's instances. */
+  metrics(name: string): AgentAppMetrics {
+    const app = this.apps.get(name);
+    if (!app)
+      throw new MinipaasError('MINIPAAS_ERR_APP_NOT_FOUND', `app ${name} is not running on this agent`);
+    return {
+      app: name,
+      intervalMs: this.opts.sampleIntervalMs ?? 5000,
+      instances: app.state().instances.map((info) => {
+        const inst = app.allInstances().find((i) => i.id === info.id);
+        return {
+          instance: info.id,
+          processType: info.processType,
+          status: info.status,
+          ...(info.limits ? { limits: info.limits } : {}),
+          samples: inst ? [...inst.samples] : [],
+        };
+      }),
+    };
+  }
+
   /** Instances the router may use for an app, or null when the app is unknown. */
   routeTargets(name: string): Instance[] | null {
     const app = this.apps.get(name);
@@ -320,6 +358,8 @@ export class Supervisor {
         this.persist();
       },
       ...(this.opts.cgroups ? { cgroups: this.opts.cgroups } : {}),
+      ...(spec.resources ? { limits: spec.resources, limiter: this.limiter } : {}),
+      ...(spec.restart ? { restart: spec.restart } : {}),
     });
     inst.on('status', () => this.notify(spec.name));
     return inst;

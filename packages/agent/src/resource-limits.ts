@@ -1,0 +1,222 @@
+/**
+ * Memory and CPU limits of process instances, and their usage (issue 9). A root agent on cgroup v1 puts
+ * every instance's process in its own `memory` and `cpu` cgroups (`<mount>/<controller>/<root>/<app>/<id>`):
+ * `memory.limit_in_bytes` (and `memory.memsw.limit_in_bytes` when swap accounting exists, so the limit is
+ * not dodged by swapping) and a CFS quota (`cpu.cfs_quota_us` = millicores × period / 1000). The kernel's
+ * OOM killer ends a process past its memory limit; `memory.oom_control`'s `oom_kill` counter tells the agent
+ * that this is what happened. Usage comes from `cpuacct.usage` and `memory.usage_in_bytes`.
+ *
+ * Anything else (not root, no writable v1 memory and cpu hierarchies, cgroup v2 only) reports the limits
+ * as `unsupported` with the reason on every instance; they are never silently ignored. Usage is then read
+ * from `/proc/<pid>` of the instance's main process.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { LimitsEnforcement } from '@minipaas/core';
+
+/** Limits requested for an instance. */
+export interface Limits {
+  memoryMb?: number;
+  cpuMillicores?: number;
+}
+
+/** A cumulative usage reading. */
+export interface UsageReading {
+  /** CPU time used so far, nanoseconds. */
+  cpuNs: number;
+  /** Memory in use now, bytes. */
+  memoryBytes: number;
+}
+
+/** The limits of one process of an instance. */
+export interface LimitHandle {
+  readonly enforcement: LimitsEnforcement;
+  /** Puts `pid` under the limits (before it runs the app's command). */
+  add(pid: number): void;
+  /** Usage of the instance's processes (cgroups) or of `pid` (no cgroups); null when unreadable. */
+  read(pid: number | null): UsageReading | null;
+  /** OOM kills in this process's cgroup since it was opened (0 without cgroups). */
+  oomKills(): number;
+  /** Removes the cgroups (once the processes are gone); never throws. */
+  remove(): void;
+}
+
+/** Applies limits to instances; one per agent, injected. */
+export interface ResourceLimiter {
+  readonly mode: 'cgroup-v1' | 'unsupported';
+  /** One line for the start log. */
+  readonly description: string;
+  open(app: string, id: string, limits: Limits): LimitHandle;
+  /** Removes the (empty) cgroups left under the root by a previous agent. */
+  sweep(): void;
+}
+
+/** Options of {@link createResourceLimiter}. */
+export interface ResourceLimiterOptions {
+  /** This agent's directory in each hierarchy (same as the pids cgroups: `defaultCgroupRoot(home)`). */
+  root: string;
+  /** Where the v1 hierarchies are mounted (default `/sys/fs/cgroup`). */
+  mount?: string;
+  /** `auto` (default): v1 when usable; `none`: report unsupported. */
+  mode?: 'auto' | 'none';
+}
+
+const CFS_PERIOD_US = 100_000;
+const PAGE = 4096;
+const TICK_NS = 10_000_000; // USER_HZ 100
+
+function readNumber(file: string): number | null {
+  try {
+    const n = Number(readFileSync(file, 'utf8').trim());
+    return Number.isFinite(n) ? n : null;
+  } catch {
+    return null; // the cgroup is gone (process exited): no reading
+  }
+}
+
+function oomKillCount(memDir: string): number {
+  try {
+    const m = /^oom_kill (\d+)$/m.exec(readFileSync(join(memDir, 'memory.oom_control'), 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0; // gone
+  }
+}
+
+/** Memory of a cgroup without its inactive page cache (what would be reclaimed before an OOM kill). */
+function cgroupMemory(memDir: string): number | null {
+  const usage = readNumber(join(memDir, 'memory.usage_in_bytes'));
+  if (usage === null) return null;
+  try {
+    const m = /^total_inactive_file (\d+)$/m.exec(readFileSync(join(memDir, 'memory.stat'), 'utf8'));
+    return Math.max(0, usage - (m ? Number(m[1]) : 0));
+  } catch {
+    return usage;
+  }
+}
+
+/** CPU time and RSS of one process from /proc (no cgroups). */
+export function procUsage(pid: number): UsageReading | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(f[11]) + Number(f[12]); // utime + stime
+    const rssPages = Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]);
+    return { cpuNs: ticks * TICK_NS, memoryBytes: rssPages * PAGE };
+  } catch {
+    return null; // exited
+  }
+}
+
+function removeDir(dir: string): void {
+  for (let i = 0; i < 5; i++) {
+    try {
+      rmdirSync(dir);
+      return;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return;
+      if (code !== 'EBUSY') return; // not empty: an instance of the app still uses it (parent dirs)
+    }
+  }
+}
+
+function unsupported(reason: string): ResourceLimiter {
+  return {
+    mode: 'unsupported',
+    description: `resource limits are not enforced: ${reason}`,
+    open: (_app, _id, limits) => ({
+      enforcement: { mode: 'unsupported', ...limits, reason },
+      add: () => {},
+      read: (pid) => (pid === null ? null : procUsage(pid)),
+      oomKills: () => 0,
+      remove: () => {},
+    }),
+    sweep: () => {},
+  };
+}
+
+/** Detects what can limit instances: cgroup v1 `memory` + `cpu` as root, else `unsupported`. */
+export function createResourceLimiter(opts: ResourceLimiterOptions): ResourceLimiter {
+  const mount = opts.mount ?? '/sys/fs/cgroup';
+  if (opts.mode === 'none') return unsupported('disabled');
+  if (process.getuid?.() !== 0) return unsupported('the agent does not run as root');
+  const memory = join(mount, 'memory');
+  const cpu = join(mount, 'cpu');
+  const cpuacct = join(mount, 'cpuacct');
+  if (!existsSync(join(memory, 'memory.limit_in_bytes')) || !existsSync(join(cpu, 'cpu.cfs_quota_us'))) {
+    const v2 = existsSync(join(mount, 'cgroup.controllers'));
+    return unsupported(
+      v2
+        ? 'this host has cgroup v2 only; memory and CPU limits are implemented for cgroup v1'
+        : `no cgroup v1 memory and cpu hierarchies under ${mount}`,
+    );
+  }
+  const acct = existsSync(join(cpu, 'cpuacct.usage')) ? cpu : cpuacct;
+  try {
+    for (const m of [memory, cpu, acct]) mkdirSync(join(m, opts.root), { recursive: true });
+  } catch (err) {
+    return unsupported(`cannot create ${opts.root} in the cgroup v1 hierarchies: ${(err as Error).message}`);
+  }
+  const mounts = [...new Set([memory, cpu, acct])];
+  return {
+    mode: 'cgroup-v1',
+    description: `instance memory and CPU limits in cgroup v1 under ${join(memory, opts.root)} and ${join(cpu, opts.root)}`,
+    open(app, id, limits) {
+      const rel = join(opts.root, app, id);
+      for (const m of mounts) mkdirSync(join(m, rel), { recursive: true });
+      const memDir = join(memory, rel);
+      if (limits.memoryMb !== undefined) {
+        const bytes = String(limits.memoryMb * 1024 * 1024);
+        writeFileSync(join(memDir, 'memory.limit_in_bytes'), bytes);
+        const memsw = join(memDir, 'memory.memsw.limit_in_bytes');
+        if (existsSync(memsw)) writeFileSync(memsw, bytes);
+      }
+      if (limits.cpuMillicores !== undefined) {
+        writeFileSync(join(cpu, rel, 'cpu.cfs_period_us'), String(CFS_PERIOD_US));
+        writeFileSync(
+          join(cpu, rel, 'cpu.cfs_quota_us'),
+          String(Math.max(1000, Math.round((limits.cpuMillicores * CFS_PERIOD_US) / 1000))),
+        );
+      }
+      const baseline = oomKillCount(memDir);
+      return {
+        enforcement: { mode: 'cgroup-v1', ...limits },
+        add(pid) {
+          for (const m of mounts) writeFileSync(join(m, rel, 'cgroup.procs'), String(pid));
+        },
+        read() {
+          const cpuNs = readNumber(join(acct, rel, 'cpuacct.usage'));
+          const memoryBytes = cgroupMemory(memDir);
+          return cpuNs === null || memoryBytes === null ? null : { cpuNs, memoryBytes };
+        },
+        oomKills: () => oomKillCount(memDir) - baseline,
+        remove() {
+          for (const m of mounts) {
+            removeDir(join(m, rel));
+            removeDir(join(m, opts.root, app));
+          }
+        },
+      };
+    },
+    sweep() {
+      for (const m of mounts) sweepTree(join(m, opts.root));
+    },
+  };
+}
+
+/** Removes the empty cgroups below `dir` (deepest first); busy ones stay. */
+function sweepTree(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
+  } catch {
+    return; // no such hierarchy directory: nothing left
+  }
+  for (const n of names) {
+    sweepTree(join(dir, n));
+    removeDir(join(dir, n));
+  }
+}
