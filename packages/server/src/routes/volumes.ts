@@ -40,6 +40,25 @@ const deleteQuery = z
   .strict();
 const mkdirSchema = z.object({ directory: z.string().min(1).max(5000) }).strict();
 
+/** A refused upload of at most this many bytes (declared) is read to its end before the answer. */
+const DRAIN_MAX_BYTES = 256 * 1024 * 1024;
+
+/** True once the whole request body was read (or the request is gone). */
+function bodyDone(raw: Readable & { complete?: boolean }): boolean {
+  return raw.complete === true || raw.readableEnded || raw.destroyed;
+}
+
+/** Reads and drops the rest of a request body (ends on end, close or error). */
+function drain(raw: Readable & { complete?: boolean }): Promise<void> {
+  return new Promise((resolve) => {
+    if (bodyDone(raw)) return resolve();
+    raw.once('end', resolve);
+    raw.once('close', resolve);
+    raw.once('error', () => resolve());
+    raw.resume();
+  });
+}
+
 /** Most files in one multipart upload. */
 const MAX_FILES = 1000;
 
@@ -136,8 +155,11 @@ function routes(app: FastifyInstance, _ctx: ServerContext, volumes: VolumeServic
           throw new MinipaasError('MINIPAAS_ERR_VALIDATION', 'the upload contains no file part');
         return reply.status(201).send({ files: uploaded });
       } catch (err) {
-        // The rest of a refused upload is not read: close the connection after the answer.
-        if (!req.raw.complete) reply.header('connection', 'close');
+        // A client still sending would see a reset instead of the answer: a small enough rest (by its
+        // declared length) is read and dropped first; anything else is cut off after the answer.
+        const declared = Number(req.headers['content-length'] ?? Number.NaN);
+        if (!bodyDone(req.raw) && declared <= DRAIN_MAX_BYTES) await drain(req.raw);
+        if (!bodyDone(req.raw)) reply.header('connection', 'close');
         throw err;
       }
     },
@@ -178,7 +200,9 @@ function routes(app: FastifyInstance, _ctx: ServerContext, volumes: VolumeServic
       try {
         return await volumes.restore(req.params.id, req.body);
       } catch (err) {
-        if (!req.raw.complete) reply.header('connection', 'close');
+        const declared = Number(req.headers['content-length'] ?? Number.NaN);
+        if (!bodyDone(req.raw) && declared <= DRAIN_MAX_BYTES) await drain(req.raw);
+        if (!bodyDone(req.raw)) reply.header('connection', 'close');
         throw err;
       }
     },
