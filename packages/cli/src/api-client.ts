@@ -43,6 +43,10 @@ export interface RequestOptions {
   query?: Record<string, string | number | boolean | undefined>;
   json?: unknown;
   body?: Uint8Array;
+  /** A streamed body (sent chunked; large uploads never sit in memory). */
+  stream?: AsyncIterable<Uint8Array>;
+  /** Length of `stream` when known (lets the server answer a refused upload instead of cutting it off). */
+  contentLength?: number;
   contentType?: string;
   signal?: AbortSignal;
 }
@@ -89,13 +93,17 @@ export class ApiClient {
   async raw(method: string, path: string, opts: RequestOptions = {}): Promise<Response> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
-    let body: string | Uint8Array | undefined;
+    let body: string | Uint8Array | AsyncIterable<Uint8Array> | undefined;
     if (opts.json !== undefined) {
       headers['content-type'] = 'application/json';
       body = JSON.stringify(opts.json);
     } else if (opts.body) {
       headers['content-type'] = opts.contentType ?? 'application/octet-stream';
       body = opts.body;
+    } else if (opts.stream) {
+      headers['content-type'] = opts.contentType ?? 'application/octet-stream';
+      body = opts.stream;
+      if (opts.contentLength !== undefined) headers['content-length'] = String(opts.contentLength);
     }
     let res: Response;
     try {
@@ -104,7 +112,8 @@ export class ApiClient {
         headers,
         body: (body ?? null) as RequestInit['body'],
         signal: opts.signal ?? null,
-      });
+        ...(opts.stream ? { duplex: 'half' } : {}),
+      } as RequestInit);
     } catch (err) {
       if ((err as Error).name === 'AbortError' || (err as Error).name === 'TimeoutError') throw err;
       const code = errorCode(err);

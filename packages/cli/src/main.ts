@@ -15,6 +15,7 @@ import { registerLogs } from './commands/logs.ts';
 import { registerOpen } from './commands/open.ts';
 import { registerProjects } from './commands/projects.ts';
 import { registerReleases } from './commands/releases.ts';
+import { registerResources } from './commands/resources.ts';
 import { registerScale } from './commands/scale.ts';
 import { registerSecret } from './commands/secret.ts';
 import { registerShell } from './commands/shell.ts';
@@ -22,6 +23,7 @@ import { registerStatus } from './commands/status.ts';
 import { registerToolkitDeploy } from './commands/toolkit-deploy.ts';
 import { registerUp } from './commands/up.ts';
 import { CLI_VERSION, registerVersion } from './commands/version.ts';
+import { registerVolumes } from './commands/volumes.ts';
 import type { Context } from './context.ts';
 import { stdio } from './output.ts';
 
@@ -72,6 +74,8 @@ Run "minipaas <command> --help" for a command's options and examples. Reference:
   registerSecret(program, ctx);
   registerDockerConfig(program, ctx);
   registerShell(program, ctx);
+  registerVolumes(program, ctx);
+  registerResources(program, ctx);
   registerVersion(program, ctx);
   return program;
 }

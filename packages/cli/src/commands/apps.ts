@@ -16,7 +16,7 @@ export function formation(app: AppView): string {
 export function paintStatus(o: Output, status: string): string {
   const c = colors(o.isTTY);
   if (status === 'running') return c.green(status);
-  if (status === 'failed' || status === 'crashed') return c.red(status);
+  if (status === 'failed' || status === 'crashed' || status === 'oom-killed') return c.red(status);
   if (status === 'deploying' || status === 'starting' || status === 'restarting') return c.yellow(status);
   return status;
 }

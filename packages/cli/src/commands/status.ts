@@ -4,6 +4,7 @@ import type { InstanceView } from '../api-client.ts';
 import { type Context, clientFor } from '../context.ts';
 import { ago, cell, colors, duration, json, line, table } from '../output.ts';
 import { appsTable, paintStatus } from './apps.ts';
+import { usageCells } from './resources.ts';
 
 export function lastExit(i: Pick<InstanceView, 'lastExitCode' | 'lastExitSignal'>): string {
   if (i.lastExitSignal) return i.lastExitSignal;
@@ -71,7 +72,19 @@ export function registerStatus(program: Command, ctx: Context): void {
       }
       o.out(
         table(
-          ['ID', 'TYPE', 'RELEASE', 'PID', 'PORT', 'STATUS', 'RESTARTS', 'LAST EXIT', 'STARTED'],
+          [
+            'ID',
+            'TYPE',
+            'RELEASE',
+            'PID',
+            'PORT',
+            'STATUS',
+            'RESTARTS',
+            'LAST EXIT',
+            'STARTED',
+            'CPU',
+            'MEM',
+          ],
           instances.map((i) => [
             i.id,
             i.processType,
@@ -82,10 +95,13 @@ export function registerStatus(program: Command, ctx: Context): void {
             String(i.restarts ?? 0),
             lastExit(i),
             uptime(i),
+            ...usageCells(i),
           ]),
         ),
       );
       const failing = instances.filter((i) => i.error);
       for (const i of failing) line(o, `${colors(o.isTTY).red('!')} ${i.id}: ${i.error}`);
+      const unenforced = instances.find((i) => i.limits?.mode === 'unsupported');
+      if (unenforced) line(o, `resource limits not enforced: ${unenforced.limits?.reason ?? 'unsupported'}`);
     });
 }
