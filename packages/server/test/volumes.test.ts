@@ -366,6 +366,66 @@ describe('volumes API', () => {
   });
 });
 
+describe('resources API', () => {
+  it('shows defaults, sets and resets per-app limits, refuses bad input unchanged', async () => {
+    expect((await inject('POST', '/api/v1/apps', { payload: { name: 'limited' } })).statusCode).toBe(201);
+    const base = '/api/v1/apps/limited/resources';
+    expect((await inject('GET', base)).json()).toMatchObject({
+      memoryMb: 512,
+      cpuMillicores: 1000,
+      restartPolicy: 'always',
+      source: { memoryMb: 'default', cpuMillicores: 'default', restartPolicy: 'default' },
+    });
+    for (const bad of [
+      {},
+      { memoryMb: 2 },
+      { memoryMb: 1.5 },
+      { cpuMillicores: 0 },
+      { restartPolicy: 'sometimes' },
+      { memoryMb: '64' },
+      { extra: true },
+    ]) {
+      const r = await inject('PATCH', base, { payload: bad });
+      expect(r.statusCode, JSON.stringify(bad)).toBe(400);
+    }
+    const proto = await inject('PATCH', base, {
+      payload: '{"__proto__":{"memoryMb":64}}',
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(proto.statusCode).toBe(400);
+    expect((await inject('GET', base)).json().source.memoryMb).toBe('default');
+    const set = await inject('PATCH', base, {
+      payload: { memoryMb: 64, cpuMillicores: 250, restartPolicy: 'no' },
+    });
+    expect(set.statusCode, set.body).toBe(200);
+    expect(set.json()).toMatchObject({ memoryMb: 64, cpuMillicores: 250, restartPolicy: 'no' });
+    const reset = await inject('PATCH', base, { payload: { memoryMb: null } });
+    expect(reset.json()).toMatchObject({
+      memoryMb: 512,
+      cpuMillicores: 250,
+      source: { memoryMb: 'default' },
+    });
+    const metrics = await inject('GET', '/api/v1/apps/limited/metrics');
+    expect(metrics.json()).toMatchObject({
+      app: 'limited',
+      runtime: 'process',
+      supported: true,
+      instances: [],
+    });
+  });
+
+  it('deletes the volumes attached to a deleted app, data included', async () => {
+    expect((await inject('POST', '/api/v1/apps', { payload: { name: 'shortlived' } })).statusCode).toBe(201);
+    const v = await createVolume({ name: 'attached', app: 'shortlived' });
+    const dir = join(home, 'volumes', v.projectId, v.id);
+    expect((await lstat(dir)).isDirectory()).toBe(true);
+    const del = await inject('DELETE', '/api/v1/apps/shortlived');
+    expect(del.statusCode, del.body).toBeLessThan(300);
+    await expect(lstat(dir)).rejects.toThrow();
+    expect((await inject('GET', `/api/v1/volumes/${v.id}`)).statusCode).toBe(404);
+  });
+});
+
 describe('volumes in a deployed app (process runtime)', () => {
   it('the app sees uploads at MINIPAAS_VOLUME_<NAME>, and they survive a redeploy', async () => {
     const created = await inject('POST', '/api/v1/apps', { payload: { name: 'volapp' } });

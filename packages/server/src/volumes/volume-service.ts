@@ -4,7 +4,7 @@
  * (or the one app a volume is attached to) through {@link VolumeService.mountsFor}.
  */
 import { randomUUID } from 'node:crypto';
-import { chmod, mkdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import {
@@ -225,6 +225,40 @@ export class VolumeService {
     await this.#d.db.deleteFrom('volumes').where('id', '=', row.id).execute();
     await rm(this.hostPath(row), { recursive: true, force: true });
     this.#d.log.info({ volume: row.id, name: row.name }, 'volume deleted');
+  }
+
+  /** Deletes the volumes attached to `app` (before the app is deleted: their rows would go with it). */
+  async deleteForApp(app: Pick<AppRow, 'id'>): Promise<void> {
+    const rows = await this.#d.db.selectFrom('volumes').selectAll().where('app_id', '=', app.id).execute();
+    for (const row of rows) await this.delete(row.id);
+  }
+
+  /**
+   * Removes volume directories whose volume no longer exists (its project was deleted, or a delete was
+   * cut short) and leftovers of interrupted restores. Only UUID-named directories are considered.
+   */
+  async sweepOrphans(): Promise<string[]> {
+    const base = join(this.#d.config.home, 'volumes');
+    const removed: string[] = [];
+    let projects: string[];
+    try {
+      projects = await readdir(base);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return removed;
+      throw err;
+    }
+    const known = new Set((await this.#d.db.selectFrom('volumes').select('id').execute()).map((r) => r.id));
+    for (const project of projects) {
+      const dir = join(base, project);
+      for (const name of await readdir(dir).catch(() => [] as string[])) {
+        const stale = name.startsWith('.restore-') || (UUID_RE.test(name) && !known.has(name));
+        if (!stale) continue;
+        await rm(join(dir, name), { recursive: true, force: true });
+        removed.push(join(dir, name));
+      }
+    }
+    if (removed.length > 0) this.#d.log.info({ removed }, 'removed the data of deleted volumes');
+    return removed;
   }
 
   /** The volumes mounted into `app`: those of its project without an app, and those attached to it. */
