@@ -220,6 +220,13 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
     log: log.child({ component: 'volumes' }),
   });
   installSpecHooks(apps, config, volumes);
+  apps.beforeDelete.push((app) => volumes.deleteForApp(app));
+  // Before any request: a volume being created has its directory before its row.
+  await volumes
+    .sweepOrphans()
+    .catch((err: unknown) =>
+      log.warn({ err: (err as Error).message }, 'cannot remove the data of deleted volumes'),
+    );
   const ctx: ServerContext = {
     config,
     version: VERSION,
