@@ -1,6 +1,7 @@
 /**
  * End-to-end through the real CLI on a real platform (`minipaas up`): volumes (create, put, ls, get,
  * rm, backup, restore, quota refusal), an app reading its volume through the router across a redeploy,
+ * a rollback and a restart,
  * and resource limits: `minipaas resources` sets 64 MiB, the app allocates 200 MiB, and `ps` shows
  * `oom-killed` (cgroup v1 under a root agent; without root `ps` says the limits are unsupported), plus
  * CPU/MEM columns and the metrics endpoint's samples.
@@ -75,6 +76,11 @@ describe('volumes and resource limits through the CLI', () => {
     expect((await routerGet(p.routerPort, '/', host)).body).toBe('release v1\nhello from a volume');
     await ok(['deploy', app, '--app', 'volweb']);
     expect((await routerGet(p.routerPort, '/', host)).body).toBe('release v2\nhello from a volume');
+    // A rollback (no build: v1's files as v3) and a restart keep the volume's data.
+    await ok(['rollback', 'volweb']);
+    expect((await routerGet(p.routerPort, '/', host)).body).toBe('release v3\nhello from a volume');
+    await ok(['restart', 'volweb']);
+    expect((await routerGet(p.routerPort, '/', host)).body).toBe('release v3\nhello from a volume');
 
     await ok(['volumes:get', 'data', 'docs/hello.txt', '-o', join(work, 'copy.txt')]);
     expect(await readFile(join(work, 'copy.txt'), 'utf8')).toBe('hello from a volume');
@@ -84,7 +90,7 @@ describe('volumes and resource limits through the CLI', () => {
     await ok(['volumes:rm', 'data', 'docs', '-r']);
     expect((await routerGet(p.routerPort, '/', host)).body).toContain('missing ENOENT');
     await ok(['volumes:restore', 'data', tarball]);
-    expect((await routerGet(p.routerPort, '/', host)).body).toBe('release v2\nhello from a volume');
+    expect((await routerGet(p.routerPort, '/', host)).body).toBe('release v3\nhello from a volume');
 
     // Over the 1 MiB quota: one readable line, non-zero exit, nothing written.
     await writeFile(join(work, 'big.bin'), Buffer.alloc(2 * 1024 * 1024));
