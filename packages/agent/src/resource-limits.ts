@@ -11,7 +11,7 @@
  * from `/proc/<pid>` of the instance's main process.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { LimitsEnforcement } from '@minipaas/core';
 
 /** Limits requested for an instance. */
@@ -200,7 +200,11 @@ export function createResourceLimiter(opts: ResourceLimiterOptions): ResourceLim
       };
     },
     sweep() {
-      for (const m of mounts) sweepTree(join(m, opts.root));
+      for (const m of mounts) {
+        sweepTree(join(m, opts.root));
+        // The root and its parents (shared by agents, e.g. `minipaas`) go too once empty.
+        for (let d = opts.root; d !== '.' && d !== '/' && d !== ''; d = dirname(d)) removeDir(join(m, d));
+      }
     },
   };
 }

@@ -64,7 +64,9 @@ async function inject(
 }
 
 async function createVolume(body: Record<string, unknown>) {
-  const r = await inject('POST', '/api/v1/projects/default/volumes', { payload: body });
+  // Volumes of one project mounted into the same apps need their own mount paths.
+  const payload = { mountPath: `/app/${body.name}`, ...body };
+  const r = await inject('POST', '/api/v1/projects/default/volumes', { payload });
   expect(r.statusCode, r.body).toBe(201);
   return r.json<{ id: string; name: string; envVar: string; dockerVolume: string; projectId: string }>();
 }
@@ -157,6 +159,11 @@ describe('volumes API', () => {
     expect((await inject('GET', `/api/v1/volumes/${proto.id}`)).json().name).toBe('constructor');
     const dup = await inject('POST', '/api/v1/projects/default/volumes', { payload: { name: 'media' } });
     expect(dup.statusCode).toBe(409);
+    const sameMount = await inject('POST', '/api/v1/projects/default/volumes', {
+      payload: { name: 'media2', mountPath: '/app/media' },
+    });
+    expect(sameMount.statusCode).toBe(409);
+    expect(sameMount.json().error.message).toContain('already mounted at /app/media');
     expect((await inject('GET', '/api/v1/volumes/not-a-uuid')).statusCode).toBe(404);
     expect((await inject('GET', '/api/v1/projects/nope/volumes')).statusCode).toBe(404);
     const del = await inject('DELETE', `/api/v1/volumes/${v.id}`);
@@ -291,6 +298,14 @@ describe('volumes API', () => {
     expect(r.json().error.code).toBe('MINIPAAS_ERR_VOLUME_QUOTA');
     expect(r.json().error.message).toMatch(/700 bytes used.*limit 1000 bytes/);
     // Refused as a whole: not even the first part is left, no temporary file either.
+    expect((await readdir(dir)).sort()).toEqual(['a']);
+    // Nor the directories it would have created.
+    const deep = await inject(
+      'POST',
+      `/api/v1/volumes/${v.id}/files?path=${q('new/deeper')}`,
+      multipart([{ name: 'c', body: Buffer.alloc(2000) }]),
+    );
+    expect(deep.statusCode).toBe(413);
     expect((await readdir(dir)).sort()).toEqual(['a']);
     // Replacing a file frees its bytes.
     const replace = await inject(

@@ -182,6 +182,7 @@ export async function upload(
   const real = await realRoot(root);
   const dirSegs = pathSegments(dir, { allowRoot: true });
   const temps: Array<{ tmp: string; final: string; path: string; size: number }> = [];
+  let createdTop: string | null = null;
   const before = await usage(real);
   let used = before.bytes;
   try {
@@ -197,7 +198,13 @@ export async function upload(
         throw new MinipaasError('MINIPAAS_ERR_CONFLICT', `${display} is a directory`);
       // Replacing a file frees its bytes (when the upload completes).
       const replaced = dest.stat?.isFile() ? dest.stat.size : 0;
-      if (dirSegs.length > 0 && !target.stat) await makeDirs(real, dirSegs.join('/'));
+      if (dirSegs.length > 0 && !target.stat && createdTop === null) {
+        // The first missing directory on the way goes again if the upload is refused.
+        for (let i = 1; i <= dirSegs.length && createdTop === null; i++)
+          if (!(await resolveInside(real, dirSegs.slice(0, i))).stat)
+            createdTop = (await resolveInside(real, dirSegs.slice(0, i))).path;
+        await makeDirs(real, dirSegs.join('/'));
+      }
       const parent = (await resolveInside(real, dirSegs)).path;
       const tmp = join(parent, `.minipaas-upload-${randomBytes(8).toString('hex')}`);
       const fh = await open(
@@ -247,6 +254,7 @@ export async function upload(
     return temps.map((t) => ({ path: t.path, size: t.size }));
   } catch (err) {
     for (const t of temps) if (t.tmp) await rm(t.tmp, { force: true });
+    if (createdTop && temps.every((t) => t.tmp)) await rm(createdTop, { recursive: true, force: true });
     throw err;
   }
 }

@@ -161,6 +161,21 @@ export class VolumeService {
       .where('project_id', '=', project.id)
       .where('name', '=', input.name)
       .executeTakeFirst();
+    // Two volumes mounted into the same app cannot share a mount path.
+    const sameMount = await this.#d.db
+      .selectFrom('volumes')
+      .select('name')
+      .where('project_id', '=', project.id)
+      .where('mount_path', '=', mountPath)
+      .where((eb) =>
+        appId === null ? eb.val(true) : eb.or([eb('app_id', 'is', null), eb('app_id', '=', appId)]),
+      )
+      .executeTakeFirst();
+    if (!clash && sameMount)
+      throw new MinipaasError(
+        'MINIPAAS_ERR_CONFLICT',
+        `volume "${sameMount.name}" is already mounted at ${mountPath} in the same apps: choose another mountPath`,
+      );
     if (clash)
       throw new MinipaasError(
         'MINIPAAS_ERR_VOLUME_EXISTS',
