@@ -22,7 +22,10 @@ export function usageCells(i: {
 }): [string, string] {
   if (!i.usage) return ['-', '-'];
   const cpu = `${(i.usage.cpuMillicores / 10).toFixed(0)}%`;
-  const limit = i.limits?.memoryMb && i.limits.mode !== 'unsupported' ? ` / ${i.limits.memoryMb} MiB` : '';
+  const limit =
+    i.limits?.memoryMb && i.limits.mode !== 'unsupported'
+      ? ` / ${bytes(i.limits.memoryMb * 1024 * 1024)}`
+      : '';
   return [cpu, `${bytes(i.usage.memoryBytes)}${limit}`];
 }
 
