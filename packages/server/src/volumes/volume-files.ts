@@ -4,8 +4,8 @@
  * what the platform creates belongs to the owner of the volume root (the app's uid on the process runtime).
  */
 import { randomBytes } from 'node:crypto';
-import { constants, createReadStream, type ReadStream } from 'node:fs';
-import { lchown, lstat, mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
+import { constants, createReadStream, type Dirent, type ReadStream, type Stats } from 'node:fs';
+import { type FileHandle, lstat, mkdir, open, readdir, rename, rm, rmdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { MinipaasError } from '@minipaas/core';
@@ -31,7 +31,7 @@ export interface VolumeUsage {
 export async function usage(dir: string): Promise<VolumeUsage> {
   const out: VolumeUsage = { bytes: 0, files: 0, directories: 0 };
   const walk = async (d: string): Promise<void> => {
-    let entries: import('node:fs').Dirent[];
+    let entries: Dirent[];
     try {
       entries = await readdir(d, { withFileTypes: true });
     } catch (err) {
@@ -60,10 +60,13 @@ export async function usage(dir: string): Promise<VolumeUsage> {
 }
 
 /** Gives `path` to the owner of the volume root (no-op when the platform is not root). */
-async function handOver(root: string, path: string): Promise<void> {
+async function handOver(root: string, fh: FileHandle, display: string): Promise<void> {
+  // Through the descriptor, after checking where it really is: a directory the app swapped for a
+  // link meanwhile never gets a file outside the volume handed to the app.
+  await assertFdInside(root, fh.fd, display);
   if (process.getuid?.() !== 0) return;
   const st = await lstat(root);
-  if (st.uid !== 0 || st.gid !== 0) await lchown(path, st.uid, st.gid);
+  if (st.uid !== 0 || st.gid !== 0) await fh.chown(st.uid, st.gid);
 }
 
 /** Lists a directory of the volume (`path` '' is the root). */
@@ -76,7 +79,7 @@ export async function listDir(root: string, path: unknown): Promise<VolumeEntry[
   const entries = await readdir(dir, { withFileTypes: true });
   const out: VolumeEntry[] = [];
   for (const e of entries) {
-    let st: import('node:fs').Stats;
+    let st: Stats;
     try {
       st = await lstat(join(dir, e.name));
     } catch (err) {
@@ -131,8 +134,16 @@ export async function makeDirs(root: string, path: unknown): Promise<number> {
     const { path: p, stat: st } = await resolveInside(real, segs.slice(0, i));
     if (st) continue;
     await mkdir(p, { mode: 0o755 });
-    await handOver(real, p);
     created++;
+    const fh = await open(p, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+    try {
+      await handOver(real, fh, segs.slice(0, i).join('/'));
+    } catch (err) {
+      await rmdir(p); // refused: the empty directory it just made goes again
+      throw err;
+    } finally {
+      await fh.close();
+    }
   }
   return created;
 }
@@ -215,7 +226,7 @@ export async function upload(
       const entry = { tmp, final: dest.path, path: display, size: 0 };
       temps.push(entry);
       try {
-        await assertFdInside(real, fh.fd, display);
+        await handOver(real, fh, display);
         for await (const chunk of part.stream as AsyncIterable<Buffer>) {
           entry.size += chunk.length;
           if (used - replaced + entry.size > quota.maxBytes) {
@@ -237,7 +248,6 @@ export async function upload(
       } finally {
         await fh.close();
       }
-      await handOver(real, tmp);
       used += entry.size - replaced;
     }
     for (const t of temps) {
