@@ -10,7 +10,7 @@ import { basename, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
-import type { ApiClient } from '../api-client.ts';
+import { type ApiClient, ApiError } from '../api-client.ts';
 import { CliError } from '../cli-error.ts';
 import { type Context, clientFor } from '../context.ts';
 import { ago, bytes, json, line, table } from '../output.ts';
@@ -104,6 +104,43 @@ async function saveBody(res: Response, out: string): Promise<void> {
     await rm(tmp, { force: true });
     throw err;
   }
+}
+
+/**
+ * Refuses an upload that cannot fit before sending it (the server checks again while the bytes arrive;
+ * past 256 MiB it cuts a refused upload off instead of reading it, and the answer would be lost).
+ * Files the upload replaces free their size, as on the server.
+ */
+async function checkQuota(
+  client: ApiClient,
+  v: VolumeView,
+  dir: string,
+  files: Array<{ path: string; size: number }>,
+): Promise<void> {
+  const stats = await client.request<{ sizeBytes: number; maxSizeBytes: number }>(
+    'GET',
+    `/api/v1/volumes/${v.id}/stats`,
+  );
+  let existing: EntryView[] = [];
+  try {
+    existing = (
+      await client.request<{ entries: EntryView[] }>('GET', `/api/v1/volumes/${v.id}/files`, {
+        query: { path: dir },
+      })
+    ).entries;
+  } catch (err) {
+    // A directory that does not exist yet (404) holds nothing to replace.
+    if (!(err instanceof ApiError && err.status === 404)) throw err;
+  }
+  const replaced = files.reduce((n, f) => {
+    const old = existing.find((e) => e.type === 'file' && e.name === basename(f.path));
+    return n + (old?.size ?? 0);
+  }, 0);
+  const total = files.reduce((n, f) => n + f.size, 0);
+  if (stats.sizeBytes - replaced + total > stats.maxSizeBytes)
+    throw new CliError(
+      `upload of ${total} bytes exceeds the quota of volume "${v.name}": ${stats.sizeBytes} bytes used, limit ${stats.maxSizeBytes} bytes (nothing was sent)`,
+    );
 }
 
 export function registerVolumes(program: Command, ctx: Context): void {
@@ -250,6 +287,7 @@ Examples:
           total += st.size;
           sized.push({ path: resolve(f), size: st.size });
         }
+        await checkQuota(client, v, opts.dir, sized);
         if (!opts.json)
           line(
             ctx.out,
