@@ -461,6 +461,7 @@ http.createServer((req, res) => {
   if (req.url === '/write') { fs.writeFileSync(path.join(dir, 'from-app.txt'), 'written by ' + process.env.MINIPAAS_RELEASE); return res.end('ok'); }
   let body = dir + '\\n';
   for (const f of ['greeting.txt', 'from-app.txt']) { try { body += f + '=' + fs.readFileSync(path.join(dir, f), 'utf8') + '\\n'; } catch { body += f + '=missing\\n'; } }
+  try { body += 'relative=' + fs.readFileSync('store/greeting.txt', 'utf8') + '\\n'; } catch (e) { body += 'relative=' + e.code + '\\n'; }
   res.end(body);
 }).listen(process.env.PORT);
 `,
@@ -490,6 +491,8 @@ http.createServer((req, res) => {
     let body = await get('/');
     expect(body).toContain(join(home, 'volumes', v.projectId, v.id));
     expect(body).toContain('greeting.txt=hi from the API');
+    // The mount path /app/store is also ./store in the release directory (the instance's cwd).
+    expect(body).toContain('relative=hi from the API');
     expect(await get('/write')).toBe('ok');
     await deploy();
     body = await get('/');
