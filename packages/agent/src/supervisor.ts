@@ -13,7 +13,7 @@ import type { LogStore } from './log-store.ts';
 import type { PortAllocator } from './port-allocator.ts';
 import { createResourceLimiter, type ResourceLimiter } from './resource-limits.ts';
 import type { RestartPolicy } from './restart-policy.ts';
-import { prepareVolumes, volumeEnv } from './volumes.ts';
+import { linkMountPaths, prepareVolumes, volumeEnv } from './volumes.ts';
 
 /** Options of the supervisor. */
 export interface SupervisorOptions {
@@ -311,6 +311,8 @@ export class Supervisor {
     if (who) await prepareReleaseDir(this.opts.home, spec.dir, who);
     await prepareAppDirs(this.opts.home, spec.name, who);
     await prepareVolumes(this.opts.home, spec.volumes ?? [], who);
+    for (const note of await linkMountPaths(this.opts.home, spec.dir, spec.volumes ?? []))
+      this.opts.logger.warn({ app: spec.name }, note);
   }
 
   /** The identity an app's instances run as: its own user, else the fallback; none without a switch. */
