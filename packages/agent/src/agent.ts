@@ -12,6 +12,7 @@ import { type RunAs, resolveRunAs } from '@minipaas/runtime-process/run-as';
 import pino, { type Logger } from 'pino';
 import { handleApi } from './api-server.ts';
 import { type Cgroups, createCgroups, defaultCgroupRoot } from './cgroup.ts';
+import { ExternalRoutes } from './external-routes.ts';
 import { LogStore } from './log-store.ts';
 import { PortAllocator } from './port-allocator.ts';
 import { createResourceLimiter, type ResourceLimiter } from './resource-limits.ts';
@@ -141,6 +142,8 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   const sampler = setInterval(() => supervisor.sampleAll(), config.resources.sampleIntervalMs);
   sampler.unref();
 
+  // Routes of apps other runtimes run (docker containers), put by their drivers (ADR 0009).
+  const externalRoutes = new ExternalRoutes();
   let router: RouterHandle | null = null;
   if (options.router !== false) {
     router = await startRouter({
@@ -152,7 +155,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
       idleTimeoutMs: config.router.idleTimeoutMs,
       maxConnectionsPerClient: config.router.maxConnectionsPerClient,
       maxConnections: config.router.maxConnections,
-      resolve: (app) => supervisor.routeTargets(app),
+      resolve: (app) => supervisor.routeTargets(app) ?? externalRoutes.targets(app),
       logger: logger.child({ component: 'router' }),
     });
   }
@@ -176,6 +179,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
         logs,
         logger,
         health,
+        externalRoutes,
         shutdown: () => {
           void close().then(() => options.onShutdown?.());
         },

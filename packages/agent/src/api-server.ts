@@ -13,6 +13,7 @@ import {
   MinipaasError,
 } from '@minipaas/core';
 import type { Logger } from 'pino';
+import { type ExternalRoutes, MAX_EXTERNAL_TARGETS } from './external-routes.ts';
 import type { LogStore } from './log-store.ts';
 import type { Supervisor } from './supervisor.ts';
 
@@ -24,6 +25,8 @@ export interface ApiContext {
   logs: LogStore;
   logger: Logger;
   health(): AgentHealth;
+  /** Routes of apps other runtimes run (docker); absent: the routes API answers 404. */
+  externalRoutes?: ExternalRoutes;
   /** Called by POST /v1/shutdown after the response is sent. */
   shutdown(): void;
 }
@@ -89,6 +92,9 @@ export async function handleApi(ctx: ApiContext, req: IncomingMessage, res: Serv
       res.once('finish', () => ctx.shutdown());
       return;
     }
+    const rm = /^\/v1\/routes\/([^/]+)$/.exec(path);
+    if (rm && ctx.externalRoutes)
+      return await externalRoute(ctx.externalRoutes, appName(rm[1] as string), method, req, res);
     const m = /^\/v1\/apps\/([^/]+)(\/restart|\/logs|\/watch|\/metrics)?$/.exec(path);
     if (m) {
       const name = appName(m[1] as string);
@@ -222,4 +228,38 @@ async function watchApp(
   } finally {
     unsubscribe();
   }
+}
+
+/**
+ * `GET|PUT|DELETE /v1/routes/:app`: the ports the router sends an app's requests to when the agent does not
+ * run the app (docker containers published on 127.0.0.1), with in-flight counts for draining.
+ */
+async function externalRoute(
+  routes: ExternalRoutes,
+  name: string,
+  method: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  if (method === 'GET') return send(res, 200, routes.state(name));
+  if (method === 'DELETE') {
+    routes.remove(name);
+    return send(res, 200, { app: name, ports: [], inFlight: {} });
+  }
+  if (method === 'PUT') {
+    const body = (await readJson(req)) as { ports?: unknown } | null;
+    const ports = body?.ports;
+    if (
+      !Array.isArray(ports) ||
+      ports.length > MAX_EXTERNAL_TARGETS ||
+      !ports.every((p) => Number.isInteger(p) && p > 0 && p < 65536)
+    ) {
+      throw new MinipaasError(
+        'MINIPAAS_ERR_VALIDATION',
+        `ports must be a list of at most ${MAX_EXTERNAL_TARGETS} TCP ports`,
+      );
+    }
+    return send(res, 200, routes.put(name, ports as number[]));
+  }
+  throw new MinipaasError('MINIPAAS_ERR_NOT_FOUND', `no route ${method} /v1/routes/${name}`);
 }

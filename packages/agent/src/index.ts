@@ -7,5 +7,5 @@ export {
   type InstanceCgroup,
   killCgroupTree,
 } from './cgroup.ts';
-export { DEFAULT_RESTART_POLICY, type RestartPolicy } from './restart-policy.ts';
+export { CrashTracker, DEFAULT_RESTART_POLICY, type RestartPolicy } from './restart-policy.ts';
 export { type RouterHandle, type RouterOptions, type RouteTarget, startRouter } from './router.ts';

@@ -32,6 +32,7 @@ export const ERROR_CODES = {
   MINIPAAS_ERR_NO_STACK: { status: 422, message: 'Could not detect how to run this app' },
   MINIPAAS_ERR_RATE_LIMITED: { status: 429, message: 'Too many requests' },
   MINIPAAS_ERR_AGENT_UNAVAILABLE: { status: 503, message: 'Node agent is not reachable' },
+  MINIPAAS_ERR_DOCKER_UNAVAILABLE: { status: 503, message: 'The Docker engine is not reachable' },
   MINIPAAS_ERR_NOT_AVAILABLE: { status: 400, message: 'Not available on this platform' },
   MINIPAAS_ERR_TOOL_MISSING: { status: 501, message: 'A required program is not installed' },
   MINIPAAS_ERR_BACKUP_FAILED: { status: 500, message: 'Backup or restore failed' },

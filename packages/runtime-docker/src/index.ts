@@ -1,1 +1,19 @@
-export {};
+export { demuxLogs } from './container-logs.ts';
+export {
+  DockerBuilder,
+  type DockerBuilderOptions,
+  type DockerBuildRun,
+  GENERATED_DOCKERFILE,
+  imageRepo,
+  type StackInfo,
+} from './docker-builder.ts';
+export { CONTAINER_PORT, DockerDriver, type DockerDriverOptions, LABEL } from './docker-driver.ts';
+export {
+  aptMirror,
+  BASE_IMAGE,
+  type BootstrapOptions,
+  type BootstrapResult,
+  bootstrapImages,
+  NODE_IMAGE,
+} from './images-bootstrap.ts';
+export { AgentRouteClient, type RouteApi, type RouteState } from './route-client.ts';
