@@ -4,7 +4,7 @@
  * imported as {@link BASE_IMAGE}; then {@link NODE_IMAGE} built on it with the platform's own Node binary.
  * Both are cached by tag: a machine that has them skips the work (`force` rebuilds).
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -105,11 +105,19 @@ async function buildBase(o: BootstrapOptions, say: (l: string) => void): Promise
     await rm(join(rootfs, 'var/cache/apt/archives'), { recursive: true, force: true });
     say(`importing ${BASE_IMAGE}`);
     const [repo, tag] = BASE_IMAGE.split(':') as [string, string];
-    const stream = await o.docker.importImage(pack(rootfs) as unknown as NodeJS.ReadableStream, {
-      repo,
-      tag,
+    // GNU tar (argument array, no shell): the root filesystem holds device nodes tar-fs cannot pack.
+    const tar = spawn('tar', ['-C', rootfs, '--numeric-owner', '-c', '.'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let tarErr = '';
+    tar.stderr.on('data', (b: Buffer) => {
+      tarErr += b.toString();
     });
-    await follow(o.docker, stream);
+    const tarDone = new Promise<void>((resolve, reject) =>
+      tar.once('close', (code) =>
+        code === 0 ? resolve() : reject(new MinipaasError('MINIPAAS_ERR_BUILD_FAILED', `tar failed: ${tarErr.trim()}`)),
+      ),
+    );
+    const stream = await o.docker.importImage(tar.stdout, { repo, tag });
+    await Promise.all([follow(o.docker, stream), tarDone]);
   } finally {
     await rm(work, { recursive: true, force: true });
   }
