@@ -106,14 +106,18 @@ async function buildBase(o: BootstrapOptions, say: (l: string) => void): Promise
     say(`importing ${BASE_IMAGE}`);
     const [repo, tag] = BASE_IMAGE.split(':') as [string, string];
     // GNU tar (argument array, no shell): the root filesystem holds device nodes tar-fs cannot pack.
-    const tar = spawn('tar', ['-C', rootfs, '--numeric-owner', '-c', '.'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const tar = spawn('tar', ['-C', rootfs, '--numeric-owner', '-c', '.'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let tarErr = '';
     tar.stderr.on('data', (b: Buffer) => {
       tarErr += b.toString();
     });
     const tarDone = new Promise<void>((resolve, reject) =>
       tar.once('close', (code) =>
-        code === 0 ? resolve() : reject(new MinipaasError('MINIPAAS_ERR_BUILD_FAILED', `tar failed: ${tarErr.trim()}`)),
+        code === 0
+          ? resolve()
+          : reject(new MinipaasError('MINIPAAS_ERR_BUILD_FAILED', `tar failed: ${tarErr.trim()}`)),
       ),
     );
     const stream = await o.docker.importImage(tar.stdout, { repo, tag });
