@@ -113,6 +113,27 @@ export const configSchema = z
       .object({
         /** Finished deployment rows (and their logs) kept per app (seed 001). */
         keepDeployments: z.coerce.number().int().min(1).max(10_000).default(10),
+        /** Images `minipaas/APP:vN` kept per docker-runtime app (rollback starts them without a build). */
+        keepImages: z.coerce.number().int().min(1).max(1000).default(5),
+      })
+      .prefault({}),
+    runtime: z
+      .object({
+        /** Runtime of new apps that do not choose one (`process` or `docker`). */
+        default: z.enum(['process', 'docker']).default('process'),
+      })
+      .prefault({}),
+    docker: z
+      .object({
+        /** `auto`: the docker runtime is offered when the engine answers at start; `on`: required; `off`: never. */
+        enabled: z.enum(['auto', 'on', 'off']).default('auto'),
+        /** Unix socket of the Docker Engine API. */
+        socket: z.string().min(1).default('/var/run/docker.sock'),
+        /** Bridge network of every app container. */
+        network: z
+          .string()
+          .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/, 'docker.network must be a Docker network name')
+          .default('minipaas'),
       })
       .prefault({}),
     uploads: z
@@ -260,6 +281,11 @@ const ENV_MAP: Array<[string, string[]]> = [
   ['MINIPAAS_BUILD_TIMEOUT_MS', ['builds', 'timeoutMs']],
   ['MINIPAAS_BUILD_RETRIES', ['builds', 'retries']],
   ['MINIPAAS_KEEP_DEPLOYMENTS', ['retention', 'keepDeployments']],
+  ['MINIPAAS_KEEP_IMAGES', ['retention', 'keepImages']],
+  ['MINIPAAS_DEFAULT_RUNTIME', ['runtime', 'default']],
+  ['MINIPAAS_DOCKER', ['docker', 'enabled']],
+  ['MINIPAAS_DOCKER_SOCKET', ['docker', 'socket']],
+  ['MINIPAAS_DOCKER_NETWORK', ['docker', 'network']],
   ['MINIPAAS_MAX_UPLOAD_BYTES', ['uploads', 'maxBytes']],
   ['MINIPAAS_MAX_UNPACKED_BYTES', ['uploads', 'maxUnpackedBytes']],
   ['MINIPAAS_MAX_FILE_BYTES', ['uploads', 'maxFileBytes']],

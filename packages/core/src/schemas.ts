@@ -42,7 +42,8 @@ export const createAppSchema = z
     name: z.string().max(100).optional(),
     slug: appNameSchema.optional(),
     project: z.string().min(1).max(100).optional(),
-    runtime: z.enum(['process']).default('process'),
+    /** `process` or `docker`; unset: the platform's `runtime.default`. */
+    runtime: z.enum(['process', 'docker']).optional(),
     /** seed 004: an app can be just a command */
     command: z.string().min(1).max(4096).optional(),
     processes: z.record(processTypeSchema, processSchema).optional(),
@@ -158,7 +159,7 @@ export interface AppView {
   id: string;
   name: string;
   projectId: string;
-  runtime: 'process';
+  runtime: 'process' | 'docker';
   status: AppStatus;
   processes: Record<string, { command: string | null; instances: number }>;
   env: Record<string, string>;
