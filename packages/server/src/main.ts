@@ -4,6 +4,7 @@
  */
 import { rm, writeFile } from 'node:fs/promises';
 import { ensurePrivateDir, homePaths, isMinipaasError, loadConfig } from '@minipaas/core';
+import { createDockerRuntime } from '@minipaas/runtime-docker';
 import { AgentClient, ProcessDriver } from '@minipaas/runtime-process';
 import pino from 'pino';
 import { createControlPlane } from './server.ts';
@@ -16,7 +17,17 @@ async function main(): Promise<void> {
   const log = pino({ level: config.logLevel, base: { component: 'minipaasd', pid: process.pid } });
   const driver = new ProcessDriver(new AgentClient(paths.agentSocket));
   // Builds run in a separate worker process (restarted when it dies), so a heavy build cannot take the API down.
-  const cp = await createControlPlane({ config, drivers: [driver], logger: log, buildWorker: 'process' });
+  // The docker runtime (docs/docker.md) when the engine answers; minipaasd runs its supervision loop.
+  const docker = await createDockerRuntime(config, {
+    onWarning: (msg, err) => log.warn({ err: (err as Error | undefined)?.message }, msg),
+  });
+  if (docker) docker.driver.start();
+  const cp = await createControlPlane({
+    config,
+    drivers: docker ? [driver, docker.driver] : [driver],
+    logger: log,
+    buildWorker: 'process',
+  });
   if (cp.createdAdminToken) {
     log.info(
       { file: paths.adminToken },

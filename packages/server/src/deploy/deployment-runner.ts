@@ -5,10 +5,12 @@
  */
 import { rm } from 'node:fs/promises';
 import { type MinipaasConfig, MinipaasError } from '@minipaas/core';
+import type { DockerBuilder } from '@minipaas/runtime-docker';
 import type { Logger } from 'pino';
 import type { RuntimeRegistry } from '../runtime/runtime-registry.ts';
 import type { AppRow, AppService } from '../services/app-service.ts';
 import { type DeploymentRow, type DeploymentStore, LogWriter } from './deployment-store.ts';
+import { buildDockerRelease } from './docker-build-stage.ts';
 import type { PipelinePhases, PipelineReleases, ReleaseRow } from './pipeline-releases.ts';
 import type { ProcessBuilder } from './process-builder.ts';
 import { rollout } from './rollout.ts';
@@ -27,6 +29,8 @@ export interface DeploymentRunnerDeps {
   /** Node binary used to run the built-in static server. */
   nodeBin: string;
   log: Logger;
+  /** Image builder of apps on the docker runtime (absent: this platform has no docker runtime). */
+  dockerBuilder?: DockerBuilder;
 }
 
 /** Thrown when the signal aborted the deployment before the switch (the reason says why). */
@@ -77,6 +81,10 @@ export class DeploymentRunner {
         release = await d.releases.createRollback(app, row.rollback_to, row.id);
         await d.deployments.setRelease(row.id, release.version);
         await say(`-----> Rolling back to v${row.rollback_to} as v${release.version} (no build)`);
+      } else if (app.runtime === 'docker' && d.dockerBuilder) {
+        release = (await buildDockerRelease({ ...d, builder: d.dockerBuilder }, row, app, log, signal))
+          .release;
+        app = await d.apps.get(app.id);
       } else {
         release = await this.#build(row, app, log, signal);
         app = await d.apps.get(app.id);

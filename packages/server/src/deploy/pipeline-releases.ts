@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { rm } from 'node:fs/promises';
-import { MinipaasError } from '@minipaas/core';
+import { type Artifact, MinipaasError } from '@minipaas/core';
 import type { RunAs } from '@minipaas/runtime-process';
 import type { Kysely, Selectable } from 'kysely';
 import type { AppRow } from '../services/app-service.ts';
@@ -25,6 +25,8 @@ export interface NewRelease {
   appJson: unknown;
   releaseCommand: string | null;
   deploymentId: string;
+  /** What runs when it is not `dir` (an image of the docker runtime). */
+  artifact?: Artifact;
 }
 
 export interface PipelineReleases {
@@ -99,7 +101,7 @@ export class InlineReleases implements PipelineReleases {
         commands: JSON.stringify(r.commands),
         env: JSON.stringify(r.env),
         source: r.source,
-        artifact: JSON.stringify({ kind: 'directory', path: r.dir }),
+        artifact: JSON.stringify(r.artifact ?? { kind: 'directory', path: r.dir }),
         config_env: JSON.stringify(r.app.env),
         formation: JSON.stringify(r.app.processes),
         app_json: r.appJson === null || r.appJson === undefined ? null : JSON.stringify(r.appJson),

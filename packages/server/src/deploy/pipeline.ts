@@ -3,6 +3,7 @@
  * (PGlite, tests) and for the separate build-worker process (build-worker-main.ts).
  */
 import type { MinipaasConfig } from '@minipaas/core';
+import type { DockerBuilder } from '@minipaas/runtime-docker';
 import type { SqlExecutor } from '@minipaas/sql';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
@@ -36,6 +37,8 @@ export interface PipelineOptions {
   phases?: PipelinePhases;
   readAppJson?: (dir: string) => Promise<unknown>;
   nodeBin?: string;
+  /** Image builder of docker-runtime apps (absent: no docker runtime on this platform). */
+  dockerBuilder?: DockerBuilder;
   /** See {@link BuildWorkerOptions.idleExitMs}. */
   idleExitMs?: number;
   onIdle?: () => void;
@@ -55,6 +58,7 @@ export function createBuildWorker(o: PipelineOptions): BuildWorker {
     ...(o.readAppJson ? { readAppJson: o.readAppJson } : {}),
     nodeBin: o.nodeBin ?? process.execPath,
     log: o.log,
+    ...(o.dockerBuilder ? { dockerBuilder: o.dockerBuilder } : {}),
   });
   return new BuildWorker({
     queue: buildQueue(o.queueDb),

@@ -82,7 +82,7 @@ export class AppService {
       id: app.id,
       name: app.name,
       projectId: app.project_id,
-      runtime: 'process',
+      runtime: app.runtime === 'docker' ? 'docker' : 'process',
       status: liveStatus(app.status, state),
       processes,
       env: app.env,
@@ -121,6 +121,9 @@ export class AppService {
       };
     }
     if (input.command) processes.web = { ...processes.web, command: input.command };
+    // The runtime must be one this platform runs (a clear 400 otherwise, before anything is stored).
+    const runtime = input.runtime ?? this.#d.config.runtime.default;
+    this.#d.runtimes.for(runtime);
     await this.checkLimits({ id: '', name }, effectiveProcesses({ processes }, null));
     const row = await this.#d.db
       .insertInto('apps')
@@ -128,7 +131,7 @@ export class AppService {
         id: randomUUID(),
         project_id: project.id,
         name,
-        runtime: input.runtime,
+        runtime,
         status: 'created',
         processes: JSON.stringify(processes),
         env: JSON.stringify(input.env ?? {}),
