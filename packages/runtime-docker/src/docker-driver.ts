@@ -8,7 +8,7 @@
  * and crash-loop rules as processes; an OOM kill shows as `oom-killed`.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
@@ -66,9 +66,13 @@ export interface DockerDriverOptions {
   onWarning?: (msg: string, err?: unknown) => void;
 }
 
+/** An app's entry in the state file (shared by minipaasd and the build worker, which runs rollouts). */
 interface Serving {
+  /** Serving release ('' before the first successful rollout). */
   release: string;
   digest: string;
+  /** A rollout in progress in process `pid`: its containers are not orphans. */
+  rolling?: { release: string; pid: number };
 }
 
 interface Rollout {
@@ -96,7 +100,8 @@ export class DockerDriver implements RuntimeDriver {
     policy: RestartPolicy;
     onWarning: (msg: string, err?: unknown) => void;
   };
-  readonly #serving: Map<string, Serving>;
+  #serving = new Map<string, Serving>();
+  #stateMtime = -1;
   readonly #rollouts = new Map<string, Rollout>();
   readonly #chains = new Map<string, Promise<unknown>>();
   readonly #slots = new Map<string, Slot>();
@@ -113,7 +118,34 @@ export class DockerDriver implements RuntimeDriver {
       policy: { ...DEFAULT_RESTART_POLICY, ...o.policy },
       onWarning: o.onWarning ?? (() => undefined),
     };
-    this.#serving = readState(o.stateFile);
+    this.#load();
+  }
+
+  /** The state file, read again when another process (the build worker) changed it. */
+  #load(): Map<string, Serving> {
+    let mtime = 0;
+    try {
+      mtime = statSync(this.#o.stateFile).mtimeMs;
+    } catch {
+      mtime = 0;
+    }
+    if (mtime !== this.#stateMtime) {
+      this.#serving = readState(this.#o.stateFile);
+      this.#stateMtime = mtime;
+    }
+    return this.#serving;
+  }
+
+  /** Whether a rollout of `app` runs (here or in another live process). */
+  #rollingElsewhere(app: string): string | null {
+    const r = this.#load().get(app)?.rolling;
+    if (!r || r.pid === process.pid) return null;
+    try {
+      process.kill(r.pid, 0);
+      return r.release;
+    } catch {
+      return null; // that process died mid-rollout: its containers are orphans now
+    }
   }
 
   /** Starts the supervision loop (restarts, routes, orphans). */
@@ -148,7 +180,7 @@ export class DockerDriver implements RuntimeDriver {
       );
     }
     const digest = specDigest(spec);
-    const serving = this.#serving.get(spec.name);
+    const serving = this.#load().get(spec.name);
     const rolling = this.#rollouts.get(spec.name);
     const same =
       (serving?.digest === digest && rolling?.status !== 'rolling') ||
@@ -165,17 +197,20 @@ export class DockerDriver implements RuntimeDriver {
 
   async get(app: string): Promise<RuntimeAppState | null> {
     const cs = await this.#containers(app);
-    const serving = this.#serving.get(app);
-    const rollout = this.#rollouts.get(app);
+    const serving = this.#load().get(app);
+    const elsewhere = this.#rollingElsewhere(app);
+    const rollout =
+      this.#rollouts.get(app) ??
+      (elsewhere ? { release: elsewhere, status: 'rolling' as const, updatedAt: now() } : undefined);
     if (!serving && !rollout && cs.length === 0) return null;
     const details = await Promise.all(cs.map((c) => this.#inspect(c.Id)));
     return {
       name: app,
-      ...(serving ? { specDigest: serving.digest } : {}),
-      release: serving?.release ?? null,
+      ...(serving?.release ? { specDigest: serving.digest } : {}),
+      release: serving?.release || null,
       rollout: rollout ?? {
         release: serving?.release ?? '',
-        status: serving ? 'ready' : 'idle',
+        status: serving?.release ? 'ready' : 'idle',
         updatedAt: now(),
       },
       instances: details.filter((d) => d !== null).map((d) => this.#instance(d)),
@@ -184,7 +219,7 @@ export class DockerDriver implements RuntimeDriver {
 
   async list(): Promise<RuntimeAppState[]> {
     const names = new Set([
-      ...this.#serving.keys(),
+      ...this.#load().keys(),
       ...(await this.#containers()).map((c) => c.Labels[LABEL.app] as string),
     ]);
     const out: RuntimeAppState[] = [];
@@ -197,7 +232,7 @@ export class DockerDriver implements RuntimeDriver {
 
   async remove(app: string): Promise<void> {
     await this.#serial(app, async () => {
-      this.#serving.delete(app);
+      this.#load().delete(app);
       this.#rollouts.delete(app);
       await this.#saveState();
       await this.#o.routes.remove(app).catch((err) => this.#o.onWarning(`route of ${app}`, err));
@@ -261,8 +296,8 @@ export class DockerDriver implements RuntimeDriver {
         const a = c.Labels[LABEL.app] as string;
         byApp.set(a, [...(byApp.get(a) ?? []), c]);
       }
-      for (const app of new Set([...byApp.keys(), ...this.#serving.keys()])) {
-        if (this.#rollouts.get(app)?.status === 'rolling') continue;
+      for (const app of new Set([...byApp.keys(), ...this.#load().keys()])) {
+        if (this.#rollouts.get(app)?.status === 'rolling' || this.#rollingElsewhere(app)) continue;
         await this.#superviseApp(app, byApp.get(app) ?? []).catch((err) =>
           this.#o.onWarning(`supervising ${app}`, err),
         );
@@ -275,7 +310,8 @@ export class DockerDriver implements RuntimeDriver {
   }
 
   async #superviseApp(app: string, cs: Docker.ContainerInfo[]): Promise<void> {
-    const serving = this.#serving.get(app);
+    const entry = this.#load().get(app);
+    const serving = entry?.release ? entry : undefined;
     for (const c of cs) {
       if (!serving || c.Labels[LABEL.release] !== serving.release) {
         await this.#stopRemove(c.Id); // orphan: an app or release nobody serves
@@ -316,7 +352,7 @@ export class DockerDriver implements RuntimeDriver {
 
   /** Puts the published ports of the app's running web containers of the serving release on the router. */
   async #route(app: string, force: boolean): Promise<number[]> {
-    const serving = this.#serving.get(app);
+    const serving = this.#load().get(app);
     const cs = (await this.#containers(app)).filter(
       (c) =>
         c.Labels[LABEL.release] === serving?.release &&
@@ -338,6 +374,13 @@ export class DockerDriver implements RuntimeDriver {
   async #rollout(spec: RuntimeSpec, digest: string): Promise<void> {
     const app = spec.name;
     const started: string[] = [];
+    const before = this.#load().get(app);
+    this.#serving.set(app, {
+      release: before?.release ?? '',
+      digest: before?.digest ?? '',
+      rolling: { release: spec.release, pid: process.pid },
+    });
+    await this.#saveState();
     try {
       await this.#ensureNetwork();
       await this.#ensureVolumes(spec);
@@ -347,7 +390,11 @@ export class DockerDriver implements RuntimeDriver {
       }
       await Promise.all(started.map((id) => this.#waitHealthy(id, spec)));
       // Switch: the new release serves from now on.
-      this.#serving.set(app, { release: spec.release, digest });
+      this.#load().set(app, {
+        release: spec.release,
+        digest,
+        rolling: { release: spec.release, pid: process.pid },
+      });
       await this.#saveState();
       const ports = await this.#route(app, true);
       if (spec.processes.web && spec.processes.web.instances > 0 && ports.length === 0)
@@ -371,7 +418,7 @@ export class DockerDriver implements RuntimeDriver {
           .catch(() => Buffer.alloc(0))) as Buffer;
         logTail.push(...demuxLogs(buf, meta(info)).map((l) => l.line));
       }
-      const serving = this.#serving.get(app);
+      const serving = this.#load().get(app);
       if (serving?.release !== spec.release) await Promise.all(started.map((id) => this.#stopRemove(id)));
       this.#rollouts.set(app, {
         release: spec.release,
@@ -382,6 +429,12 @@ export class DockerDriver implements RuntimeDriver {
       });
     } finally {
       if (this.#pendingDigest.get(app) === digest) this.#pendingDigest.delete(app);
+      const e = this.#load().get(app);
+      if (e?.rolling?.pid === process.pid) {
+        if (e.release) this.#serving.set(app, { release: e.release, digest: e.digest });
+        else this.#serving.delete(app);
+        await this.#saveState().catch((err) => this.#o.onWarning('saving the docker state', err));
+      }
     }
   }
 
@@ -650,6 +703,7 @@ export class DockerDriver implements RuntimeDriver {
     const tmp = `${f}.${process.pid}.tmp`;
     await writeFile(tmp, JSON.stringify(Object.fromEntries(this.#serving)), { mode: 0o600 });
     await rename(tmp, f);
+    this.#stateMtime = statSync(f).mtimeMs;
   }
 
   #serial<T>(app: string, fn: () => Promise<T>): Promise<T> {

@@ -9,6 +9,11 @@ export {
 } from './docker-builder.ts';
 export { CONTAINER_PORT, DockerDriver, type DockerDriverOptions, LABEL } from './docker-driver.ts';
 export {
+  type CreateDockerRuntimeOptions,
+  createDockerRuntime,
+  type DockerRuntime,
+} from './docker-runtime.ts';
+export {
   aptMirror,
   BASE_IMAGE,
   type BootstrapOptions,
