@@ -214,6 +214,7 @@ export class ApiClient {
     name: string;
     project?: string;
     command?: string;
+    runtime?: 'process' | 'docker';
     env?: Record<string, string>;
   }): Promise<AppView> {
     return this.request('POST', '/api/v1/apps', { json: body });

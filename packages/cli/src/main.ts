@@ -10,6 +10,7 @@ import { registerCode } from './commands/code.ts';
 import { registerDeploy } from './commands/deploy.ts';
 import { registerDockerConfig } from './commands/docker-config.ts';
 import { registerEnv } from './commands/env.ts';
+import { registerImages } from './commands/images.ts';
 import { registerLogin } from './commands/login.ts';
 import { registerLogs } from './commands/logs.ts';
 import { registerOpen } from './commands/open.ts';
@@ -71,6 +72,7 @@ Run "minipaas <command> --help" for a command's options and examples. Reference:
   registerReleases(program, ctx);
   registerCerts(program, ctx);
   registerCode(program, ctx);
+  registerImages(program, ctx);
   registerSecret(program, ctx);
   registerDockerConfig(program, ctx);
   registerShell(program, ctx);

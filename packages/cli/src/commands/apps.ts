@@ -96,22 +96,32 @@ Examples:
       .argument('<name>', 'app name: lowercase letters, digits and dashes')
       .option('--project <project>', 'project id or slug (default: default)')
       .option('--command <command>', 'command of the web process (Procfile-style, $PORT is set)')
+      .option('--runtime <runtime>', "process or docker (default: the platform's runtime.default)")
       .option('-e, --env <K=V>', 'env var (repeatable)', collect)
       .option('--json', 'print the app as JSON')
       .addHelpText(
         'after',
-        '\nExamples:\n  $ minipaas apps create hello\n  $ minipaas apps create api --project shop --command "node server.js" -e NODE_ENV=production',
+        '\nExamples:\n  $ minipaas apps create hello\n  $ minipaas apps create api --project shop --command "node server.js" -e NODE_ENV=production\n  $ minipaas apps create web --runtime docker',
       )
       .action(
         async (
           name: string,
-          opts: { project?: string; command?: string; env?: string[]; json?: boolean },
+          opts: { project?: string; command?: string; runtime?: string; env?: string[]; json?: boolean },
           c: Command,
         ) => {
           const client = await clientFor(c, ctx);
-          const body: { name: string; project?: string; command?: string; env?: Record<string, string> } = {
-            name,
-          };
+          const body: {
+            name: string;
+            project?: string;
+            command?: string;
+            runtime?: 'process' | 'docker';
+            env?: Record<string, string>;
+          } = { name };
+          if (opts.runtime) {
+            if (opts.runtime !== 'process' && opts.runtime !== 'docker')
+              throw new CliError(`--runtime must be process or docker, not "${opts.runtime}"`);
+            body.runtime = opts.runtime;
+          }
           if (opts.project) body.project = opts.project;
           if (opts.command) body.command = opts.command;
           if (opts.env?.length) body.env = parseEnvPairs(opts.env);
