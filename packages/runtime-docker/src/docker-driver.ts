@@ -33,6 +33,12 @@ import { specDigest } from './spec-digest.ts';
 /** Port web containers listen on inside their network namespace (their `PORT`). */
 export const CONTAINER_PORT = 5000;
 
+/**
+ * The command of a process type that runs the image's own `CMD`/`ENTRYPOINT` (a Dockerfile app without a
+ * Procfile line for it); readable as such in `ps` and the app's processes.
+ */
+export const IMAGE_CMD = '(image CMD)';
+
 export const LABEL = {
   app: 'minipaas.app',
   release: 'minipaas.release',
@@ -451,7 +457,8 @@ export class DockerDriver implements RuntimeDriver {
       ...(web ? { PORT: String(CONTAINER_PORT) } : {}),
     };
     const r = spec.resources;
-    const command = spec.processes[type]?.command ?? '';
+    const raw = spec.processes[type]?.command ?? '';
+    const command = raw === IMAGE_CMD ? '' : raw;
     const c = await this.#o.docker.createContainer({
       name: `minipaas-${instance}`,
       Image: spec.artifact.ref,
@@ -594,7 +601,7 @@ export class DockerDriver implements RuntimeDriver {
       const di = await this.#inspect(c.Id);
       const cmd = di?.Config.Cmd;
       processes[t] = {
-        command: cmd && cmd[0] === '/bin/sh' && cmd[1] === '-c' ? (cmd[2] ?? '') : '',
+        command: cmd && cmd[0] === '/bin/sh' && cmd[1] === '-c' ? (cmd[2] ?? IMAGE_CMD) : IMAGE_CMD,
         instances: (processes[t]?.instances ?? 0) + 1,
       };
     }

@@ -7,7 +7,7 @@ export {
   imageRepo,
   type StackInfo,
 } from './docker-builder.ts';
-export { CONTAINER_PORT, DockerDriver, type DockerDriverOptions, LABEL } from './docker-driver.ts';
+export { CONTAINER_PORT, DockerDriver, type DockerDriverOptions, IMAGE_CMD, LABEL } from './docker-driver.ts';
 export {
   type CreateDockerRuntimeOptions,
   createDockerRuntime,

@@ -27,6 +27,7 @@ async function main(): Promise<void> {
     drivers: docker ? [driver, docker.driver] : [driver],
     logger: log,
     buildWorker: 'process',
+    ...(docker ? { dockerBuilder: docker.builder } : {}),
   });
   if (cp.createdAdminToken) {
     log.info(

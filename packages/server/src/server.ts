@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RuntimeDriver } from '@minipaas/core';
+import type { DockerBuilder } from '@minipaas/runtime-docker';
 import { homePaths, type MinipaasConfig, MinipaasError } from '@minipaas/core';
 import { embeddedPostgres } from '@minipaas/postgres';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -78,6 +79,8 @@ export interface ControlPlaneOptions {
    * or `none` (nothing runs queued deployments).
    */
   buildWorker?: 'in-process' | 'process' | 'none';
+  /** Image builder of docker-runtime apps for an in-process build worker (docs/docker.md). */
+  dockerBuilder?: DockerBuilder;
 }
 
 export interface ControlPlane {
@@ -154,6 +157,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
       deployments,
       log: log.child({ component: 'build-worker' }),
       ...pipelineExtensions(store.db, config, apps),
+      ...(opts.dockerBuilder ? { dockerBuilder: opts.dockerBuilder } : {}),
     });
     await worker.start();
   } else if (workerMode === 'process' && databaseUrl) {

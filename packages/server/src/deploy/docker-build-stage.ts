@@ -10,6 +10,7 @@ import { type MinipaasConfig, MinipaasError, parseProcfile, releaseDir } from '@
 import type { DockerBuilder } from '@minipaas/runtime-docker';
 import type { AppRow } from '../services/app-service.ts';
 import type { DeploymentRow, LogWriter } from './deployment-store.ts';
+import { dockerfileCommands, hasDockerfile } from './dockerfile-source.ts';
 import type { PipelinePhases, PipelineReleases, ReleaseRow } from './pipeline-releases.ts';
 import { detectSource } from './source-stage.ts';
 
@@ -33,14 +34,11 @@ export async function buildDockerRelease(
   const dir = row.source_dir;
   if (!dir) throw new MinipaasError('MINIPAAS_ERR_BUILD_FAILED', 'the staged source is gone');
   const started = Date.now();
-  const own = existsSync(join(dir, 'Dockerfile'));
+  const own = hasDockerfile(dir);
   let stack = 'dockerfile';
   let commands: Record<string, string>;
   if (own) {
-    // The image's CMD runs web unless a Procfile says otherwise.
-    const procfile = join(dir, 'Procfile');
-    commands = existsSync(procfile) ? parseProcfile(await readFile(procfile, 'utf8')) : {};
-    commands.web ??= row.command ?? '';
+    commands = await dockerfileCommands(dir, row.command);
   } else {
     const detected = await detectSource(dir, row.command, d.nodeBin);
     stack = detected.stack;

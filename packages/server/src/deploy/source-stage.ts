@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import { MinipaasError } from '@minipaas/core';
 import type { AppRow, AppService } from '../services/app-service.ts';
 import { effectiveProcesses } from '../services/spec-builder.ts';
+import { dockerfileCommands, hasDockerfile } from './dockerfile-source.ts';
 import { type DetectedStack, detectStack } from './stack-detector.ts';
 import { stageUpload, type UploadLimits } from './upload-staging.ts';
 
@@ -81,7 +82,11 @@ export async function stageSource(
   try {
     if (source.kind === 'upload') await stageUpload(source.archive, dir, opts.uploads);
     else await mkdir(dir, { recursive: true });
-    const detected = await detectSource(dir, command, opts.nodeBin);
+    // A docker app with its own Dockerfile needs no detected stack (docs/docker.md).
+    const detected =
+      app.runtime === 'docker' && hasDockerfile(dir)
+        ? { commands: await dockerfileCommands(dir, command) }
+        : await detectSource(dir, command, opts.nodeBin);
     // Over a limit (too many process types or instances): refuse now, before anything is queued.
     await opts.apps.checkLimits(app, effectiveProcesses(app, { commands: detected.commands }));
   } catch (err) {

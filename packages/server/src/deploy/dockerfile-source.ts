@@ -1,0 +1,23 @@
+/** A staged source of a docker-runtime app that brings its own Dockerfile (docs/docker.md). */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseProcfile } from '@minipaas/core';
+import { IMAGE_CMD } from '@minipaas/runtime-docker';
+
+/** Whether a staged source brings its own Dockerfile (then no stack needs to be detected). */
+export function hasDockerfile(dir: string): boolean {
+  return existsSync(join(dir, 'Dockerfile'));
+}
+
+/** Process types of a Dockerfile source: its Procfile's, and `web` runs the image's CMD unless set. */
+export async function dockerfileCommands(
+  dir: string,
+  command: string | null,
+): Promise<Record<string, string>> {
+  const procfile = join(dir, 'Procfile');
+  const commands = existsSync(procfile) ? parseProcfile(await readFile(procfile, 'utf8')) : {};
+  if (command) commands.web = command;
+  commands.web ||= IMAGE_CMD;
+  return commands;
+}
