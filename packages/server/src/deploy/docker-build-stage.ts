@@ -3,10 +3,7 @@
  * (its own Dockerfile, else one generated from the detected stack) and the release records that image as
  * its artifact, so a rollback starts the old image without building (docs/docker.md).
  */
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { type MinipaasConfig, MinipaasError, parseProcfile, releaseDir } from '@minipaas/core';
+import { type MinipaasConfig, MinipaasError, releaseDir } from '@minipaas/core';
 import type { DockerBuilder } from '@minipaas/runtime-docker';
 import type { AppRow } from '../services/app-service.ts';
 import type { DeploymentRow, LogWriter } from './deployment-store.ts';
