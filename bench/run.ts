@@ -8,6 +8,7 @@ import { join } from 'node:path';
 const SUITES: Record<string, string[]> = {
   platform: ['bench/platform/run.ts'],
   queue: ['bench/queue/run.ts', '--write-docs'],
+  docker: ['bench/docker/run.ts'],
 };
 
 const [which = 'all', ...rest] = process.argv.slice(2);
