@@ -255,6 +255,53 @@ describe.runIf(dockerUp || process.env.CI)('docker runtime (real engine)', () =>
     rmSync(src, { recursive: true, force: true });
   });
 
+  it('a restarted control plane adopts the running containers under a request loop and removes orphans', async () => {
+    const app = apps[0];
+    const host = `${app}.${baseDomain}`;
+    const before = (await driver.get(app))?.instances.map((i) => i.id).sort();
+    expect(before?.length).toBeGreaterThan(0);
+    let ok = 0;
+    const failed: string[] = [];
+    let running = true;
+    const loop = (async () => {
+      while (running) {
+        const r = await get(routerPort, host).catch((err: Error) => ({ status: 0, body: err.message }));
+        if (r.status === 200) ok++;
+        else failed.push(`${r.status} ${r.body.slice(0, 80)}`);
+      }
+    })();
+    // "minipaasd" goes away: the old driver stops; a new one starts from the same state file.
+    driver.stop();
+    const orphan = await docker.createContainer({
+      Image: NODE_IMAGE,
+      Cmd: ['sleep', '60'],
+      Labels: { [LABEL.app]: `${app}gone`, [LABEL.release]: 'v1', [LABEL.process]: 'web' },
+    });
+    driver = new DockerDriver({
+      docker,
+      routes: new AgentRouteClient(agent.socketPath),
+      stateFile: join(home, 'run', 'docker-state.json'),
+      network: 'minipaas-test',
+      stopGraceMs: 3000,
+      startTimeoutMs: 30_000,
+      monitorIntervalMs: 250,
+      policy: { backoffMs: [0, 100, 200], fastCrashMs: 2000, maxFastCrashes: 4 },
+    });
+    const adopted = await driver.get(app);
+    expect(adopted?.release).toBe('v6');
+    expect(adopted?.rollout.status).toBe('ready');
+    await driver.tick();
+    await driver.tick();
+    expect((await driver.get(app))?.instances.map((i) => i.id).sort()).toEqual(before);
+    await expect(orphan.inspect()).rejects.toMatchObject({ statusCode: 404 });
+    driver.start();
+    await new Promise((r) => setTimeout(r, 500));
+    running = false;
+    await loop;
+    expect(failed).toEqual([]);
+    expect(ok).toBeGreaterThan(5);
+  });
+
   it('shows oom-killed for a 64 MiB app that allocates 200 MiB', async () => {
     const app = apps[2];
     const alloc =
