@@ -14,7 +14,9 @@ import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { CrashTracker, DEFAULT_RESTART_POLICY, type RestartPolicy } from '@minipaas/agent';
 import {
+  type AppMetrics,
   dockerVolumeName,
+  type InstanceMetrics,
   type InstanceStatus,
   type LogLine,
   type LogQuery,
@@ -24,6 +26,7 @@ import {
   type RuntimeHealth,
   type RuntimeInstance,
   type RuntimeSpec,
+  type UsageSample,
 } from '@minipaas/core';
 import type Docker from 'dockerode';
 import { demuxLogs, followContainerLogs } from './container-logs.ts';
@@ -286,6 +289,36 @@ export class DockerDriver implements RuntimeDriver {
       tail: q.tail ?? 0,
       ...(q.signal ? { signal: q.signal } : {}),
     });
+  }
+
+  /**
+   * One CPU/memory sample per running container, from the engine's stats (memory usage without page
+   * cache; CPU over the engine's own sampling window). No history is kept yet: one sample each.
+   */
+  async metrics(app: string): Promise<AppMetrics | null> {
+    const state = await this.get(app);
+    if (!state) return null;
+    const cs = await this.#containers(app);
+    const instances: InstanceMetrics[] = [];
+    for (const i of state.instances) {
+      const c = cs.find((x) => x.Labels[LABEL.instance] === i.id);
+      const samples: UsageSample[] = [];
+      if (c && c.State === 'running') {
+        const st = (await this.#o.docker
+          .getContainer(c.Id)
+          .stats({ stream: false })
+          .catch(() => null)) as DockerStats | null;
+        if (st) samples.push(usage(st));
+      }
+      instances.push({
+        instance: i.id,
+        processType: i.processType,
+        status: i.status,
+        ...(i.limits ? { limits: i.limits } : {}),
+        samples,
+      });
+    }
+    return { app, intervalMs: this.#o.monitorIntervalMs, instances };
   }
 
   /**
@@ -796,4 +829,23 @@ function now(): string {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** The fields of a one-shot `GET /containers/{id}/stats` the driver reads. */
+interface DockerStats {
+  read: string;
+  cpu_stats: { cpu_usage: { total_usage: number }; system_cpu_usage?: number; online_cpus?: number };
+  precpu_stats: { cpu_usage: { total_usage: number }; system_cpu_usage?: number };
+  memory_stats: { usage?: number; stats?: Record<string, number> };
+}
+
+function usage(st: DockerStats): UsageSample {
+  const cpuDelta = st.cpu_stats.cpu_usage.total_usage - st.precpu_stats.cpu_usage.total_usage;
+  const sysDelta = (st.cpu_stats.system_cpu_usage ?? 0) - (st.precpu_stats.system_cpu_usage ?? 0);
+  const cpus = st.cpu_stats.online_cpus ?? 1;
+  const cpuMillicores = sysDelta > 0 && cpuDelta > 0 ? Math.round((cpuDelta / sysDelta) * cpus * 1000) : 0;
+  const cache = st.memory_stats.stats?.total_inactive_file ?? st.memory_stats.stats?.inactive_file ?? 0;
+  const memoryBytes = Math.max(0, (st.memory_stats.usage ?? 0) - cache);
+  const ts = Number.isNaN(Date.parse(st.read)) ? new Date().toISOString() : new Date(st.read).toISOString();
+  return { ts, cpuMillicores, memoryBytes };
 }

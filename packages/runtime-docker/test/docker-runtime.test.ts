@@ -183,6 +183,9 @@ describe.runIf(dockerUp || process.env.CI)('docker runtime (real engine)', () =>
       'the route to answer again',
       async () => (await get(routerPort, `${app}.${baseDomain}`)).status === 200,
     );
+    const m = await driver.metrics(app);
+    expect(m?.instances[0]?.limits?.mode).toBe('docker');
+    expect(m?.instances[0]?.samples[0]?.memoryBytes).toBeGreaterThan(1024 * 1024);
     const logs = await driver.logs(app, { tail: 10 });
     expect(logs.every((l) => l.processType === 'web')).toBe(true);
     rmSync(src, { recursive: true, force: true });
