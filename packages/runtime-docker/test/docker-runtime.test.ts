@@ -68,6 +68,14 @@ async function until<T>(
   throw new Error(`timed out waiting for ${what}${last ? ` (${(last as Error).message})` : ''}`);
 }
 
+/** Source dirs of the tests, removed in afterAll even when a test fails. */
+const dirs: string[] = [];
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'mp-src-'));
+  dirs.push(d);
+  return d;
+}
+
 describe.runIf(dockerUp || process.env.CI)('docker runtime (real engine)', () => {
   let home: string;
   let agent: AgentHandle;
@@ -115,6 +123,7 @@ describe.runIf(dockerUp || process.env.CI)('docker runtime (real engine)', () =>
     }
     await agent?.close();
     if (home) rmSync(home, { recursive: true, force: true });
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
   async function deploy(spec: RuntimeSpec): Promise<RuntimeAppState> {
@@ -141,7 +150,7 @@ describe.runIf(dockerUp || process.env.CI)('docker runtime (real engine)', () =>
 
   it('builds and runs an app with a Dockerfile, routed by host; a killed container comes back', async () => {
     const app = apps[0];
-    const src = mkdtempSync(join(tmpdir(), 'mp-src-'));
+    const src = tempDir();
     writeFileSync(join(src, 'server.js'), SERVER_JS);
     writeFileSync(
       join(src, 'Dockerfile'),
@@ -193,7 +202,7 @@ describe.runIf(dockerUp || process.env.CI)('docker runtime (real engine)', () =>
 
   it('builds examples/hello-node without a Dockerfile on the Node base image', async () => {
     const app = apps[1];
-    const src = mkdtempSync(join(tmpdir(), 'mp-src-'));
+    const src = tempDir();
     cpSync(join(ROOT, 'examples/hello-node'), src, { recursive: true });
     const built = await builder.build({
       app,
@@ -227,7 +236,7 @@ describe.runIf(dockerUp || process.env.CI)('docker runtime (real engine)', () =>
         }
       }
     })();
-    const src = mkdtempSync(join(tmpdir(), 'mp-src-'));
+    const src = tempDir();
     writeFileSync(join(src, 'server.js'), SERVER_JS);
     writeFileSync(
       join(src, 'Dockerfile'),
