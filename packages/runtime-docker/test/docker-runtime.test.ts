@@ -83,7 +83,12 @@ describe.runIf(dockerUp || process.env.CI)('docker runtime (real engine)', () =>
   let builder: DockerBuilder;
   let routerPort: number;
   let baseDomain: string;
-  const apps = [`mpdt${process.pid}a`, `mpdt${process.pid}b`, `mpdt${process.pid}c`] as const;
+  const apps = [
+    `mpdt${process.pid}a`,
+    `mpdt${process.pid}b`,
+    `mpdt${process.pid}c`,
+    `mpdt${process.pid}d`,
+  ] as const;
 
   beforeAll(async () => {
     await bootstrapImages({ docker, nodeBin: join(ROOT, 'node_modules/node/bin/node') });
@@ -312,6 +317,23 @@ describe.runIf(dockerUp || process.env.CI)('docker runtime (real engine)', () =>
     await loop;
     expect(failed).toEqual([]);
     expect(ok).toBeGreaterThan(5);
+  });
+
+  it('mounts a platform volume as the named volume bound to its host directory', async () => {
+    const app = apps[3];
+    const hostPath = tempDir();
+    writeFileSync(join(hostPath, 'hello.txt'), 'from the volume');
+    const vol = { id: `v${process.pid}`, project: 'ptest', name: 'data', target: '/app/storage', hostPath };
+    const serve =
+      "node -e \"require('http').createServer((q,s)=>s.end(require('fs').readFileSync('/app/storage/hello.txt'))).listen(process.env.PORT)\"";
+    await deploy(
+      spec(app, 'v1', NODE_IMAGE, { processes: { web: { command: serve, instances: 1 } }, volumes: [vol] }),
+    );
+    expect((await get(routerPort, `${app}.${baseDomain}`)).body).toBe('from the volume');
+    const v = await docker.getVolume(`minipaas-vol-ptest-${vol.id}`).inspect();
+    expect(v.Options).toMatchObject({ type: 'none', o: 'bind', device: hostPath });
+    await driver.remove(app);
+    await docker.getVolume(`minipaas-vol-ptest-${vol.id}`).remove();
   });
 
   it('shows oom-killed for a 64 MiB app that allocates 200 MiB', async () => {
