@@ -29,27 +29,12 @@ import {
   type UsageSample,
 } from '@minipaas/core';
 import type Docker from 'dockerode';
+import { CONTAINER_PORT, IMAGE_CMD, LABEL } from './constants.ts';
 import { demuxLogs, followContainerLogs } from './container-logs.ts';
 import type { RouteApi } from './route-client.ts';
 import { specDigest } from './spec-digest.ts';
 
-/** Port web containers listen on inside their network namespace (their `PORT`). */
-export const CONTAINER_PORT = 5000;
-
-/**
- * The command of a process type that runs the image's own `CMD`/`ENTRYPOINT` (a Dockerfile app without a
- * Procfile line for it); readable as such in `ps` and the app's processes.
- */
-export const IMAGE_CMD = '(image CMD)';
-
-export const LABEL = {
-  app: 'minipaas.app',
-  release: 'minipaas.release',
-  process: 'minipaas.process',
-  instance: 'minipaas.instance',
-  digest: 'minipaas.digest',
-  restart: 'minipaas.restart',
-} as const;
+export { CONTAINER_PORT, IMAGE_CMD, LABEL };
 
 /** Options of the {@link DockerDriver}. */
 export interface DockerDriverOptions {

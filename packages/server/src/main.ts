@@ -4,7 +4,7 @@
  */
 import { rm, writeFile } from 'node:fs/promises';
 import { ensurePrivateDir, homePaths, isMinipaasError, loadConfig } from '@minipaas/core';
-import { createDockerRuntime } from '@minipaas/runtime-docker';
+import { lazyDockerRuntime } from '@minipaas/runtime-docker/light';
 import { AgentClient, ProcessDriver } from '@minipaas/runtime-process';
 import pino from 'pino';
 import { createControlPlane } from './server.ts';
@@ -17,17 +17,17 @@ async function main(): Promise<void> {
   const log = pino({ level: config.logLevel, base: { component: 'minipaasd', pid: process.pid } });
   const driver = new ProcessDriver(new AgentClient(paths.agentSocket));
   // Builds run in a separate worker process (restarted when it dies), so a heavy build cannot take the API down.
-  // The docker runtime (docs/docker.md) when the engine answers; minipaasd runs its supervision loop.
-  const docker = await createDockerRuntime(config, {
+  // The docker runtime (docs/docker.md) when the engine answers; minipaasd runs its supervision loop,
+  // loading the driver (dockerode, ~70 MiB) only once a docker app exists. Builds happen in the worker.
+  const docker = await lazyDockerRuntime(config, {
     onWarning: (msg, err) => log.warn({ err: (err as Error | undefined)?.message }, msg),
   });
-  if (docker) docker.driver.start();
+  docker?.start();
   const cp = await createControlPlane({
     config,
-    drivers: docker ? [driver, docker.driver] : [driver],
+    drivers: docker ? [driver, docker] : [driver],
     logger: log,
     buildWorker: 'process',
-    ...(docker ? { dockerBuilder: docker.builder } : {}),
   });
   if (cp.createdAdminToken) {
     log.info(

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseProcfile } from '@minipaas/core';
-import { IMAGE_CMD } from '@minipaas/runtime-docker';
+import { IMAGE_CMD } from '@minipaas/runtime-docker/light';
 
 /** Whether a staged source brings its own Dockerfile (then no stack needs to be detected). */
 export function hasDockerfile(dir: string): boolean {
