@@ -17,7 +17,7 @@ import { LogStore } from './log-store.ts';
 import { PortAllocator } from './port-allocator.ts';
 import { createResourceLimiter, type ResourceLimiter } from './resource-limits.ts';
 import { DEFAULT_RESTART_POLICY, type RestartPolicy } from './restart-policy.ts';
-import { type RouterHandle, startRouter } from './router.ts';
+import { type RouterHandle, startRouter } from './router/router.ts';
 import { Supervisor } from './supervisor.ts';
 
 export const AGENT_VERSION: string = (() => {

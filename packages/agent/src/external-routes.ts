@@ -4,7 +4,7 @@
  * containers here (ADR 0009). A target replaced by a new set keeps its in-flight count until its requests
  * are done ({@link ExternalRoutes.inFlight}), so the driver drains it before stopping its container.
  */
-import type { RouteTarget } from './router.ts';
+import type { RouteTarget } from './router/router.ts';
 
 /** Most targets one app may register (a bound on what a client of the agent socket can make it hold). */
 export const MAX_EXTERNAL_TARGETS = 256;

@@ -8,4 +8,4 @@ export {
   killCgroupTree,
 } from './cgroup.ts';
 export { CrashTracker, DEFAULT_RESTART_POLICY, type RestartPolicy } from './restart-policy.ts';
-export { type RouterHandle, type RouterOptions, type RouteTarget, startRouter } from './router.ts';
+export { type RouterHandle, type RouterOptions, type RouteTarget, startRouter } from './router/router.ts';

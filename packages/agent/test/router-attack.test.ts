@@ -5,7 +5,7 @@
  * it short; every socket is closed at the end whatever happens.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RouterHandle, startRouter } from '../src/router.ts';
+import { type RouterHandle, startRouter } from '../src/router/router.ts';
 import { waitFor } from './helpers.ts';
 import {
   type EchoUpstream,

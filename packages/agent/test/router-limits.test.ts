@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type RouterHandle, startRouter } from '../src/router.ts';
+import { type RouterHandle, startRouter } from '../src/router/router.ts';
 import { waitFor } from './helpers.ts';
 import {
   type EchoUpstream,

@@ -5,7 +5,7 @@ import { WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentHandle } from '../src/agent.ts';
 import { canBind } from '../src/port-allocator.ts';
-import { type RouterHandle, startRouter } from '../src/router.ts';
+import { type RouterHandle, startRouter } from '../src/router/router.ts';
 import { httpGet, makeHome, NODE, removeHome, startTestAgent, waitFor, webSpec } from './helpers.ts';
 
 describe('router in front of real app processes', () => {

@@ -2,8 +2,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { connectionCap, fdSoftLimit } from './connection-limits.ts';
-import { absoluteTarget, routeRequest, stripHopByHop } from './router.ts';
+import { connectionCap, fdSoftLimit } from '../connection-limits.ts';
+import { stripHopByHop } from './headers.ts';
+import { absoluteTarget, routeRequest } from './routing.ts';
 
 describe('routeRequest', () => {
   it('routes by host, ignoring the port', () => {

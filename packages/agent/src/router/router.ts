@@ -1,18 +1,19 @@
+/** The reverse proxy in front of the apps of this node: connection limits, proxying with retries of idempotent requests on reused sockets, WebSocket upgrades. */
 import {
   createServer,
   Agent as HttpAgent,
-  type IncomingHttpHeaders,
   type IncomingMessage,
-  type OutgoingHttpHeaders,
   request,
   type Server,
   type ServerResponse,
 } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { APP_NAME_RE } from '@minipaas/core';
 import type { Logger } from 'pino';
-import { ClientConnectionLimiter, connectionCap, fdSoftLimit, plainAddress } from './connection-limits.ts';
+import { ClientConnectionLimiter, connectionCap, fdSoftLimit } from '../connection-limits.ts';
+import { forwardHeaders, stripHopByHop } from './headers.ts';
+import { BAD_TARGET, page, rawError } from './pages.ts';
+import { absoluteTarget, type Route, routeRequest } from './routing.ts';
 
 /** An upstream the router can send requests to (an app's healthy web instance). */
 export interface RouteTarget {
@@ -70,175 +71,7 @@ export interface RouterHandle {
   close(): Promise<void>;
 }
 
-type Route =
-  | { kind: 'app'; app: string; path: string; prefix?: string }
-  | { kind: 'redirect'; location: string }
-  | { kind: 'landing' }
-  | { kind: 'unknown' };
-
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'trailers',
-  'transfer-encoding',
-  'upgrade',
-]);
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
-
-function hostName(host: string | undefined): string {
-  if (!host) return '';
-  const h = host.trim().toLowerCase();
-  if (h.startsWith('[')) return h.slice(0, h.indexOf(']') + 1);
-  const i = h.lastIndexOf(':');
-  return (i === -1 ? h : h.slice(0, i)).replace(/\.$/, '');
-}
-
-/** Decides where a request goes: `{app}.{base}` host routing first, then `/apps/{app}/…` path routing. */
-export function routeRequest(hostHeader: string | undefined, url: string, baseDomain: string): Route {
-  const host = hostName(hostHeader);
-  const base = baseDomain.toLowerCase();
-  if (host.endsWith(`.${base}`)) {
-    const label = host.slice(0, -(base.length + 1));
-    return APP_NAME_RE.test(label) ? { kind: 'app', app: label, path: url } : { kind: 'unknown' };
-  }
-  const m = /^\/apps\/([^/?#]+)(\/[^?#]*)?(\?.*)?$/.exec(url);
-  if (m) {
-    const app = m[1] as string;
-    if (!APP_NAME_RE.test(app)) return { kind: 'unknown' };
-    if (m[2] === undefined) return { kind: 'redirect', location: `/apps/${app}/${m[3] ?? ''}` };
-    return { kind: 'app', app, path: `${m[2]}${m[3] ?? ''}`, prefix: `/apps/${app}` };
-  }
-  if (url === '/' || url.startsWith('/?')) return { kind: 'landing' };
-  return { kind: 'unknown' };
-}
-
-/** Header names listed in `Connection` (lower case), or null when it names none but keep-alive/close. */
-function connectionTokens(v: string | string[] | undefined): Set<string> | null {
-  if (v === undefined) return null;
-  const s = Array.isArray(v) ? v.join(',') : v;
-  if (!s.includes(',')) {
-    const t = s.trim().toLowerCase();
-    return t === '' || t === 'keep-alive' || t === 'close' ? null : new Set([t]);
-  }
-  const named = new Set<string>();
-  for (const t of s.split(',')) {
-    const n = t.trim().toLowerCase();
-    if (n) named.add(n);
-  }
-  return named;
-}
-
-/**
- * Copies headers without hop-by-hop ones, those named by `Connection` and, with `dropForwarding`,
- * the forwarding headers a client may not set (`Forwarded`, `X-Real-IP`, `X-Forwarded-*`).
- */
-function copyHeaders(headers: IncomingHttpHeaders, dropForwarding: boolean): OutgoingHttpHeaders {
-  const named = connectionTokens(headers.connection);
-  const out: OutgoingHttpHeaders = {};
-  for (const k of Object.keys(headers)) {
-    const v = headers[k];
-    if (v === undefined || HOP_BY_HOP.has(k) || named?.has(k)) continue;
-    if (dropForwarding && (k === 'forwarded' || k === 'x-real-ip' || k.startsWith('x-forwarded-'))) continue;
-    out[k] = v;
-  }
-  return out;
-}
-
-/** Copies headers without hop-by-hop ones (including those named by `Connection`). */
-export function stripHopByHop(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  return copyHeaders(headers, false);
-}
-
-const TOKEN_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-
-/** A `Forwarded` parameter value (RFC 7239): a token, or a quoted string. */
-function forwardedValue(v: string): string {
-  return TOKEN_RE.test(v) ? v : `"${v.replace(/["\\]/g, '\\$&')}"`;
-}
-
-/**
- * The headers sent upstream. The router is the edge: whatever forwarding headers the client sent
- * are dropped (they would let it claim any address) and set from what the router saw. `host` is
- * the authority the request was routed by (the Host header, or the absolute-form target's).
- */
-function forwardHeaders(
-  req: IncomingMessage,
-  host: string | undefined,
-  prefix: string | undefined,
-): OutgoingHttpHeaders {
-  const h = copyHeaders(req.headers, true);
-  const addr = plainAddress(req.socket.remoteAddress);
-  h['x-forwarded-for'] = addr;
-  h['x-real-ip'] = addr;
-  h['x-forwarded-proto'] = 'http';
-  let forwarded = `for=${addr === '' ? 'unknown' : addr.includes(':') ? `"[${addr}]"` : addr};proto=http`;
-  if (host) {
-    h.host = host;
-    h['x-forwarded-host'] = host;
-    forwarded += `;host=${forwardedValue(host)}`;
-  }
-  h.forwarded = forwarded;
-  if (prefix) h['x-forwarded-prefix'] = prefix;
-  return h;
-}
-
-/**
- * Splits an absolute-form request target (`GET http://app.example.com/x HTTP/1.1`, RFC 9112
- * §3.2.2) into its authority and origin-form path; null when it is no http(s) URL or carries
- * userinfo. The router accepts absolute-form as RFC 9112 requires of a server: it routes by the
- * target's authority, ignoring the Host header, and sends the app the origin-form path with Host
- * set to that authority, so the app sees the request the router routed. Other forms (`*`,
- * authority-form) are answered 400.
- */
-export function absoluteTarget(url: string): { host: string; path: string } | null {
-  const m = /^https?:\/\/([^/?#@]+)([/?][^#]*)?$/i.exec(url);
-  if (!m) return null;
-  const path = m[2] ?? '/';
-  return { host: m[1] as string, path: path.charCodeAt(0) === 63 /* ? */ ? `/${path}` : path };
-}
-
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-function page(
-  res: ServerResponse,
-  status: number,
-  title: string,
-  text: string,
-  extra: OutgoingHttpHeaders = {},
-): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const body = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${status} ${escapeHtml(title)}</title>
-<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}h1{font-size:1.4rem}p{color:#555}</style>
-</head><body><h1>${status} · ${escapeHtml(title)}</h1><p>${escapeHtml(text)}</p><p><small>MiniPaaS router</small></p></body></html>
-`;
-  res.writeHead(status, {
-    'content-type': 'text/html; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-    'cache-control': 'no-store',
-    ...extra,
-  });
-  res.end(body);
-}
-
-const BAD_TARGET = 'The request target must be a path or an absolute http URL.';
-
-function rawError(socket: Duplex, status: number, reason: string): void {
-  if (socket.writable) {
-    socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
-  }
-  socket.destroy();
-}
 
 /** The reverse proxy in front of the apps of this node. */
 export class Router {
