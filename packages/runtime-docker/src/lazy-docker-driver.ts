@@ -22,18 +22,28 @@ import {
   type RuntimeHealth,
   type RuntimeSpec,
 } from '@minipaas/core';
+import type { DockerBuilder } from './docker-builder.ts';
 import type { CreateDockerRuntimeOptions, DockerRuntime } from './docker-runtime.ts';
 
-/** A {@link RuntimeDriver} named `docker` that loads the real {@link DockerDriver} on demand. */
+/** Options of {@link LazyDockerDriver}. */
+export interface LazyDockerOptions extends CreateDockerRuntimeOptions {
+  /**
+   * Run the driver's supervision loop (restarts, orphans) once loaded, and load at {@link
+   * LazyDockerDriver.start} when docker apps exist. One process does this: minipaasd. Default false.
+   */
+  supervise?: boolean;
+}
+
+/** A {@link RuntimeDriver} named `docker` that loads the real `DockerDriver` on demand. */
 export class LazyDockerDriver implements RuntimeDriver {
   readonly name = 'docker';
   readonly #config: MinipaasConfig;
-  readonly #opts: CreateDockerRuntimeOptions;
+  readonly #opts: LazyDockerOptions;
   readonly #stateFile: string;
   #loading: Promise<DockerRuntime> | null = null;
   #stopped = false;
 
-  constructor(config: MinipaasConfig, opts: CreateDockerRuntimeOptions = {}) {
+  constructor(config: MinipaasConfig, opts: LazyDockerOptions = {}) {
     this.#config = config;
     this.#opts = opts;
     this.#stateFile = join(homePaths(config.home).run, 'docker-state.json');
@@ -46,7 +56,7 @@ export class LazyDockerDriver implements RuntimeDriver {
 
   /** Loads the driver now when the state file already names docker apps (they need supervising). */
   start(): void {
-    if (this.#hasApps())
+    if (this.#opts.supervise && this.#hasApps())
       void this.#driver().catch((err) => this.#opts.onWarning?.('docker runtime did not load', err));
   }
 
@@ -98,6 +108,12 @@ export class LazyDockerDriver implements RuntimeDriver {
     return d.metrics ? d.metrics(app) : null;
   }
 
+  /** The image builder on the same engine client (loads the runtime). */
+  async builder(): Promise<DockerBuilder> {
+    await this.#driver();
+    return (await (this.#loading as Promise<DockerRuntime>)).builder;
+  }
+
   async #driver() {
     if (!this.#loading) {
       this.#loading = import('./docker-runtime.ts')
@@ -109,7 +125,7 @@ export class LazyDockerDriver implements RuntimeDriver {
               `no Docker engine answers at ${this.#config.docker.socket}`,
             );
           }
-          if (!this.#stopped) rt.driver.start();
+          if (this.#opts.supervise && !this.#stopped) rt.driver.start();
           return rt;
         });
       // A failed load (engine went away) is retried by the next call rather than cached.
@@ -173,7 +189,7 @@ export function engineVersion(socketPath: string, timeoutMs = 3000): Promise<str
  */
 export async function lazyDockerRuntime(
   config: MinipaasConfig,
-  opts: CreateDockerRuntimeOptions = {},
+  opts: LazyDockerOptions = {},
 ): Promise<LazyDockerDriver | null> {
   if (config.docker.enabled === 'off') return null;
   try {

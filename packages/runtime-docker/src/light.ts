@@ -3,4 +3,9 @@
  * (the lazily loaded driver and the shared names). Only node builtins and `@minipaas/core` behind it.
  */
 export { CONTAINER_PORT, IMAGE_CMD, LABEL } from './constants.ts';
-export { engineVersion, LazyDockerDriver, lazyDockerRuntime } from './lazy-docker-driver.ts';
+export {
+  engineVersion,
+  LazyDockerDriver,
+  type LazyDockerOptions,
+  lazyDockerRuntime,
+} from './lazy-docker-driver.ts';

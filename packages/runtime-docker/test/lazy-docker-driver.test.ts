@@ -65,7 +65,9 @@ describe.runIf(dockerUp || process.env.CI)('LazyDockerDriver (real engine)', () 
 
   it('loads the real driver once the state file names a docker app, and lists through it', async () => {
     const h = home();
-    const driver = (await lazyDockerRuntime(await loadConfig({ MINIPAAS_HOME: h }))) as LazyDockerDriver;
+    const driver = (await lazyDockerRuntime(await loadConfig({ MINIPAAS_HOME: h }), {
+      supervise: true,
+    })) as LazyDockerDriver;
     const run = homePaths(h).run;
     mkdirSync(run, { recursive: true });
     // An app the state file names but no container runs (a build worker's rollout that was torn down).

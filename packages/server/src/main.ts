@@ -20,6 +20,7 @@ async function main(): Promise<void> {
   // The docker runtime (docs/docker.md) when the engine answers; minipaasd runs its supervision loop,
   // loading the driver (dockerode, ~70 MiB) only once a docker app exists. Builds happen in the worker.
   const docker = await lazyDockerRuntime(config, {
+    supervise: true,
     onWarning: (msg, err) => log.warn({ err: (err as Error | undefined)?.message }, msg),
   });
   docker?.start();

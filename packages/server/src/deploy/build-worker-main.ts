@@ -6,7 +6,7 @@
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homePaths, isMinipaasError } from '@minipaas/core';
-import { createDockerRuntime } from '@minipaas/runtime-docker';
+import { lazyDockerRuntime } from '@minipaas/runtime-docker/light';
 import { AgentClient, ProcessDriver } from '@minipaas/runtime-process';
 import { pgExecutor } from '@minipaas/sql';
 import pg from 'pg';
@@ -58,11 +58,12 @@ async function main(): Promise<void> {
     log.error({ err: err.message }, 'the worker lock connection failed; restarting the build worker');
     void stop('abort', 'lost the worker lock');
   });
-  // Docker apps build images and roll out here; minipaasd's own docker driver supervises them.
-  const docker = await createDockerRuntime(config);
+  // Docker apps build images and roll out here; minipaasd's own docker driver supervises them. Both load
+  // dockerode on the first docker build, so a worker building process apps stays small.
+  const docker = await lazyDockerRuntime(config);
   const runtimes = new RuntimeRegistry([
     new ProcessDriver(new AgentClient(homePaths(config.home).agentSocket)),
-    ...(docker ? [docker.driver] : []),
+    ...(docker ? [docker] : []),
   ]);
   const projects = new ProjectService(store.db);
   const apps = new AppService({ db: store.db, config, runtimes, projects, log });
@@ -78,7 +79,7 @@ async function main(): Promise<void> {
     deployments,
     log,
     ...pipelineExtensions(store.db, config, apps),
-    ...(docker ? { dockerBuilder: docker.builder } : {}),
+    ...(docker ? { dockerBuilder: () => docker.builder() } : {}),
     // Idle for a while: exit (minipaasd starts a worker again when a deployment is queued).
     idleExitMs: IDLE_EXIT_MS,
     onIdle: () => {

@@ -29,8 +29,11 @@ export interface DeploymentRunnerDeps {
   /** Node binary used to run the built-in static server. */
   nodeBin: string;
   log: Logger;
-  /** Image builder of apps on the docker runtime (absent: this platform has no docker runtime). */
-  dockerBuilder?: DockerBuilder;
+  /**
+   * Image builder of apps on the docker runtime, or a function that loads it on the first docker build
+   * (absent: this platform has no docker runtime).
+   */
+  dockerBuilder?: DockerBuilder | (() => Promise<DockerBuilder>);
 }
 
 /** Thrown when the signal aborted the deployment before the switch (the reason says why). */
@@ -82,8 +85,8 @@ export class DeploymentRunner {
         await d.deployments.setRelease(row.id, release.version);
         await say(`-----> Rolling back to v${row.rollback_to} as v${release.version} (no build)`);
       } else if (app.runtime === 'docker' && d.dockerBuilder) {
-        release = (await buildDockerRelease({ ...d, builder: d.dockerBuilder }, row, app, log, signal))
-          .release;
+        const builder = typeof d.dockerBuilder === 'function' ? await d.dockerBuilder() : d.dockerBuilder;
+        release = (await buildDockerRelease({ ...d, builder }, row, app, log, signal)).release;
         app = await d.apps.get(app.id);
       } else {
         release = await this.#build(row, app, log, signal);

@@ -37,8 +37,8 @@ export interface PipelineOptions {
   phases?: PipelinePhases;
   readAppJson?: (dir: string) => Promise<unknown>;
   nodeBin?: string;
-  /** Image builder of docker-runtime apps (absent: no docker runtime on this platform). */
-  dockerBuilder?: DockerBuilder;
+  /** Image builder of docker-runtime apps, or its loader (absent: no docker runtime on this platform). */
+  dockerBuilder?: DockerBuilder | (() => Promise<DockerBuilder>);
   /** See {@link BuildWorkerOptions.idleExitMs}. */
   idleExitMs?: number;
   onIdle?: () => void;
