@@ -4,7 +4,7 @@
  * Platform settings are the defaults except home, ports and the app port range.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
@@ -184,6 +184,16 @@ export class MiniPaaS {
       child.on('close', (code, signal) => res({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
     });
     return { child, done };
+  }
+
+  /** GET on the control plane's API with the admin token of this home. */
+  async api<T>(path: string): Promise<T> {
+    const token = (await readFile(join(this.home, 'admin-token'), 'utf8')).trim();
+    const res = await fetch(`http://127.0.0.1:${this.apiPort}${path}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    if (!res.ok) throw new Error(`GET ${path}: ${res.status} ${await res.text()}`);
+    return (await res.json()) as T;
   }
 
   async ps(app: string): Promise<InstanceJson[]> {

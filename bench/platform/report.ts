@@ -49,6 +49,12 @@ export interface Results {
       minipaas: Summary;
       bare: Summary;
       minipaasCliExit: Summary;
+      /**
+       * Where the time goes (medians of each phase over the samples): CLI start + pack + upload until the
+       * deployment is queued, queued until a build worker starts it, build + release + rollout until it is
+       * running, running until the first 200 through the router. Absent in results of older runs.
+       */
+      phases?: { queued: Summary; waiting: Summary; buildAndRollout: Summary; runningToFirst200: Summary };
       /** `minipaas --version`: the CLI's start-up floor. */
       cliVersionMs: Summary;
       ratioMedian: number;
@@ -164,6 +170,10 @@ export function platformSection(r: Results): string {
   L.push(
     `| deploy → first 200, median (p90) | ${ms(d.minipaas.median)} (${ms(d.minipaas.p90)}) | bare \`node server.js\`: ${ms(d.bare.median)} (${ms(d.bare.p90)}) | ${x(d.ratioMedian)} (p90 ${x(d.ratioP90)}) |`,
   );
+  if (d.phases)
+    L.push(
+      `| … of which: CLI start, pack, upload → queued · queued → build started · build, release, rollout → running · running → first 200 (medians) | ${ms(d.phases.queued.median)} · ${ms(d.phases.waiting.median)} · ${ms(d.phases.buildAndRollout.median)} · ${ms(d.phases.runningToFirst200.median)} | \`minipaas --version\` alone: ${ms(d.cliVersionMs.median)} | |`,
+    );
   L.push(
     `| \`kill -9\` → first 200, first crash, median (p90) | ${ms(c.first.minipaas.median)} (${ms(c.first.minipaas.p90)}) | pm2: ${ms(c.first.pm2.median)} (${ms(c.first.pm2.p90)}) | ${x(c.first.ratioMedian)} (p90 ${x(c.first.ratioP90)}) |`,
   );

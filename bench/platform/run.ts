@@ -122,6 +122,24 @@ interface DeploySample {
   first200Ms: number;
   cliExitMs: number;
   attempts: number;
+  /** Milestones of the deployment record, ms after the CLI was spawned (wall clock, ms precision). */
+  phases: DeployPhases;
+}
+/** When the upload was queued, a build worker started it, and the release was running (ms after spawn). */
+interface DeployPhases {
+  queuedMs: number;
+  buildStartMs: number;
+  runningMs: number;
+}
+
+async function deployPhases(mp: MiniPaaS, app: string, wallStart: number): Promise<DeployPhases> {
+  const { deployments } = await mp.api<{
+    deployments: Array<{ createdAt: string; startedAt: string | null; finishedAt: string | null }>;
+  }>(`/api/v1/apps/${app}/deployments`);
+  const d = deployments[0];
+  if (!d?.startedAt || !d.finishedAt) throw new Error(`deployment of ${app} has no start or finish time`);
+  const at = (iso: string) => Date.parse(iso) - wallStart;
+  return { queuedMs: at(d.createdAt), buildStartMs: at(d.startedAt), runningMs: at(d.finishedAt) };
 }
 interface BareSample {
   port: number;
@@ -144,6 +162,7 @@ cleanups.push(async () => {
 });
 
 async function mpDeploy(mp: MiniPaaS, app: string): Promise<DeploySample> {
+  const wallStart = Date.now();
   const start = now();
   const { done } = mp.spawnCli(['deploy', HELLO_REL, '--app', app]);
   let result: ExecResult | undefined;
@@ -166,7 +185,13 @@ async function mpDeploy(mp: MiniPaaS, app: string): Promise<DeploySample> {
   const r = await finished;
   if (r.code !== 0)
     throw new Error(`minipaas deploy --app ${app} exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
-  return { app, first200Ms: poll.ms, cliExitMs, attempts: poll.attempts };
+  return {
+    app,
+    first200Ms: poll.ms,
+    cliExitMs,
+    attempts: poll.attempts,
+    phases: await deployPhases(mp, app, wallStart),
+  };
 }
 
 async function bareStart(node: string): Promise<BareSample> {
@@ -392,6 +417,18 @@ async function main(): Promise<number> {
         minipaas: dm,
         bare: db,
         minipaasCliExit: summarize(deploySamples.map((s) => s.minipaas.cliExitMs)),
+        phases: {
+          queued: summarize(deploySamples.map((s) => s.minipaas.phases.queuedMs)),
+          waiting: summarize(
+            deploySamples.map((s) => s.minipaas.phases.buildStartMs - s.minipaas.phases.queuedMs),
+          ),
+          buildAndRollout: summarize(
+            deploySamples.map((s) => s.minipaas.phases.runningMs - s.minipaas.phases.buildStartMs),
+          ),
+          runningToFirst200: summarize(
+            deploySamples.map((s) => s.minipaas.first200Ms - s.minipaas.phases.runningMs),
+          ),
+        },
         cliVersionMs: summarize(cliFloor),
         ratioMedian: ratio(dm.median, db.median),
         ratioP90: ratio(dm.p90, db.p90),
