@@ -232,6 +232,10 @@ export class DockerDriver implements RuntimeDriver {
       await this.#o.routes.remove(app).catch((err) => this.#o.onWarning(`route of ${app}`, err));
       this.#routed.delete(app);
       await Promise.all((await this.#containers(app)).map((c) => this.#stopRemove(c.Id)));
+      // The engine answers 409 while another removal of the same container is under way: wait until
+      // they are gone, so whoever removes the app's volumes next does not find them in use.
+      for (let i = 0; i < 50 && (await this.#containers(app)).length > 0; i++)
+        await new Promise((r) => setTimeout(r, 200));
     });
   }
 

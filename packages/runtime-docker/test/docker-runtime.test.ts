@@ -1,7 +1,7 @@
 /**
  * The docker runtime against the real Docker engine and the real node agent's router: a Dockerfile app
  * and a Node app without one deploy and answer through the router, a killed container comes back,
- * deploys and rollbacks under a request loop fail no request, a 64 MiB app allocating 200 MiB is
+ * 10 deploys and 5 rollbacks under a request loop fail no request, a 64 MiB app allocating 200 MiB is
  * OOM-killed, and `docker inspect` shows the limits. In CI a missing Docker engine fails the file.
  */
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -248,7 +248,8 @@ describe.runIf(dockerUp || process.env.CI)('docker runtime (real engine)', () =>
       `FROM ${NODE_IMAGE}\nCOPY server.js /srv/server.js\nCMD ["node", "/srv/server.js"]\n`,
     );
     const refs: string[] = [];
-    for (let v = 2; v <= 4; v++) {
+    // 10 successive deploys (v2..v11), then 5 rollbacks to kept images (v12..v16).
+    for (let v = 2; v <= 11; v++) {
       writeFileSync(join(src, 'version.txt'), String(v));
       const b = await builder.build({ app, version: v, dir: src });
       refs.push(b.ref);
@@ -257,17 +258,22 @@ describe.runIf(dockerUp || process.env.CI)('docker runtime (real engine)', () =>
     }
     const imagesBefore = (await builder.tags(app)).length;
     // rollbacks: old images, started without a build
-    await deploy(spec(app, 'v5', refs[0] as string, { processes: { web: { command: '', instances: 2 } } }));
-    await deploy(spec(app, 'v6', refs[1] as string, { processes: { web: { command: '', instances: 2 } } }));
+    const targets = [refs[9], refs[8], refs[7], refs[9], refs[8]] as string[];
+    for (const [i, ref] of targets.entries()) {
+      await deploy(spec(app, `v${12 + i}`, ref, { processes: { web: { command: '', instances: 2 } } }));
+      expect((await get(routerPort, host)).body).toBe(`hello v${12 + i} from v${12 + i}`);
+      const serving = await docker.listContainers({ filters: { label: [`${LABEL.app}=${app}`] } });
+      expect(serving.map((s) => s.Image)).toEqual([ref, ref]);
+    }
     expect((await builder.tags(app)).length).toBe(imagesBefore);
     const [c] = await docker.listContainers({ filters: { label: [`${LABEL.app}=${app}`] } });
-    expect(c?.Image).toBe(refs[1]);
+    expect(c?.Image).toBe(refs[8]);
     running = false;
     await loop;
     expect(failed).toEqual([]);
     expect(ok).toBeGreaterThan(20);
     // retention: 3 tags kept
-    await builder.prune(app, [refs[1] as string]);
+    await builder.prune(app, [refs[8] as string]);
     expect((await builder.tags(app)).length).toBeLessThanOrEqual(3);
     rmSync(src, { recursive: true, force: true });
   });
@@ -305,7 +311,7 @@ describe.runIf(dockerUp || process.env.CI)('docker runtime (real engine)', () =>
       policy: { backoffMs: [0, 100, 200], fastCrashMs: 2000, maxFastCrashes: 4 },
     });
     const adopted = await driver.get(app);
-    expect(adopted?.release).toBe('v6');
+    expect(adopted?.release).toBe('v16');
     expect(adopted?.rollout.status).toBe('ready');
     await driver.tick();
     await driver.tick();
