@@ -14,6 +14,9 @@ export interface IdleRate {
   writeKiBPerMin: number;
 }
 
+/** The platform's long-lived processes: one of them exiting during a window is a failure, not noise. */
+const PLATFORM_ROLES = { supervisor: 1, agent: 1, minipaasd: 1 };
+
 export interface IdleWindow {
   apps: number;
   seconds: number;
@@ -22,6 +25,11 @@ export interface IdleWindow {
   minipaas: IdleRate;
   pm2: IdleRate;
   memory: Record<string, Mem>;
+  /**
+   * Processes that exited during the window (e.g. a PostgreSQL autovacuum worker, or the build worker),
+   * not counted: their last counters cannot be read after they are gone.
+   */
+  vanished: string[];
 }
 
 /** Clock ticks per second (`getconf CLK_TCK`; 100 on Linux unless it says otherwise). */
@@ -61,19 +69,35 @@ export async function idleWindow(
   seconds: number,
   clk: number,
 ): Promise<IdleWindow> {
+  const read = (pid: number): CpuIo | null => {
+    try {
+      return cpuIoOf(pid);
+    } catch {
+      return null;
+    }
+  };
   const all: Record<string, number> = { ...minipaas, pm2Daemon };
-  const before = Object.fromEntries(Object.entries(all).map(([k, pid]) => [k, cpuIoOf(pid)]));
+  const before = Object.fromEntries(Object.entries(all).map(([k, pid]) => [k, read(pid)]));
   await sleep(seconds * 1000);
-  const after = Object.fromEntries(Object.entries(all).map(([k, pid]) => [k, cpuIoOf(pid)]));
+  const after = Object.fromEntries(Object.entries(all).map(([k, pid]) => [k, read(pid)]));
+  const gone = Object.keys(all).filter((k) => !before[k] || !after[k]);
+  if (gone.includes('pm2Daemon') || gone.some((k) => k in PLATFORM_ROLES))
+    throw new Error(`${gone.join(', ')} exited during the idle window`);
+  const alive = Object.keys(all).filter((k) => !gone.includes(k));
   const processes: Record<string, IdleRate> = {};
-  for (const k of Object.keys(all)) processes[k] = rate(before[k] as CpuIo, after[k] as CpuIo, seconds, clk);
-  const memory = Object.fromEntries(Object.entries(all).map(([k, pid]) => [k, memOf(pid)]));
+  for (const k of alive) processes[k] = rate(before[k] as CpuIo, after[k] as CpuIo, seconds, clk);
+  const memory = Object.fromEntries(alive.map((k) => [k, memOf(all[k] as number)]));
   return {
     apps,
     seconds,
     processes,
-    minipaas: sum(Object.keys(minipaas).map((k) => processes[k] as IdleRate)),
+    minipaas: sum(
+      Object.keys(minipaas)
+        .filter((k) => alive.includes(k))
+        .map((k) => processes[k] as IdleRate),
+    ),
     pm2: processes.pm2Daemon as IdleRate,
     memory,
+    vanished: gone,
   };
 }

@@ -384,7 +384,14 @@ function idleSection(r: Results): string[] {
       `Memory at the end of each window: ${a.apps} apps: ${mem(a)}; ${b.apps} apps: ${mem(b)}. ` +
       'The reconciler checks every 5 s with one `GET /v1/apps` and pushes only apps whose row or spec digest ' +
       'differs; every 5 min it pushes every app once (no-ops for the agent), which may or may not fall in a window. ' +
-      'CPU time is counted in clock ticks (10 ms) per process, so each process is ±20 ms per minute.',
+      'CPU time is counted in clock ticks (10 ms) per process, so each process is ±20 ms per minute.' +
+      [a, b]
+        .filter((w) => w.vanished?.length)
+        .map(
+          (w) =>
+            ` Not counted in the ${w.apps}-app window: ${w.vanished.join(', ')} (exited during it, e.g. a PostgreSQL autovacuum worker).`,
+        )
+        .join(''),
   );
   L.push('');
   return L;
