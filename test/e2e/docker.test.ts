@@ -2,10 +2,11 @@
  * The docker runtime end to end through the real programs (`minipaas up`, the CLI, the build worker
  * process): `images:bootstrap`, `apps create --runtime docker`, a Dockerfile app deployed and answering
  * through the router, a killed container restarted by minipaasd's supervision (its driver loaded lazily
- * after the build worker's rollout), `ps`, and `apps rm` removing the containers. In CI a missing Docker
+ * after the build worker's rollout), `ps`, kill -9 of minipaasd under a request loop (0 failed requests,
+ * the same containers afterwards), and `apps destroy` removing the containers. In CI a missing Docker
  * engine fails the file.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { InstanceInfo } from '@minipaas/core';
@@ -91,6 +92,41 @@ describe.runIf(dockerUp || process.env.CI)('docker runtime through minipaas up a
     const ps = JSON.parse(await ok(['ps', APP, '--json'])) as { instances: InstanceInfo[] };
     expect(ps.instances.length).toBe(1);
     expect(ps.instances[0]?.restarts).toBeGreaterThanOrEqual(1);
+
+    // kill -9 of minipaasd under a request loop: the agent's router keeps serving the containers, the
+    // supervisor starts minipaasd again, its driver adopts the same containers, and no request fails.
+    const before = (await containers()).map((c) => c.Id).sort();
+    let served = 0;
+    const failed: string[] = [];
+    let looping = true;
+    const loop = (async () => {
+      while (looping) {
+        const r = await routerGet(p.routerPort, '/', host).catch((err: Error) => ({
+          status: 0,
+          body: err.message,
+        }));
+        if (r.status === 200) served++;
+        else failed.push(`${r.status} ${r.body.slice(0, 80)}`);
+      }
+    })();
+    const serverPidFile = join(p.home, 'run', 'minipaasd.pid');
+    const oldServer = Number((await readFile(serverPidFile, 'utf8')).trim());
+    process.kill(oldServer, 'SIGKILL');
+    await waitFor(
+      'minipaasd to be started again',
+      async () => {
+        const pid = Number((await readFile(serverPidFile, 'utf8').catch(() => '')).trim());
+        return pid && pid !== oldServer && (await p.api('GET', `/api/v1/apps/${APP}`)).status === 200;
+      },
+      60_000,
+    );
+    // a few reconcile ticks of the new minipaasd (every 5 s) under the loop
+    await new Promise((r) => setTimeout(r, 6000));
+    looping = false;
+    await loop;
+    expect(failed).toEqual([]);
+    expect(served).toBeGreaterThan(20);
+    expect((await containers()).map((c) => c.Id).sort()).toEqual(before);
 
     await ok(['apps', 'destroy', APP, '--confirm', APP]);
     await waitFor('the app containers to be removed', async () => (await containers()).length === 0, 30_000);
