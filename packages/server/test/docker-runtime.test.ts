@@ -159,4 +159,67 @@ describe.runIf(dockerUp || process.env.CI)('docker runtime through the platform'
     expect(d3.log.join('\n')).not.toMatch(/Building image/);
     expect(await page()).toBe('from a Dockerfile');
   });
+  it('minipaas.yaml moves a new app to docker with its own Dockerfile path and no build cache; a later runtime change is a 400', async () => {
+    const app = `${APP}y`;
+    expect((await api('POST', '/api/v1/apps', { name: app })).status).toBe(201);
+    const upload = (files: Array<{ name: string; body?: string; type?: '2' | '5'; linkname?: string }>) =>
+      cp.app.inject({
+        method: 'POST',
+        url: `/api/v1/apps/${app}/deploy`,
+        headers: { ...auth, 'content-type': 'application/gzip' },
+        payload: rawTar(files),
+      });
+    const server = `require('http').createServer((q, s) => s.end('from web.Dockerfile')).listen(process.env.PORT);`;
+    const files = [
+      {
+        name: 'minipaas.yaml',
+        body: '# settings that travel with the code\nruntime: docker\ndockerfile: deploy/web.Dockerfile\nbuildCache: false\nregion: eu\n',
+      },
+      { name: 'deploy/', type: '5' as const },
+      {
+        name: 'deploy/web.Dockerfile',
+        body: `FROM ${NODE_IMAGE}\nCOPY server.js /srv/server.js\nCMD ["node", "/srv/server.js"]\n`,
+      },
+      { name: 'server.js', body: server },
+    ];
+    // Bad manifests are refused before anything is queued.
+    for (const [bad, msg] of [
+      ['runtime: docker\ndockerfile: ../../etc/passwd\n', /dockerfile must be a path inside the source/],
+      ['runtime: docker\ndockerfile: deploy/missing.Dockerfile\n', /not in the source/],
+      ['runtime: [\n', /minipaas.yaml: /],
+    ] as const) {
+      const r = await upload([{ name: 'minipaas.yaml', body: bad }, ...files.slice(1)]);
+      expect(r.statusCode, r.body).toBe(400);
+      expect(r.json<{ error: { message: string } }>().error.message).toMatch(msg);
+    }
+    const link = await upload([
+      { name: 'minipaas.yaml', type: '2', linkname: '/etc/shadow' },
+      ...files.slice(1),
+    ]);
+    expect(link.statusCode).toBe(400);
+    expect(
+      (await api<{ deployments: unknown[] }>('GET', `/api/v1/apps/${app}/deployments`)).body.deployments,
+    ).toEqual([]);
+
+    const r = await upload(files);
+    expect(r.statusCode, r.body).toBe(202);
+    const d = await finished(r.json<DeploymentView>().id);
+    const log = d.log.join('\n');
+    expect(d.status, log).toBe('running');
+    expect(log).toContain('minipaas.yaml: runtime docker');
+    expect(log).toContain('ignoring unknown settings region');
+    expect(log).toContain('Building image (deploy/web.Dockerfile, no build cache)');
+    expect((await api<{ runtime: string }>('GET', `/api/v1/apps/${app}`)).body.runtime).toBe('docker');
+    expect(
+      (await routerGet(agent.router?.port ?? 0, '/', `${app}.${cp.ctx.config.router.baseDomain}`)).body,
+    ).toBe('from web.Dockerfile');
+
+    const change = await upload([{ name: 'minipaas.yaml', body: 'runtime: process\n' }, ...files.slice(1)]);
+    expect(change.statusCode).toBe(400);
+    expect(change.json<{ error: { message: string } }>().error.message).toMatch(/since its first release/);
+
+    await docker?.driver.remove(app);
+    for (const t of (await docker?.builder.tags(app)) ?? [])
+      await docker?.docker.getImage(t).remove({ force: true });
+  });
 });

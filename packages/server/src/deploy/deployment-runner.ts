@@ -4,11 +4,12 @@
  * (failed, cancelled, retried), the runner puts the app and the release back in order when it throws.
  */
 import { rm } from 'node:fs/promises';
-import { type MinipaasConfig, MinipaasError } from '@minipaas/core';
+import { APP_MANIFEST, type AppManifest, type MinipaasConfig, MinipaasError } from '@minipaas/core';
 import type { DockerBuilder } from '@minipaas/runtime-docker';
 import type { Logger } from 'pino';
 import type { RuntimeRegistry } from '../runtime/runtime-registry.ts';
 import type { AppRow, AppService } from '../services/app-service.ts';
+import { manifestRuntime, readAppManifest } from './app-manifest-source.ts';
 import { type DeploymentRow, type DeploymentStore, LogWriter } from './deployment-store.ts';
 import { buildDockerRelease } from './docker-build-stage.ts';
 import type { PipelinePhases, PipelineReleases, ReleaseRow } from './pipeline-releases.ts';
@@ -84,12 +85,15 @@ export class DeploymentRunner {
         release = await d.releases.createRollback(app, row.rollback_to, row.id);
         await d.deployments.setRelease(row.id, release.version);
         await say(`-----> Rolling back to v${row.rollback_to} as v${release.version} (no build)`);
-      } else if (app.runtime === 'docker' && d.dockerBuilder) {
-        const builder = typeof d.dockerBuilder === 'function' ? await d.dockerBuilder() : d.dockerBuilder;
-        release = (await buildDockerRelease({ ...d, builder }, row, app, log, signal)).release;
-        app = await d.apps.get(app.id);
       } else {
-        release = await this.#build(row, app, log, signal);
+        const manifest = row.source_dir ? await readAppManifest(row.source_dir) : null;
+        app = await this.#applyManifest(app, manifest, say);
+        if (app.runtime === 'docker' && d.dockerBuilder) {
+          const builder = typeof d.dockerBuilder === 'function' ? await d.dockerBuilder() : d.dockerBuilder;
+          release = (await buildDockerRelease({ ...d, builder }, row, app, log, signal, manifest)).release;
+        } else {
+          release = await this.#build(row, app, log, signal);
+        }
         app = await d.apps.get(app.id);
       }
       check();
@@ -150,6 +154,22 @@ export class DeploymentRunner {
   }
 
   /** Build stage: detect, run the build steps, publish the release dir, record the release. */
+  /** Applies the source's minipaas.yaml: the runtime on the first deploy, a note about unknown keys. */
+  async #applyManifest(
+    app: AppRow,
+    manifest: AppManifest | null,
+    say: (line: string) => Promise<void>,
+  ): Promise<AppRow> {
+    if (!manifest) return app;
+    if (manifest.unknownKeys.length)
+      await say(`-----> ${APP_MANIFEST}: ignoring unknown settings ${manifest.unknownKeys.join(', ')}`);
+    const runtime = manifestRuntime(app, manifest);
+    if (runtime === app.runtime) return app;
+    this.#d.runtimes.for(runtime); // a runtime this platform does not run fails the deploy clearly
+    await say(`-----> ${APP_MANIFEST}: runtime ${runtime}`);
+    return this.#d.apps.setRuntime(app.id, runtime);
+  }
+
   async #build(row: DeploymentRow, app: AppRow, log: LogWriter, signal: AbortSignal): Promise<ReleaseRow> {
     const d = this.#d;
     const dir = row.source_dir;

@@ -3,7 +3,7 @@
  * (its own Dockerfile, else one generated from the detected stack) and the release records that image as
  * its artifact, so a rollback starts the old image without building (docs/docker.md).
  */
-import { type MinipaasConfig, MinipaasError, releaseDir } from '@minipaas/core';
+import { type AppManifest, type MinipaasConfig, MinipaasError, releaseDir } from '@minipaas/core';
 import type { DockerBuilder } from '@minipaas/runtime-docker';
 import type { AppRow } from '../services/app-service.ts';
 import type { DeploymentRow, LogWriter } from './deployment-store.ts';
@@ -27,11 +27,12 @@ export async function buildDockerRelease(
   app: AppRow,
   log: LogWriter,
   signal: AbortSignal,
+  manifest: AppManifest | null = null,
 ): Promise<{ release: ReleaseRow; app: AppRow }> {
   const dir = row.source_dir;
   if (!dir) throw new MinipaasError('MINIPAAS_ERR_BUILD_FAILED', 'the staged source is gone');
   const started = Date.now();
-  const own = hasDockerfile(dir);
+  const own = hasDockerfile(dir, manifest?.dockerfile);
   let stack = 'dockerfile';
   let commands: Record<string, string>;
   if (own) {
@@ -41,7 +42,10 @@ export async function buildDockerRelease(
     stack = detected.stack;
     commands = detected.commands;
   }
-  await log.say(`-----> Building image (${own ? 'Dockerfile' : `generated for the ${stack} stack`})`);
+  const cache = manifest?.buildCache ?? true;
+  await log.say(
+    `-----> Building image (${own ? (manifest?.dockerfile ?? 'Dockerfile') : `generated for the ${stack} stack`}${cache ? '' : ', no build cache'})`,
+  );
   const appJson = d.readAppJson ? await d.readAppJson(dir) : null;
   const configured = await d.phases.prepareConfig(app, appJson);
   const version = await d.releases.nextVersion(app.id);
@@ -49,6 +53,8 @@ export async function buildDockerRelease(
     app: app.name,
     version,
     dir,
+    ...(manifest?.dockerfile ? { dockerfile: manifest.dockerfile } : {}),
+    buildCache: cache,
     detected: { stack, commands },
     onLine: (l) => log.push(`       ${l}`),
     signal,

@@ -2,12 +2,21 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseProcfile } from '@minipaas/core';
+import { MinipaasError, parseProcfile } from '@minipaas/core';
 import { IMAGE_CMD } from '@minipaas/runtime-docker/light';
 
-/** Whether a staged source brings its own Dockerfile (then no stack needs to be detected). */
-export function hasDockerfile(dir: string): boolean {
-  return existsSync(join(dir, 'Dockerfile'));
+/**
+ * Whether a staged source brings its own Dockerfile (then no stack needs to be detected). A path set in
+ * `minipaas.yaml` must exist: its absence is an error, not a fallback to a generated image.
+ */
+export function hasDockerfile(dir: string, path?: string): boolean {
+  const found = existsSync(join(dir, path ?? 'Dockerfile'));
+  if (path && !found)
+    throw new MinipaasError(
+      'MINIPAAS_ERR_VALIDATION',
+      `minipaas.yaml names dockerfile ${path}, which is not in the source`,
+    );
+  return found;
 }
 
 /** Process types of a Dockerfile source: its Procfile's, and `web` runs the image's CMD unless set. */

@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import { MinipaasError } from '@minipaas/core';
 import type { AppRow, AppService } from '../services/app-service.ts';
 import { effectiveProcesses } from '../services/spec-builder.ts';
+import { manifestRuntime, readAppManifest } from './app-manifest-source.ts';
 import { dockerfileCommands, hasDockerfile } from './dockerfile-source.ts';
 import { type DetectedStack, detectStack } from './stack-detector.ts';
 import { stageUpload, type UploadLimits } from './upload-staging.ts';
@@ -82,9 +83,12 @@ export async function stageSource(
   try {
     if (source.kind === 'upload') await stageUpload(source.archive, dir, opts.uploads);
     else await mkdir(dir, { recursive: true });
+    // minipaas.yaml may choose the runtime (first deploy) and the Dockerfile; a bad one is a 400 here.
+    const manifest = await readAppManifest(dir);
+    const runtime = manifestRuntime(app, manifest);
     // A docker app with its own Dockerfile needs no detected stack (docs/docker.md).
     const detected =
-      app.runtime === 'docker' && hasDockerfile(dir)
+      runtime === 'docker' && hasDockerfile(dir, manifest?.dockerfile)
         ? { commands: await dockerfileCommands(dir, command) }
         : await detectSource(dir, command, opts.nodeBin);
     // Over a limit (too many process types or instances): refuse now, before anything is queued.

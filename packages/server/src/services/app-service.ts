@@ -190,6 +190,23 @@ export class AppService {
       .execute();
   }
 
+  /** Moves an app that has no release yet to another runtime (minipaas.yaml `runtime:` on its first deploy). */
+  async setRuntime(id: string, runtime: 'process' | 'docker'): Promise<AppRow> {
+    const row = await this.#d.db
+      .updateTable('apps')
+      .set({ runtime, updated_at: new Date() })
+      .where('id', '=', id)
+      .where('current_release', 'is', null)
+      .returningAll()
+      .executeTakeFirst();
+    if (!row)
+      throw new MinipaasError(
+        'MINIPAAS_ERR_VALIDATION',
+        'the runtime of an app that has a release cannot change',
+      );
+    return row;
+  }
+
   /** The runtime spec of `app` at `release`: buildSpec, then every {@link AppService.specHooks} entry. */
   async specFor(app: AppRow, release: Selectable<ReleasesTable>): Promise<RuntimeSpec> {
     const spec = buildSpec(app, release, await this.identity.userFor(app));
