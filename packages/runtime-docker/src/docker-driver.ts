@@ -54,6 +54,12 @@ export interface DockerDriverOptions {
   drainTimeoutMs?: number;
   /** Interval of the supervision loop: crash restarts, route refresh, orphans (ms, default 1000). */
   monitorIntervalMs?: number;
+  /**
+   * Interval of CPU/memory samples of running containers while the supervision loop runs, kept as a short
+   * history per container for `ps` and the metrics API (ms, default 5000; config
+   * `resources.sampleIntervalMs`; 0: no sampling, metrics() takes one sample when asked).
+   */
+  sampleIntervalMs?: number;
   /** Backoff and crash-loop rules (the process runtime's defaults). */
   policy?: Partial<RestartPolicy>;
   /** Warnings of the supervision loop (a failed restart); default: none. */
@@ -86,7 +92,12 @@ interface Slot {
   failed?: string;
   oom?: boolean;
   handledFinishedAt?: string;
+  /** Usage samples of the container, oldest first (at most {@link MAX_SAMPLES}). */
+  samples?: UsageSample[];
 }
+
+/** Samples kept per container: 10 minutes at the default 5 s interval, as the process runtime keeps. */
+const MAX_SAMPLES = 120;
 
 export class DockerDriver implements RuntimeDriver {
   readonly name = 'docker';
@@ -101,13 +112,16 @@ export class DockerDriver implements RuntimeDriver {
   readonly #slots = new Map<string, Slot>();
   readonly #routed = new Map<string, string>();
   #timer: NodeJS.Timeout | null = null;
+  #sampler: NodeJS.Timeout | null = null;
   #ticking = false;
+  #sampling = false;
 
   constructor(o: DockerDriverOptions) {
     this.#o = {
       network: 'minipaas',
       drainTimeoutMs: 30_000,
       monitorIntervalMs: 1000,
+      sampleIntervalMs: 5000,
       ...o,
       policy: { ...DEFAULT_RESTART_POLICY, ...o.policy },
       onWarning: o.onWarning ?? (() => undefined),
@@ -147,12 +161,47 @@ export class DockerDriver implements RuntimeDriver {
     if (this.#timer) return;
     this.#timer = setInterval(() => void this.tick(), this.#o.monitorIntervalMs);
     this.#timer.unref();
+    if (this.#o.sampleIntervalMs > 0) {
+      this.#sampler = setInterval(() => void this.sample(), this.#o.sampleIntervalMs);
+      this.#sampler.unref();
+    }
   }
 
   /** Stops the supervision loop; containers keep running. */
   stop(): void {
     if (this.#timer) clearInterval(this.#timer);
+    if (this.#sampler) clearInterval(this.#sampler);
     this.#timer = null;
+    this.#sampler = null;
+  }
+
+  /** One CPU/memory sample of every running platform container, appended to its history. */
+  async sample(): Promise<void> {
+    if (this.#sampling) return;
+    this.#sampling = true;
+    try {
+      const running = (await this.#containers()).filter((c) => c.State === 'running');
+      await Promise.all(
+        running.map(async (c) => {
+          const st = await this.#stats(c.Id);
+          if (!st) return;
+          const slot = this.#slot(c.Id);
+          slot.samples = [...(slot.samples ?? []), st].slice(-MAX_SAMPLES);
+        }),
+      );
+    } catch (err) {
+      this.#o.onWarning('usage sampling failed', err);
+    } finally {
+      this.#sampling = false;
+    }
+  }
+
+  async #stats(id: string): Promise<UsageSample | null> {
+    const st = (await this.#o.docker
+      .getContainer(id)
+      .stats({ stream: false })
+      .catch(() => null)) as DockerStats | null;
+    return st ? usage(st) : null;
   }
 
   async health(): Promise<RuntimeHealth> {
@@ -291,13 +340,11 @@ export class DockerDriver implements RuntimeDriver {
     const instances: InstanceMetrics[] = [];
     for (const i of state.instances) {
       const c = cs.find((x) => x.Labels[LABEL.instance] === i.id);
-      const samples: UsageSample[] = [];
-      if (c && c.State === 'running') {
-        const st = (await this.#o.docker
-          .getContainer(c.Id)
-          .stats({ stream: false })
-          .catch(() => null)) as DockerStats | null;
-        if (st) samples.push(usage(st));
+      // The sampler's history; without one yet (or in a process that does not sample), one sample now.
+      let samples: UsageSample[] = c ? [...(this.#slots.get(c.Id)?.samples ?? [])] : [];
+      if (c && c.State === 'running' && samples.length === 0) {
+        const now = await this.#stats(c.Id);
+        samples = now ? [now] : [];
       }
       instances.push({
         instance: i.id,
@@ -307,7 +354,7 @@ export class DockerDriver implements RuntimeDriver {
         samples,
       });
     }
-    return { app, intervalMs: this.#o.monitorIntervalMs, instances };
+    return { app, intervalMs: this.#o.sampleIntervalMs || this.#o.monitorIntervalMs, instances };
   }
 
   /**
@@ -677,6 +724,7 @@ export class DockerDriver implements RuntimeDriver {
       port: publishedPort(d),
       lastExitCode: d.State.Running ? null : d.State.ExitCode,
       ...(error ? { error } : {}),
+      ...(d.State.Running && slot?.samples?.length ? { usage: slot.samples[slot.samples.length - 1] } : {}),
       limits: {
         mode: 'docker',
         ...(hc.Memory ? { memoryMb: Math.round(hc.Memory / 1024 / 1024) } : {}),

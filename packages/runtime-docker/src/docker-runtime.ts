@@ -48,6 +48,7 @@ export async function createDockerRuntime(
     network: config.docker.network,
     stopGraceMs: config.apps.stopGraceMs,
     startTimeoutMs: config.apps.startTimeoutMs,
+    sampleIntervalMs: config.resources.sampleIntervalMs,
     ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
   });
   const builder = new DockerBuilder({ docker, keepImages: config.retention.keepImages });

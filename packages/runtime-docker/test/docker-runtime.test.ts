@@ -110,6 +110,7 @@ describe.runIf(dockerUp || process.env.CI)('docker runtime (real engine)', () =>
       stopGraceMs: 3000,
       startTimeoutMs: 30_000,
       monitorIntervalMs: 250,
+      sampleIntervalMs: 300,
       policy: { backoffMs: [0, 100, 200], fastCrashMs: 2000, maxFastCrashes: 4 },
     });
     driver.start();
@@ -200,6 +201,13 @@ describe.runIf(dockerUp || process.env.CI)('docker runtime (real engine)', () =>
     const m = await driver.metrics(app);
     expect(m?.instances[0]?.limits?.mode).toBe('docker');
     expect(m?.instances[0]?.samples[0]?.memoryBytes).toBeGreaterThan(1024 * 1024);
+    // The sampler keeps a short history per container, and ps shows the latest sample.
+    const history = await until('three usage samples', async () => {
+      const s = (await driver.metrics(app))?.instances[0]?.samples ?? [];
+      return s.length >= 3 ? s : null;
+    });
+    expect(new Set(history.map((s) => s.ts)).size).toBe(history.length);
+    expect((await driver.get(app))?.instances[0]?.usage?.memoryBytes).toBeGreaterThan(1024 * 1024);
     const logs = await driver.logs(app, { tail: 10 });
     expect(logs.every((l) => l.processType === 'web')).toBe(true);
     rmSync(src, { recursive: true, force: true });
