@@ -16,7 +16,8 @@ export function demuxLogs(buf: Buffer, m: Meta): LogLine[] {
   return out;
 }
 
-class FrameParser {
+/** Incremental parser of the multiplexed stream: `push` chunks, `end` flushes partial lines. */
+export class FrameParser {
   #pending = Buffer.alloc(0);
   readonly #partial: Record<'stdout' | 'stderr', string> = { stdout: '', stderr: '' };
   readonly #m: Meta;

@@ -12,6 +12,7 @@ import { MinipaasError } from '@minipaas/core';
 import type Docker from 'dockerode';
 import { pack } from 'tar-fs';
 import { BASE_IMAGE, NODE_IMAGE } from './images-bootstrap.ts';
+import { type OneOffResult, type OneOffRun, runOneOff } from './one-off.ts';
 
 /** Name of the Dockerfile the builder writes into a staged source without one. */
 export const GENERATED_DOCKERFILE = '.minipaas.Dockerfile';
@@ -139,6 +140,11 @@ export class DockerBuilder {
   }
 
   /** The app's `vN` tags, newest first. */
+  /** Runs a release's one-off command in its image (release phase on the docker runtime). */
+  runOneOff(run: OneOffRun): Promise<OneOffResult> {
+    return runOneOff(this.#o.docker, run);
+  }
+
   async tags(app: string): Promise<string[]> {
     const repo = imageRepo(app);
     const images = await this.#o.docker.listImages({ filters: { reference: [repo] } });

@@ -21,4 +21,5 @@ export {
   bootstrapImages,
   NODE_IMAGE,
 } from './images-bootstrap.ts';
+export { ONE_OFF_LABEL, type OneOffResult, type OneOffRun, runOneOff } from './one-off.ts';
 export { AgentRouteClient, type RouteApi, type RouteState } from './route-client.ts';

@@ -222,4 +222,70 @@ describe.runIf(dockerUp || process.env.CI)('docker runtime through the platform'
     for (const t of (await docker?.builder.tags(app)) ?? [])
       await docker?.docker.getImage(t).remove({ force: true });
   });
+  it('runs the Procfile release command and app.json predeploy/postdeploy in one-off containers of the image; a failing one keeps the previous release', async () => {
+    const app = `${APP}r`;
+    expect((await api('POST', '/api/v1/apps', { name: app, runtime: 'docker' })).status).toBe(201);
+    expect(
+      (
+        await cp.app.inject({
+          method: 'PATCH',
+          url: `/api/v1/apps/${app}`,
+          headers: auth,
+          payload: { env: { MSG: 'hi' } },
+        })
+      ).statusCode,
+    ).toBe(200);
+    const upload = async (release: string, body: string) => {
+      const r = await cp.app.inject({
+        method: 'POST',
+        url: `/api/v1/apps/${app}/deploy`,
+        headers: { ...auth, 'content-type': 'application/gzip' },
+        payload: rawTar([
+          {
+            name: 'Dockerfile',
+            body: `FROM ${NODE_IMAGE}\nCOPY server.js /srv/server.js\nCMD ["node", "/srv/server.js"]\n`,
+          },
+          {
+            name: 'server.js',
+            body: `require('http').createServer((q, s) => s.end(${JSON.stringify(body)})).listen(process.env.PORT);`,
+          },
+          { name: 'Procfile', body: `# web runs the image CMD\nrelease: ${release}\n` },
+          {
+            name: 'app.json',
+            body: JSON.stringify({
+              scripts: {
+                dokku: { predeploy: 'echo predeploy in $(hostname)', postdeploy: 'echo postdeploy $MSG' },
+              },
+            }),
+          },
+        ]),
+      });
+      expect(r.statusCode, r.body).toBe(202);
+      return finished(r.json<DeploymentView>().id);
+    };
+    const ok = await upload('echo migrating with $MSG && test -f /srv/server.js', 'v1 page');
+    const log = ok.log.join('\n');
+    expect(ok.status, log).toBe('running');
+    expect(log).toContain('Running release command: echo migrating with $MSG');
+    expect(log).toContain('migrating with hi');
+    expect(log).toMatch(/predeploy in [0-9a-f]{12}/);
+    expect(log).toContain('postdeploy hi');
+    const host = `${app}.${cp.ctx.config.router.baseDomain}`;
+    expect((await routerGet(agent.router?.port ?? 0, '/', host)).body).toBe('v1 page');
+
+    const bad = await upload('echo about to fail; exit 3', 'v2 page');
+    expect(bad.status).toBe('failed');
+    expect(bad.log.join('\n')).toContain('release command exited with code 3');
+    expect((await routerGet(agent.router?.port ?? 0, '/', host)).body).toBe('v1 page');
+    // no one-off container is left behind
+    const left = await new Docker().listContainers({
+      all: true,
+      filters: { label: [`minipaas.oneoff=${app}`] },
+    });
+    expect(left).toEqual([]);
+
+    await docker?.driver.remove(app);
+    for (const t of (await docker?.builder.tags(app)) ?? [])
+      await docker?.docker.getImage(t).remove({ force: true });
+  });
 });

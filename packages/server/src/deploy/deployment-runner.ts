@@ -12,7 +12,12 @@ import type { AppRow, AppService } from '../services/app-service.ts';
 import { manifestRuntime, readAppManifest } from './app-manifest-source.ts';
 import { type DeploymentRow, type DeploymentStore, LogWriter } from './deployment-store.ts';
 import { buildDockerRelease } from './docker-build-stage.ts';
-import type { PipelinePhases, PipelineReleases, ReleaseRow } from './pipeline-releases.ts';
+import type {
+  ImageCommandRunner,
+  PipelinePhases,
+  PipelineReleases,
+  ReleaseRow,
+} from './pipeline-releases.ts';
 import type { ProcessBuilder } from './process-builder.ts';
 import { rollout } from './rollout.ts';
 import { detectSource } from './source-stage.ts';
@@ -104,7 +109,26 @@ export class DeploymentRunner {
       app = await d.apps.get(app.id);
       const spec = await d.apps.specFor({ ...app, status: 'deploying' }, release);
       await d.apps.checkLimits(app, spec.processes);
-      const ctx = { app, release, say, signal, user: await d.builder.buildUser(app) };
+      const dockerBuilder = d.dockerBuilder;
+      const ctx = {
+        app,
+        release,
+        say,
+        signal,
+        user: await d.builder.buildUser(app),
+        // Release phases of image releases run in a one-off container of the image.
+        ...(dockerBuilder
+          ? {
+              runInImage: async (o: Parameters<ImageCommandRunner>[0]) =>
+                (typeof dockerBuilder === 'function' ? await dockerBuilder() : dockerBuilder).runOneOff({
+                  ...o,
+                  app: app.name,
+                  network: d.config.docker.network,
+                  ...(spec.resources?.memoryMb ? { memoryMb: spec.resources.memoryMb } : {}),
+                }),
+            }
+          : {}),
+      };
       if (row.kind !== 'restart') await d.phases.runBeforeSwitch(ctx);
       check();
       const types = Object.entries(spec.processes).map(([t, p]) => `${t}=${p.instances}`);

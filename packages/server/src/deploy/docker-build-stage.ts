@@ -35,12 +35,14 @@ export async function buildDockerRelease(
   const own = hasDockerfile(dir, manifest?.dockerfile);
   let stack = 'dockerfile';
   let commands: Record<string, string>;
+  let releaseCommand: string | null;
   if (own) {
-    commands = await dockerfileCommands(dir, row.command);
+    ({ commands, releaseCommand } = await dockerfileCommands(dir, row.command));
   } else {
     const detected = await detectSource(dir, row.command, d.nodeBin);
     stack = detected.stack;
     commands = detected.commands;
+    releaseCommand = detected.releaseCommand;
   }
   const cache = manifest?.buildCache ?? true;
   await log.say(
@@ -70,7 +72,7 @@ export async function buildDockerRelease(
     env: {},
     source: row.source === 'command' ? 'command' : 'upload',
     appJson,
-    releaseCommand: null,
+    releaseCommand,
     deploymentId: row.id,
   });
   await log.say(

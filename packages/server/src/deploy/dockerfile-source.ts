@@ -19,14 +19,19 @@ export function hasDockerfile(dir: string, path?: string): boolean {
   return found;
 }
 
-/** Process types of a Dockerfile source: its Procfile's, and `web` runs the image's CMD unless set. */
+/**
+ * Process types of a Dockerfile source: its Procfile's (`release:` apart: it runs once per release before
+ * the switch, as on the process runtime), and `web` runs the image's CMD unless set.
+ */
 export async function dockerfileCommands(
   dir: string,
   command: string | null,
-): Promise<Record<string, string>> {
+): Promise<{ commands: Record<string, string>; releaseCommand: string | null }> {
   const procfile = join(dir, 'Procfile');
   const commands = existsSync(procfile) ? parseProcfile(await readFile(procfile, 'utf8')) : {};
+  const releaseCommand = commands.release ?? null;
+  delete commands.release;
   if (command) commands.web = command;
   commands.web ||= IMAGE_CMD;
-  return commands;
+  return { commands, releaseCommand };
 }

@@ -9,6 +9,7 @@ import type { RunAs } from '@minipaas/runtime-process';
 import type { Kysely, Selectable } from 'kysely';
 import type { AppsTable, Database, ReleasesTable } from '../store/schema.ts';
 import { runProgram } from './executor.ts';
+import type { ImageCommandRunner } from './pipeline-releases.ts';
 
 type AppRow = Selectable<AppsTable>;
 type ReleaseRow = Selectable<ReleasesTable>;
@@ -22,6 +23,8 @@ export interface PhaseContext {
   say(line: string): Promise<void>;
   signal: AbortSignal;
   timeoutMs?: number;
+  /** Runs a command in the release's image (docker runtime releases). */
+  runInImage?: ImageCommandRunner;
 }
 
 const DEFAULT_TIMEOUT_MS = 15 * 60_000;
@@ -67,6 +70,31 @@ async function runPhase(ctx: PhaseContext, label: string, command: string): Prom
     ...(ctx.spec?.env ?? {}),
   };
   const pending: Promise<void>[] = [];
+  const image = ctx.release.artifact?.kind === 'image' ? ctx.release.artifact.ref : null;
+  if (image) {
+    if (!ctx.runInImage)
+      throw new MinipaasError(
+        'MINIPAAS_ERR_RELEASE_PHASE_FAILED',
+        `no Docker engine to run the ${label} in ${image}`,
+      );
+    const { PATH: _hostPath, HOME: _hostHome, ...appEnv } = env;
+    const r = await ctx.runInImage({
+      image,
+      command,
+      env: appEnv as Record<string, string>,
+      onLine: (line) => {
+        pending.push(ctx.say(`       ${line}`));
+      },
+      signal: ctx.signal,
+      timeoutMs: ctx.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    });
+    await Promise.all(pending);
+    if (r.code === 0) return true;
+    await ctx.say(
+      `-----> ${label} ${r.timedOut ? 'timed out' : r.code === null ? 'was stopped' : `exited with code ${r.code}`}`,
+    );
+    return false;
+  }
   const res = await runProgram('/bin/sh', ['-c', command], {
     cwd: releaseDir(ctx.release),
     env,

@@ -50,7 +50,19 @@ export interface PipelinePhaseContext {
   signal: AbortSignal;
   /** Who release commands run as: the app's own user (null: no switch, the platform is not root). */
   user: RunAs | null;
+  /** Runs a phase's command in the release's image (releases whose artifact is an image). */
+  runInImage?: ImageCommandRunner;
 }
+
+/** Runs `command` in `image` with `env`, streaming output lines; the exit code, or null when killed. */
+export type ImageCommandRunner = (o: {
+  image: string;
+  command: string;
+  env: Record<string, string>;
+  onLine(line: string): void;
+  signal: AbortSignal;
+  timeoutMs: number;
+}) => Promise<{ code: number | null; timedOut: boolean }>;
 
 export interface PipelinePhases {
   /** app.json env defaults/required/generators applied to the app before its release is recorded. */

@@ -89,7 +89,7 @@ export async function stageSource(
     // A docker app with its own Dockerfile needs no detected stack (docs/docker.md).
     const detected =
       runtime === 'docker' && hasDockerfile(dir, manifest?.dockerfile)
-        ? { commands: await dockerfileCommands(dir, command) }
+        ? await dockerfileCommands(dir, command)
         : await detectSource(dir, command, opts.nodeBin);
     // Over a limit (too many process types or instances): refuse now, before anything is queued.
     await opts.apps.checkLimits(app, effectiveProcesses(app, { commands: detected.commands }));
