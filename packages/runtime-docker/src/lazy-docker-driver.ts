@@ -184,6 +184,25 @@ export function engineVersion(socketPath: string, timeoutMs = 3000): Promise<str
 }
 
 /**
+ * Whether the engine has image `ref` (a tag such as `minipaas/web:v3`); false when it has not or the engine
+ * does not answer. Plain `node:http`, for minipaasd's release list (can a release still be rolled back to?).
+ */
+export function imageExists(socketPath: string, ref: string, timeoutMs = 3000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request(
+      { socketPath, path: `/images/${encodeURIComponent(ref)}/json`, method: 'GET', timeout: timeoutMs },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', () => resolve(false));
+    req.end();
+  });
+}
+
+/**
  * The docker runtime for minipaasd: a {@link LazyDockerDriver} when the engine answers, null when
  * `docker.enabled` is `auto` and it does not (`on` makes that an error; `off` never offers it).
  */

@@ -5,6 +5,7 @@
 export { CONTAINER_PORT, IMAGE_CMD, LABEL } from './constants.ts';
 export {
   engineVersion,
+  imageExists,
   LazyDockerDriver,
   type LazyDockerOptions,
   lazyDockerRuntime,

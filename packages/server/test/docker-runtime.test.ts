@@ -158,6 +158,19 @@ describe.runIf(dockerUp || process.env.CI)('docker runtime through the platform'
     expect(d3.log.join('\n')).toContain('(no build)');
     expect(d3.log.join('\n')).not.toMatch(/Building image/);
     expect(await page()).toBe('from a Dockerfile');
+
+    // A release whose image is gone (retention, or removed by hand) can no longer be rolled back to.
+    type Releases = { releases: Array<{ version: number; canRollback: boolean }> };
+    const before = (await api<Releases>('GET', `/api/v1/apps/${APP}/releases`)).body.releases;
+    expect(before.find((r) => r.version === 2)?.canRollback).toBe(true);
+    await new Docker().getImage(`minipaas/${APP}:v2`).remove({ force: true });
+    const after = (await api<Releases>('GET', `/api/v1/apps/${APP}/releases`)).body.releases;
+    expect(after.find((r) => r.version === 2)?.canRollback).toBe(false);
+    const refused = await api<{ error: { message: string } }>('POST', `/api/v1/apps/${APP}/rollback`, {
+      release: 2,
+    });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.message).toMatch(/files or image were pruned/);
   });
   it('minipaas.yaml moves a new app to docker with its own Dockerfile path and no build cache; a later runtime change is a 400', async () => {
     const app = `${APP}y`;

@@ -5,6 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { MinipaasError } from '@minipaas/core';
+import { imageExists } from '@minipaas/runtime-docker/light';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ServerContext } from '../context.ts';
@@ -34,6 +35,11 @@ export function releaseRoutes(app: FastifyInstance, ctx: ServerContext): void {
       .where('app_id', '=', row.id)
       .orderBy('version', 'desc')
       .execute();
+    // An image release can be rolled back to while the engine still has its image (retention.keepImages).
+    const images = new Map<string, boolean>();
+    for (const r of rows)
+      if (r.artifact?.kind === 'image' && r.status === 'succeeded')
+        images.set(r.artifact.ref, await imageExists(ctx.config.docker.socket, r.artifact.ref));
     const views: ReleaseView[] = rows.map((r) => {
       const artifact = r.artifact ?? { kind: 'directory' as const, path: r.dir };
       return {
@@ -47,7 +53,7 @@ export function releaseRoutes(app: FastifyInstance, ctx: ServerContext): void {
         canRollback:
           r.status === 'succeeded' &&
           r.version !== row.current_release &&
-          (artifact.kind !== 'directory' || existsSync(artifact.path)),
+          (artifact.kind === 'directory' ? existsSync(artifact.path) : images.get(artifact.ref) === true),
       };
     });
     return { row, views };
@@ -85,7 +91,7 @@ export function releaseRoutes(app: FastifyInstance, ctx: ServerContext): void {
         'MINIPAAS_ERR_CONFLICT',
         target.current
           ? `v${target.version} is already the current release of "${row.name}"`
-          : `v${target.version} cannot be rolled back to (status ${target.status}, or its files were pruned)`,
+          : `v${target.version} cannot be rolled back to (status ${target.status}, or its files or image were pruned)`,
       );
     const deployment = await ctx.deploys.rollback(row, target.version, body.message);
     return reply.status(202).send(deployment);
