@@ -6,7 +6,14 @@
  * OOM killer ends a process past its memory limit; `memory.oom_control`'s `oom_kill` counter tells the agent
  * that this is what happened. Usage comes from `cpuacct.usage` and `memory.usage_in_bytes`.
  *
- * Anything else (not root, no writable v1 memory and cpu hierarchies, cgroup v2 only) reports the limits
+ * On a cgroup v2 host (the unified hierarchy mounted at `<mount>`, as on current distributions) the same
+ * instance cgroup `<mount>/<root>/<app>/<id>` gets `memory.max` (and `memory.swap.max` 0) and `cpu.max`
+ * (quota and period), after `+memory +cpu` are enabled in `cgroup.subtree_control` from the mount down to
+ * the app's cgroup; the OOM count is `memory.events`'s `oom_kill`, usage `cpu.stat`'s `usage_usec` and
+ * `memory.current`. (These test machines are cgroup v1: the v2 path is tested on a directory laid out like
+ * the unified hierarchy, not against the kernel.)
+ *
+ * Anything else (not root, no writable hierarchies with the memory and cpu controllers) reports the limits
  * as `unsupported` with the reason on every instance; they are never silently ignored. Usage is then read
  * from `/proc/<pid>` of the instance's main process.
  */
@@ -43,7 +50,7 @@ export interface LimitHandle {
 
 /** Applies limits to instances; one per agent, injected. */
 export interface ResourceLimiter {
-  readonly mode: 'cgroup-v1' | 'unsupported';
+  readonly mode: 'cgroup-v1' | 'cgroup-v2' | 'unsupported';
   /** One line for the start log. */
   readonly description: string;
   open(app: string, id: string, limits: Limits): LimitHandle;
@@ -55,7 +62,7 @@ export interface ResourceLimiter {
 export interface ResourceLimiterOptions {
   /** This agent's directory in each hierarchy (same as the pids cgroups: `defaultCgroupRoot(home)`). */
   root: string;
-  /** Where the v1 hierarchies are mounted (default `/sys/fs/cgroup`). */
+  /** Where the v1 hierarchies (or the v2 unified hierarchy) are mounted (default `/sys/fs/cgroup`). */
   mount?: string;
   /** `auto` (default): v1 when usable; `none`: report unsupported. */
   mode?: 'auto' | 'none';
@@ -145,12 +152,8 @@ export function createResourceLimiter(opts: ResourceLimiterOptions): ResourceLim
   const cpu = join(mount, 'cpu');
   const cpuacct = join(mount, 'cpuacct');
   if (!existsSync(join(memory, 'memory.limit_in_bytes')) || !existsSync(join(cpu, 'cpu.cfs_quota_us'))) {
-    const v2 = existsSync(join(mount, 'cgroup.controllers'));
-    return unsupported(
-      v2
-        ? 'this host has cgroup v2 only; memory and CPU limits are implemented for cgroup v1'
-        : `no cgroup v1 memory and cpu hierarchies under ${mount}`,
-    );
+    if (existsSync(join(mount, 'cgroup.controllers'))) return v2Limiter(mount, opts.root);
+    return unsupported(`no cgroup v1 memory and cpu hierarchies or cgroup v2 hierarchy under ${mount}`);
   }
   const acct = existsSync(join(cpu, 'cpuacct.usage')) ? cpu : cpuacct;
   try {
@@ -205,6 +208,92 @@ export function createResourceLimiter(opts: ResourceLimiterOptions): ResourceLim
         // The root and its parents (shared by agents, e.g. `minipaas`) go too once empty.
         for (let d = opts.root; d !== '.' && d !== '/' && d !== ''; d = dirname(d)) removeDir(join(m, d));
       }
+    },
+  };
+}
+
+/** Enables `controllers` for the children of the cgroup `dir` (a no-op for those already enabled). */
+function enableControllers(dir: string, controllers: string[]): void {
+  const on = new Set(readFileSync(join(dir, 'cgroup.subtree_control'), 'utf8').split(/\s+/).filter(Boolean));
+  for (const c of controllers) if (!on.has(c)) writeFileSync(join(dir, 'cgroup.subtree_control'), `+${c}`);
+}
+
+/** `key value` lines (`memory.events`, `cpu.stat`, `memory.stat`): the value of `key`, or null. */
+function statValue(file: string, key: string): number | null {
+  try {
+    const m = new RegExp(`^${key} (\\d+)$`, 'm').exec(readFileSync(file, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null; // gone
+  }
+}
+
+/** Limits in the cgroup v2 unified hierarchy mounted at `mount` (see the module comment). */
+function v2Limiter(mount: string, root: string): ResourceLimiter {
+  const CONTROLLERS = ['memory', 'cpu'];
+  let available: string[];
+  try {
+    available = readFileSync(join(mount, 'cgroup.controllers'), 'utf8').split(/\s+/);
+  } catch (err) {
+    return unsupported(`cannot read ${join(mount, 'cgroup.controllers')}: ${(err as Error).message}`);
+  }
+  const missing = CONTROLLERS.filter((c) => !available.includes(c));
+  if (missing.length > 0)
+    return unsupported(`the cgroup v2 hierarchy at ${mount} has no ${missing.join(' and ')} controller`);
+  try {
+    // From the mount down to this agent's root, every level hands memory and cpu to its children.
+    let dir = mount;
+    enableControllers(dir, CONTROLLERS);
+    for (const part of root.split('/')) {
+      dir = join(dir, part);
+      mkdirSync(dir, { recursive: true });
+      enableControllers(dir, CONTROLLERS);
+    }
+  } catch (err) {
+    return unsupported(
+      `cannot enable the memory and cpu controllers for ${join(mount, root)}: ${(err as Error).message}`,
+    );
+  }
+  return {
+    mode: 'cgroup-v2',
+    description: `instance memory and CPU limits in cgroup v2 under ${join(mount, root)}`,
+    open(app, id, limits) {
+      const appDir = join(mount, root, app);
+      const dir = join(appDir, id);
+      mkdirSync(dir, { recursive: true });
+      enableControllers(appDir, CONTROLLERS);
+      if (limits.memoryMb !== undefined) {
+        writeFileSync(join(dir, 'memory.max'), String(limits.memoryMb * 1024 * 1024));
+        const swap = join(dir, 'memory.swap.max');
+        if (existsSync(swap)) writeFileSync(swap, '0');
+      }
+      if (limits.cpuMillicores !== undefined) {
+        const quota = Math.max(1000, Math.round((limits.cpuMillicores * CFS_PERIOD_US) / 1000));
+        writeFileSync(join(dir, 'cpu.max'), `${quota} ${CFS_PERIOD_US}`);
+      }
+      const oom = () => statValue(join(dir, 'memory.events'), 'oom_kill') ?? 0;
+      const baseline = oom();
+      return {
+        enforcement: { mode: 'cgroup-v2', ...limits },
+        add(pid) {
+          writeFileSync(join(dir, 'cgroup.procs'), String(pid));
+        },
+        read() {
+          const usec = statValue(join(dir, 'cpu.stat'), 'usage_usec');
+          const current = readNumber(join(dir, 'memory.current'));
+          if (usec === null || current === null) return null;
+          const inactive = statValue(join(dir, 'memory.stat'), 'inactive_file') ?? 0;
+          return { cpuNs: usec * 1000, memoryBytes: Math.max(0, current - inactive) };
+        },
+        oomKills: () => oom() - baseline,
+        remove() {
+          removeDir(dir);
+          removeDir(appDir);
+        },
+      };
+    },
+    sweep() {
+      sweepTree(join(mount, root));
     },
   };
 }
