@@ -76,6 +76,8 @@ describe.runIf(dockerUp || process.env.CI)('docker runtime through minipaas up a
     await ok(['deploy', dir, '--app', APP]);
     const host = `${APP}.localhost:${p.routerPort}`;
     expect((await routerGet(p.routerPort, '/', host)).body).toBe('hello world from v1');
+    // path routing too: /apps/APP/ on the router's own address
+    expect((await routerGet(p.routerPort, `/apps/${APP}/`)).body).toBe('hello world from v1');
 
     const running = (await containers()).filter((c) => c.State === 'running');
     expect(running).toHaveLength(1);
