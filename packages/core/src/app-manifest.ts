@@ -1,4 +1,5 @@
 /**
+ * `@minipaas/core/app-manifest` (its own entry: it loads the YAML parser, which nothing else in core needs):
  * `minipaas.yaml` at the root of an app's source: the settings that travel with the code (docs/docker.md).
  *
  * ```yaml

@@ -1,7 +1,6 @@
 export * from './addons.ts';
 export * from './agent-protocol.ts';
 export * from './app-json.ts';
-export * from './app-manifest.ts';
 export * from './config.ts';
 export * from './errors.ts';
 export * from './names.ts';

@@ -4,7 +4,8 @@
  */
 import { lstat, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { APP_MANIFEST, type AppManifest, MinipaasError, parseAppManifest } from '@minipaas/core';
+import { MinipaasError } from '@minipaas/core';
+import { APP_MANIFEST, type AppManifest, parseAppManifest } from '@minipaas/core/app-manifest';
 import type { AppRow } from '../services/app-service.ts';
 
 /** Larger manifests are refused: the file holds a few settings. */

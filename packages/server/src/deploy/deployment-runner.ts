@@ -4,7 +4,8 @@
  * (failed, cancelled, retried), the runner puts the app and the release back in order when it throws.
  */
 import { rm } from 'node:fs/promises';
-import { APP_MANIFEST, type AppManifest, type MinipaasConfig, MinipaasError } from '@minipaas/core';
+import { type MinipaasConfig, MinipaasError } from '@minipaas/core';
+import { APP_MANIFEST, type AppManifest } from '@minipaas/core/app-manifest';
 import type { DockerBuilder } from '@minipaas/runtime-docker';
 import type { Logger } from 'pino';
 import type { RuntimeRegistry } from '../runtime/runtime-registry.ts';

@@ -3,7 +3,8 @@
  * (its own Dockerfile, else one generated from the detected stack) and the release records that image as
  * its artifact, so a rollback starts the old image without building (docs/docker.md).
  */
-import { type AppManifest, type MinipaasConfig, MinipaasError, releaseDir } from '@minipaas/core';
+import { type MinipaasConfig, MinipaasError, releaseDir } from '@minipaas/core';
+import type { AppManifest } from '@minipaas/core/app-manifest';
 import type { DockerBuilder } from '@minipaas/runtime-docker';
 import type { AppRow } from '../services/app-service.ts';
 import type { DeploymentRow, LogWriter } from './deployment-store.ts';
