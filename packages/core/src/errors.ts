@@ -44,6 +44,8 @@ export const ERROR_CODES = {
   MINIPAAS_ERR_VOLUME_PATH: { status: 400, message: 'Path is not inside the volume' },
   MINIPAAS_ERR_VOLUME_QUOTA: { status: 413, message: 'The volume quota would be exceeded' },
   MINIPAAS_ERR_INTERNAL: { status: 500, message: 'Internal error' },
+  /** A sealed secret value that does not open (wrong key ring, tampered), or a bad master key. */
+  MINIPAAS_ERR_SECRET: { status: 500, message: 'A secret value cannot be opened with the master key' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -10,3 +10,4 @@ export * from './private-dir.ts';
 export * from './procfile.ts';
 export * from './runtime.ts';
 export * from './schemas.ts';
+export * from './secret-box.ts';
