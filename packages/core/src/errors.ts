@@ -43,6 +43,9 @@ export const ERROR_CODES = {
   },
   MINIPAAS_ERR_VOLUME_PATH: { status: 400, message: 'Path is not inside the volume' },
   MINIPAAS_ERR_VOLUME_QUOTA: { status: 413, message: 'The volume quota would be exceeded' },
+  /** git could not fetch the app's repository or ref (unreachable, no such ref, denied); issue 10. */
+  MINIPAAS_ERR_GIT: { status: 422, message: 'The git repository or ref could not be fetched' },
+  MINIPAAS_ERR_NO_GIT_SOURCE: { status: 409, message: 'The app has no git repository configured' },
   MINIPAAS_ERR_INTERNAL: { status: 500, message: 'Internal error' },
   /** A sealed secret value that does not open (wrong key ring, tampered), or a bad master key. */
   MINIPAAS_ERR_SECRET: { status: 500, message: 'A secret value cannot be opened with the master key' },
