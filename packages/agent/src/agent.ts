@@ -7,6 +7,7 @@ import {
   homePaths,
   type MinipaasConfig,
   MinipaasError,
+  SecretBox,
 } from '@minipaas/core';
 import { type RunAs, resolveRunAs } from '@minipaas/runtime-process/run-as';
 import pino, { type Logger } from 'pino';
@@ -137,6 +138,8 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     cgroups,
     limiter,
     sampleIntervalMs: config.resources.sampleIntervalMs,
+    // Env vars (secrets among them) are sealed in the state file with the platform's master key.
+    sealer: new SecretBox(config.home, config.secrets.masterKey),
   });
   // CPU/memory of every instance, every few seconds (the metrics history).
   const sampler = setInterval(() => supervisor.sampleAll(), config.resources.sampleIntervalMs);

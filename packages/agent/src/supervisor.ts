@@ -37,14 +37,28 @@ export interface SupervisorOptions {
   limiter?: ResourceLimiter;
   /** Interval between usage samples, for the metrics history. */
   sampleIntervalMs?: number;
+  /**
+   * Seals the specs' env vars (secrets among them) in the state file (the platform's master key,
+   * docs/security.md); absent: they are written as they are.
+   */
+  sealer?: StateSealer;
 }
+
+/** Seals text for the state file, bound to a context (the app's name). */
+export interface StateSealer {
+  seal(text: string, context: string): string;
+  open(sealed: string, context: string): string;
+}
+
+/** A spec as the state file holds it: env and masked values sealed into `sealedEnv`. */
+type StoredSpec = AppSpec & { sealedEnv?: string };
 
 interface PersistedState {
   version: 1;
   /** Per app: the desired spec and the one that served (they differ after a failed rollout). */
   apps: Array<{
-    spec: AppSpec;
-    serving: AppSpec | null;
+    spec: StoredSpec;
+    serving: StoredSpec | null;
     /** One-offs per type that finished for `spec` (not run again by a restarted agent). */
     finished?: Record<string, number>;
   }>;
@@ -131,7 +145,19 @@ export class Supervisor {
       }
     }
     for (const entry of state.apps ?? []) {
-      const { spec, serving, finished } = entry;
+      let spec: AppSpec;
+      let serving: AppSpec | null;
+      try {
+        spec = this.openSpec(entry.spec);
+        serving = entry.serving ? this.openSpec(entry.serving) : null;
+      } catch (err) {
+        this.opts.logger.error(
+          { app: entry.spec?.name, err: (err as Error).message },
+          'cannot open the sealed env of a saved spec; the reconciler pushes it again',
+        );
+        continue;
+      }
+      const { finished } = entry;
       if (!spec?.name) continue;
       if (serving && stableStringify(serving) !== stableStringify(spec)) {
         // Bring back what served first, then retry the desired spec (old keeps serving if it fails again).
@@ -377,6 +403,38 @@ export class Supervisor {
     });
   }
 
+  /** Sealed env per spec object: the same spec seals to the same text, so an unchanged state is not rewritten. */
+  private readonly sealedEnvs = new WeakMap<AppSpec, string>();
+
+  private sealSpec(spec: AppSpec): StoredSpec {
+    const sealer = this.opts.sealer;
+    if (!sealer) return spec;
+    let sealedEnv = this.sealedEnvs.get(spec);
+    if (sealedEnv === undefined) {
+      sealedEnv = sealer.seal(
+        JSON.stringify({ env: spec.env, maskValues: spec.maskValues }),
+        `agent-state:${spec.name}`,
+      );
+      this.sealedEnvs.set(spec, sealedEnv);
+    }
+    const { maskValues: _mask, ...rest } = spec;
+    return { ...rest, env: {}, sealedEnv };
+  }
+
+  private openSpec(stored: StoredSpec): AppSpec {
+    const { sealedEnv, ...rest } = stored;
+    if (sealedEnv === undefined) return rest;
+    if (!this.opts.sealer)
+      throw new Error('the state file has sealed env vars but the agent has no master key');
+    const { env, maskValues } = JSON.parse(
+      this.opts.sealer.open(sealedEnv, `agent-state:${stored.name}`),
+    ) as {
+      env: Record<string, string>;
+      maskValues?: string[];
+    };
+    return { ...rest, env, ...(maskValues ? { maskValues } : {}) };
+  }
+
   private writeState(noProcesses = false): void {
     const file = this.opts.stateFile;
     if (!file) return;
@@ -402,8 +460,8 @@ export class Supervisor {
       apps: [...this.apps.values()].map((a) => {
         const finished = a.finishedOneOffs();
         return {
-          spec: a.spec,
-          serving: a.servingSpec,
+          spec: this.sealSpec(a.spec),
+          serving: a.servingSpec ? this.sealSpec(a.servingSpec) : null,
           ...(Object.keys(finished).length > 0 ? { finished } : {}),
         };
       }),

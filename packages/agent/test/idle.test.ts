@@ -3,7 +3,7 @@
  * nothing: no state file write, no rollout, no new process. A changed spec is still persisted.
  */
 import { readFileSync, statSync } from 'node:fs';
-import { type AppSpec, appSpecDigest, homePaths } from '@minipaas/core';
+import { type AppSpec, appSpecDigest, homePaths, SecretBox } from '@minipaas/core';
 import { AgentClient } from '@minipaas/runtime-process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentHandle } from '../src/agent.ts';
@@ -29,7 +29,21 @@ describe('agent: idle pushes', () => {
   let stateFile: string;
   const specs: AppSpec[] = [];
 
-  const readState = (): Persisted => JSON.parse(readFileSync(stateFile, 'utf8')) as Persisted;
+  /** The state file with each spec's env opened (the agent seals env vars with the master key). */
+  const readState = (): Persisted => {
+    const raw = JSON.parse(readFileSync(stateFile, 'utf8')) as Persisted;
+    const box = new SecretBox(home);
+    const open = (s: AppSpec & { sealedEnv?: string }): AppSpec => {
+      if (!s.sealedEnv) return s;
+      const { sealedEnv, ...rest } = s;
+      const { env, maskValues } = JSON.parse(box.open(sealedEnv, `agent-state:${s.name}`));
+      return { ...rest, env, ...(maskValues ? { maskValues } : {}) };
+    };
+    return {
+      ...raw,
+      apps: raw.apps.map((a) => ({ ...a, spec: open(a.spec), serving: a.serving && open(a.serving) })),
+    };
+  };
 
   beforeAll(async () => {
     home = makeHome();

@@ -198,8 +198,9 @@ export class ApiClient {
   async listApps(project?: string): Promise<AppView[]> {
     return (await this.request<{ apps: AppView[] }>('GET', '/api/v1/apps', { query: { project } })).apps;
   }
-  getApp(app: string): Promise<AppView> {
-    return this.request('GET', `/api/v1/apps/${seg(app)}`);
+  /** The app; `reveal` asks for secret values (the `app:secret:reveal` permission). */
+  getApp(app: string, opts: { reveal?: boolean } = {}): Promise<AppView> {
+    return this.request('GET', `/api/v1/apps/${seg(app)}`, opts.reveal ? { query: { reveal: 'true' } } : {});
   }
   /** The app, or undefined when the API says it does not exist. */
   async findApp(app: string): Promise<AppView | undefined> {
@@ -219,8 +220,15 @@ export class ApiClient {
   }): Promise<AppView> {
     return this.request('POST', '/api/v1/apps', { json: body });
   }
-  patchApp(app: string, body: { env?: Record<string, string | null>; command?: string }): Promise<AppView> {
+  patchApp(
+    app: string,
+    body: { env?: Record<string, string | null>; secrets?: Record<string, string | null>; command?: string },
+  ): Promise<AppView> {
     return this.request('PATCH', `/api/v1/apps/${seg(app)}`, { json: body });
+  }
+  /** A new master key; every secret is sealed again under it. */
+  rotateMasterKey(): Promise<{ kid: string; resealed: number }> {
+    return this.request('POST', '/api/v1/secrets/rotate-key', { json: {} });
   }
   deleteApp(app: string): Promise<void> {
     return this.request('DELETE', `/api/v1/apps/${seg(app)}`);

@@ -123,6 +123,15 @@ export const configSchema = z
         default: z.enum(['process', 'docker']).default('process'),
       })
       .prefault({}),
+    secrets: z
+      .object({
+        /**
+         * The master key secrets are sealed with (base64 of 32 bytes; `MINIPAAS_MASTER_KEY`). Unset: the key
+         * ring file `MINIPAAS_HOME/master.key`, created on first start (docs/security.md).
+         */
+        masterKey: z.string().min(1).optional(),
+      })
+      .prefault({}),
     docker: z
       .object({
         /** `auto`: the docker runtime is offered when the engine answers at start; `on`: required; `off`: never. */
@@ -283,6 +292,7 @@ const ENV_MAP: Array<[string, string[]]> = [
   ['MINIPAAS_KEEP_DEPLOYMENTS', ['retention', 'keepDeployments']],
   ['MINIPAAS_KEEP_IMAGES', ['retention', 'keepImages']],
   ['MINIPAAS_DEFAULT_RUNTIME', ['runtime', 'default']],
+  ['MINIPAAS_MASTER_KEY', ['secrets', 'masterKey']],
   ['MINIPAAS_DOCKER', ['docker', 'enabled']],
   ['MINIPAAS_DOCKER_SOCKET', ['docker', 'socket']],
   ['MINIPAAS_DOCKER_NETWORK', ['docker', 'network']],

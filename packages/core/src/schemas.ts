@@ -82,6 +82,11 @@ export type CreateAppInput = z.output<typeof createAppSchema>;
 export const patchAppSchema = z
   .object({
     env: z.record(z.string(), z.string().max(65536).nullable()).superRefine(checkEnvKeys).optional(),
+    /** Secret env vars: sealed at rest, masked in answers and logs (null removes one). */
+    secrets: z
+      .record(z.string(), z.string().min(1).max(65536).nullable())
+      .superRefine(checkEnvKeys)
+      .optional(),
     processes: z.record(processTypeSchema, processSchema).optional(),
     command: z.string().min(1).max(4096).optional(),
     status: z.enum(['stopped', 'running']).optional(),
@@ -162,7 +167,10 @@ export interface AppView {
   runtime: 'process' | 'docker';
   status: AppStatus;
   processes: Record<string, { command: string | null; instances: number }>;
+  /** Env vars; a secret's value is `••••` unless the request asked `?reveal=true` with the permission. */
   env: Record<string, string>;
+  /** Names of the env vars that are secrets. */
+  secrets: string[];
   healthcheckPath: string | null;
   currentRelease: number | null;
   url: string;

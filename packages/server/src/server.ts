@@ -39,6 +39,7 @@ import { logRoutes } from './routes/logs.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { projectRoutes } from './routes/projects.ts';
 import { releaseRoutes } from './routes/releases.ts';
+import { secretRoutes } from './routes/secrets.ts';
 import { statusRoutes } from './routes/status.ts';
 import { volumeRoutes } from './routes/volumes.ts';
 import { RuntimeRegistry } from './runtime/runtime-registry.ts';
@@ -282,6 +283,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
   backupRoutes(app, ctx);
   volumeRoutes(app, ctx, volumes);
   metricsRoutes(app, ctx);
+  secretRoutes(app, ctx);
 
   const reconciler = new Reconciler({ apps, runtimes, log: log.child({ component: 'reconciler' }) });
   if (opts.reconcile !== false) reconciler.start();

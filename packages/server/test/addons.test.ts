@@ -152,7 +152,11 @@ describe.runIf(enabled)('Postgres add-ons', () => {
     expect(info.url).toContain('********');
     const revealed = (await api('GET', '/api/v1/apps/notes/addons/postgres?reveal=true')).json<AddonView>();
     expect(revealed.url).not.toContain('********');
-    const env = (await api('GET', '/api/v1/apps/notes')).json().env;
+    // DATABASE_URL is a secret: masked in the app's answer, the URL only with ?reveal=true
+    const shown = (await api('GET', '/api/v1/apps/notes')).json();
+    expect(shown.env.DATABASE_URL).toBe('••••');
+    expect(shown.secrets).toContain('DATABASE_URL');
+    const env = (await api('GET', '/api/v1/apps/notes?reveal=true')).json().env;
     expect(env.DATABASE_URL).toBe(revealed.url);
     expect((await query<{ body: string }>(revealed.url, 'SELECT body FROM notes ORDER BY 1')).length).toBe(2);
 
@@ -324,7 +328,7 @@ describe.runIf(enabled)('Postgres add-ons', () => {
     // the rows are back, read through the new DATABASE_URL (directly and by the rolled app)
     const rows = await query<{ body: string }>(fresh.url, 'SELECT body FROM notes ORDER BY body');
     expect(rows.map((x) => x.body)).toEqual(['first', 'second', 'third']);
-    expect((await api('GET', '/api/v1/apps/notes')).json().env.DATABASE_URL).toBe(fresh.url);
+    expect((await api('GET', '/api/v1/apps/notes?reveal=true')).json().env.DATABASE_URL).toBe(fresh.url);
     expect(await appSays('notes', '/', (b) => b.startsWith('notes:'))).toBe('notes:first,second,third');
 
     // everything restored belongs to the new role, and no other role was granted anything

@@ -223,7 +223,7 @@ describe.runIf(enabled)('dedicated Postgres add-ons', () => {
     await appSays('notes', '/?add=first', (b) => b === 'notes:first');
     expect(await appSays('notes', '/?add=second', (b) => b.startsWith('notes:'))).toBe('notes:first,second');
     const url = (await api('GET', '/api/v1/apps/notes/addons/postgres?reveal=true')).json<AddonView>().url;
-    expect((await api('GET', '/api/v1/apps/notes')).json().env.DATABASE_URL).toBe(url);
+    expect((await api('GET', '/api/v1/apps/notes?reveal=true')).json().env.DATABASE_URL).toBe(url);
     const [where] = await query<{ port: string; db: string }>(
       url,
       "SELECT current_setting('port') AS port, current_database() AS db",

@@ -114,6 +114,7 @@ export class DeploymentRunner {
       const ctx = {
         app,
         release,
+        spec,
         say,
         signal,
         user: await d.builder.buildUser(app),

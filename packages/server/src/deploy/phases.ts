@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { type AppJson, MinipaasError, parseAppJson, type RuntimeSpec } from '@minipaas/core';
 import type { RunAs } from '@minipaas/runtime-process';
 import type { Kysely, Selectable } from 'kysely';
+import { maskLine } from '../secrets/app-secrets.ts';
 import type { AppsTable, Database, ReleasesTable } from '../store/schema.ts';
 import { runProgram } from './executor.ts';
 import type { ImageCommandRunner } from './pipeline-releases.ts';
@@ -83,7 +84,7 @@ async function runPhase(ctx: PhaseContext, label: string, command: string): Prom
       command,
       env: appEnv as Record<string, string>,
       onLine: (line) => {
-        pending.push(ctx.say(`       ${line}`));
+        pending.push(ctx.say(`       ${maskLine(line, ctx.spec?.maskValues)}`));
       },
       signal: ctx.signal,
       timeoutMs: ctx.timeoutMs ?? DEFAULT_TIMEOUT_MS,
@@ -99,7 +100,7 @@ async function runPhase(ctx: PhaseContext, label: string, command: string): Prom
     cwd: releaseDir(ctx.release),
     env,
     onLine: (line) => {
-      pending.push(ctx.say(`       ${line}`));
+      pending.push(ctx.say(`       ${maskLine(line, ctx.spec?.maskValues)}`));
     },
     timeoutMs: ctx.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     signal: ctx.signal,

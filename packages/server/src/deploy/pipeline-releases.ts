@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { rm } from 'node:fs/promises';
+import type { RuntimeSpec } from '@minipaas/core';
 import { type Artifact, MinipaasError } from '@minipaas/core';
 import type { RunAs } from '@minipaas/runtime-process';
 import type { Kysely, Selectable } from 'kysely';
@@ -52,6 +53,8 @@ export interface PipelinePhaseContext {
   user: RunAs | null;
   /** Runs a phase's command in the release's image (releases whose artifact is an image). */
   runInImage?: ImageCommandRunner;
+  /** The release's runtime spec: its env (secrets opened) and the values its output must not show. */
+  spec?: RuntimeSpec;
 }
 
 /** Runs `command` in `image` with `env`, streaming output lines; the exit code, or null when killed. */

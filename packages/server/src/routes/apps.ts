@@ -2,13 +2,18 @@ import { createAppSchema, MinipaasError, patchAppSchema, scaleSchema, scaleToMap
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ServerContext } from '../context.ts';
+import { gitSourceFromBody } from '../git/git-url.ts';
 import { parse } from '../http/validate.ts';
 
 type IdParams = { Params: { id: string } };
 
 export function appRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.post('/api/v1/apps', async (req, reply) => {
-    const row = await ctx.apps.create(parse(createAppSchema, req.body, 'app'));
+    const input = parse(createAppSchema, req.body, 'app');
+    // `git`, seed 003's `repo_url` or seed 002's `build_source` (validated before the app exists).
+    const git = gitSourceFromBody(input);
+    const row = await ctx.apps.create(input);
+    if (git) await ctx.git.configure(row, git);
     return reply.status(201).send(await ctx.apps.view(row, null));
   });
 
@@ -29,8 +34,10 @@ export function appRoutes(app: FastifyInstance, ctx: ServerContext): void {
   });
 
   app.get<IdParams>('/api/v1/apps/:id', async (req) => {
+    const q = parse(z.object({ reveal: z.enum(['true', 'false']).optional() }).strict(), req.query, 'query');
     const row = await ctx.apps.get(req.params.id);
-    return ctx.apps.view(row, await ctx.apps.observed(row));
+    // Secret values only on request (`app:secret:reveal`); every other answer masks them.
+    return ctx.apps.view(row, await ctx.apps.observed(row), { reveal: q.reveal === 'true' });
   });
 
   app.patch<IdParams>('/api/v1/apps/:id', async (req) => {

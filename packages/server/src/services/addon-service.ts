@@ -273,7 +273,7 @@ export class AddonService {
         .returningAll()
         .executeTakeFirstOrThrow();
       if (ref) dedicated?.release(ref.port);
-      const updated = await this.#d.apps.patch(app.id, { env: { [envVar]: this.url(row) } });
+      const updated = await this.#d.apps.patch(app.id, { secrets: { [envVar]: this.url(row) } });
       this.#d.log.info({ app: app.name, addon: name, database, port: ref?.port }, 'add-on created');
       return { app: updated, addon: row };
     } catch (err) {

@@ -12,11 +12,13 @@ import {
   type ProcessSpec,
   type RuntimeAppState,
   type RuntimeSpec,
+  type SecretBox,
   UUID_RE,
 } from '@minipaas/core';
 import type { Kysely, Selectable } from 'kysely';
 import type { Logger } from 'pino';
 import type { RuntimeRegistry } from '../runtime/runtime-registry.ts';
+import { applyEnvChanges, openSpecSecrets, secretBoxFor, viewEnv } from '../secrets/app-secrets.ts';
 import type { AppsTable, Database, ProcessOverride, ReleasesTable } from '../store/schema.ts';
 import { AppIdentityService } from './app-identity.ts';
 import { checkFormation, instanceTotal } from './formation.ts';
@@ -33,6 +35,8 @@ export interface AppServiceDeps {
   log: Logger;
   /** Per-app OS identities (default: one built from `db`, `config` and `log`). */
   identity?: AppIdentityService;
+  /** Seals and opens secret env vars (default: the platform's master key ring from `config`). */
+  secrets?: SecretBox;
 }
 
 /** Live status from the runtime's observed state, falling back to the stored status. */
@@ -58,6 +62,14 @@ export class AppService {
    * {@link AppService.specFor} in order.
    */
   readonly specHooks: Array<(app: AppRow, spec: RuntimeSpec) => Promise<void>> = [];
+  #box: SecretBox | undefined;
+
+  /** The secret box env vars are sealed with. */
+  get secretBox(): SecretBox {
+    this.#box ??= this.#d.secrets ?? secretBoxFor(this.#d.config);
+    return this.#box;
+  }
+
   constructor(deps: AppServiceDeps) {
     this.#d = deps;
     this.identity =
@@ -70,7 +82,8 @@ export class AppService {
     return { url: `http://${name}.${baseDomain}${p}/`, pathUrl: `http://${baseDomain}${p}/apps/${name}/` };
   }
 
-  async view(app: AppRow, state?: RuntimeAppState | null): Promise<AppView> {
+  /** The app as answers show it; secret values only with `reveal` (the route checks the permission). */
+  async view(app: AppRow, state?: RuntimeAppState | null, opts: { reveal?: boolean } = {}): Promise<AppView> {
     const eff = await this.#effective(app, app.processes);
     const processes: AppView['processes'] = {};
     for (const [type, o] of Object.entries(app.processes)) {
@@ -85,7 +98,7 @@ export class AppService {
       runtime: app.runtime === 'docker' ? 'docker' : 'process',
       status: liveStatus(app.status, state),
       processes,
-      env: app.env,
+      ...viewEnv(this.secretBox, app.id, app.env, opts.reveal),
       healthcheckPath: app.healthcheck_path,
       currentRelease: app.current_release,
       ...this.urls(app.name),
@@ -134,7 +147,7 @@ export class AppService {
         runtime,
         status: 'created',
         processes: JSON.stringify(processes),
-        env: JSON.stringify(input.env ?? {}),
+        env: JSON.stringify(applyEnvChanges(this.secretBox, '', {}, { env: input.env ?? {} })),
         healthcheck_path: input.healthcheckPath ?? null,
         description: input.description ?? input.displayName ?? null,
       })
@@ -210,6 +223,7 @@ export class AppService {
   /** The runtime spec of `app` at `release`: buildSpec, then every {@link AppService.specHooks} entry. */
   async specFor(app: AppRow, release: Selectable<ReleasesTable>): Promise<RuntimeSpec> {
     const spec = buildSpec(app, release, await this.identity.userFor(app));
+    openSpecSecrets(this.secretBox, app.id, spec);
     for (const hook of this.specHooks) await hook(app, spec);
     return spec;
   }
@@ -229,12 +243,11 @@ export class AppService {
 
   async patch(ref: string, input: PatchAppInput): Promise<AppRow> {
     const app = await this.get(ref);
-    // Null-prototype: a variable named like an Object.prototype member is just a key.
-    const env: Record<string, string> = Object.assign(Object.create(null), app.env);
-    for (const [k, v] of Object.entries(input.env ?? {})) {
-      if (v === null) delete env[k];
-      else env[k] = v;
-    }
+    // Null-prototype: a variable named like an Object.prototype member is just a key. Secrets are sealed.
+    const env = applyEnvChanges(this.secretBox, app.id, app.env, {
+      ...(input.env ? { env: input.env } : {}),
+      ...(input.secrets ? { secrets: input.secrets } : {}),
+    });
     const processes = structuredClone(app.processes);
     for (const [type, p] of Object.entries(input.processes ?? {})) {
       processes[type] = { ...(Object.hasOwn(processes, type) ? processes[type] : {}), ...p };

@@ -1,0 +1,151 @@
+/**
+ * Secrets end to end through the real CLI on a real platform (`minipaas up`): `env:set --secret` and
+ * `env:import --secret`, the app receiving the values, masked in `minipaas env`, in the app's own log
+ * output and in the deploy log (release phase), shown with `--reveal`; then the plaintext is searched for in
+ * every file under MINIPAAS_HOME (the embedded PostgreSQL data files and WAL, the agent's state, the logs,
+ * backups), in every row of every table of the platform database, and in the platform's own log output:
+ * it must be nowhere. `secrets:rotate-key` seals everything again and the app keeps its values.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { embeddedPostgres, PLATFORM_DATABASE } from '@minipaas/postgres';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Platform, routerGet, startPlatform } from '../helpers/platform.ts';
+
+let p: Platform;
+let work: string;
+const TOKEN = `tok_${randomBytes(16).toString('hex')}`;
+const IMPORTED = `imp_${randomBytes(16).toString('hex')}`;
+/** A config var (plaintext by design): the positive control that the searches below do find things. */
+const GREETING = `hello_${randomBytes(8).toString('hex')}`;
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+
+const SERVER = `
+const http = require('node:http');
+const crypto = require('node:crypto');
+const h = (s) => crypto.createHash('sha256').update(s || '').digest('hex');
+console.log('starting with token ' + process.env.API_TOKEN);
+http.createServer((req, res) => {
+  console.log('request sees ' + process.env.API_TOKEN + ' and ' + process.env.IMPORTED_KEY);
+  res.end(h(process.env.API_TOKEN) + ' ' + h(process.env.IMPORTED_KEY) + ' ' + process.env.GREETING);
+}).listen(Number(process.env.PORT));
+`;
+
+async function ok(args: string[]): Promise<string> {
+  const r = await p.cli(args, { timeoutMs: 120_000 });
+  expect(r.code, `minipaas ${args.join(' ')}\n${r.stdout}\n${r.stderr}`).toBe(0);
+  return r.stdout + r.stderr;
+}
+
+/** Every file under `dir` that contains `needle` (as bytes). */
+async function filesContaining(dir: string, needle: string): Promise<string[]> {
+  const hits: string[] = [];
+  const want = Buffer.from(needle);
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (!e.isFile()) continue;
+    const f = join(e.parentPath, e.name);
+    const buf = await readFile(f).catch(() => null); // sockets, files removed meanwhile
+    if (buf?.includes(want)) hits.push(f);
+  }
+  return hits;
+}
+
+/** Rows of every table of the platform database (as text) that contain `needle`. */
+async function rowsContaining(needle: string): Promise<string[]> {
+  // The platform's database: an external DATABASE_URL, else the embedded server under MINIPAAS_HOME.
+  const url = p.env.DATABASE_URL ?? embeddedPostgres({ home: p.home }).superuserUrl(PLATFORM_DATABASE);
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const tables = await client.query<{ s: string; t: string }>(
+      "SELECT table_schema AS s, table_name AS t FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema')",
+    );
+    expect(tables.rows.length).toBeGreaterThan(5);
+    const hits: string[] = [];
+    for (const { s, t } of tables.rows) {
+      const r = await client.query(`SELECT x::text AS row FROM "${s}"."${t}" x WHERE x::text LIKE $1`, [
+        `%${needle}%`,
+      ]);
+      for (const row of r.rows) hits.push(`${s}.${t}: ${String(row.row).slice(0, 120)}`);
+    }
+    return hits;
+  } finally {
+    await client.end();
+  }
+}
+
+beforeAll(async () => {
+  p = await startPlatform();
+  work = await mkdtemp(join(tmpdir(), 'mp-e2e-sec-'));
+}, 90_000);
+
+afterAll(async () => {
+  await p?.stop();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe('secrets through the CLI', () => {
+  it('reach the app, are masked everywhere, and are stored nowhere in plaintext; rotation keeps them', async () => {
+    await ok(['apps', 'create', 'sec']);
+    await ok(['env:set', 'sec', `GREETING=${GREETING}`]);
+    expect(await ok(['env:set', 'sec', '--secret', `API_TOKEN=${TOKEN}`])).toContain('Set secret API_TOKEN');
+    await writeFile(join(work, '.env'), `# imported\nIMPORTED_KEY="${IMPORTED}"\n`);
+    expect(await ok(['env:import', 'sec', join(work, '.env'), '--secret'])).toContain('Imported 1 secret');
+
+    const app = join(work, 'app');
+    await mkdir(app);
+    await writeFile(join(app, 'server.js'), SERVER);
+    await writeFile(join(app, 'Procfile'), 'web: node server.js\nrelease: echo release sees $API_TOKEN\n');
+    const deployed = await ok(['deploy', app, '--app', 'sec']);
+    expect(deployed).toContain('release sees ********');
+    expect(deployed).not.toContain(TOKEN);
+
+    const host = `sec.localhost:${p.routerPort}`;
+    expect((await routerGet(p.routerPort, '/', host)).body).toBe(
+      `${sha(TOKEN)} ${sha(IMPORTED)} ${GREETING}`,
+    );
+
+    const shown = await ok(['env', 'sec']);
+    expect(shown).toMatch(/API_TOKEN\s+••••\s+\(secret\)/);
+    expect(shown).toMatch(new RegExp(`GREETING\\s+${GREETING}`));
+    expect(shown).not.toContain(TOKEN);
+    const revealed = JSON.parse(await ok(['env', 'sec', '--reveal', '--json'])) as Record<string, string>;
+    expect(revealed).toMatchObject({ API_TOKEN: TOKEN, IMPORTED_KEY: IMPORTED, GREETING });
+
+    const logs = await ok(['logs', 'sec', '-n', '50']);
+    expect(logs).toContain('starting with token ********');
+    expect(logs).toContain('request sees ******** and ********');
+    expect(logs).not.toContain(TOKEN);
+
+    // The searches work: the plaintext config var is in the database rows (and so in its files).
+    expect((await rowsContaining(GREETING)).length).toBeGreaterThan(0);
+    if (!p.env.DATABASE_URL) expect((await filesContaining(p.home, GREETING)).length).toBeGreaterThan(0);
+    for (const secret of [TOKEN, IMPORTED]) {
+      expect(await filesContaining(p.home, secret)).toEqual([]);
+      expect(await rowsContaining(secret)).toEqual([]);
+      expect(p.output()).not.toContain(secret);
+    }
+
+    // A new master key: every sealed value is sealed again; a restart still gives the app its secrets.
+    const rotated = JSON.parse(await ok(['secrets:rotate-key', '--json'])) as {
+      kid: string;
+      resealed: number;
+    };
+    expect(rotated.resealed).toBeGreaterThanOrEqual(2);
+    await ok(['restart', 'sec']);
+    expect((await routerGet(p.routerPort, '/', host)).body).toBe(
+      `${sha(TOKEN)} ${sha(IMPORTED)} ${GREETING}`,
+    );
+    expect(JSON.parse(await ok(['env', 'sec', '--reveal', '--json'])).API_TOKEN).toBe(TOKEN);
+    expect(await filesContaining(p.home, TOKEN)).toEqual([]);
+    expect(await rowsContaining(TOKEN)).toEqual([]);
+
+    // A config value may not pose as a sealed one.
+    const bad = await p.cli(['env:set', 'sec', 'X=mp1.a.b.c.d']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/starts like a sealed secret/);
+  }, 300_000);
+});
