@@ -58,6 +58,10 @@ export const createAppSchema = z
     build_source: z.unknown().optional(),
     ports: z.unknown().optional(),
     repo_url: z.string().max(2000).optional(),
+    /** A git source: `{url, ref}` or `URL#ref` (docs/git.md; checked by the server's git-url.ts). */
+    git: z.unknown().optional(),
+    /** The branch of `repo_url` (seed 003). */
+    branch: z.string().max(255).optional(),
   })
   .strict()
   .transform((a, ctx) => {

@@ -4,6 +4,7 @@ import type { BackupService } from './backups/backup-service.ts';
 import type { BuildWorker } from './deploy/build-worker.ts';
 import type { BuildWorkerProcess } from './deploy/build-worker-process.ts';
 import type { DeployService } from './deploy/deploy-service.ts';
+import type { GitService } from './git/git-service.ts';
 import type { RuntimeRegistry } from './runtime/runtime-registry.ts';
 import type { AddonService } from './services/addon-service.ts';
 import type { AppService } from './services/app-service.ts';
@@ -29,6 +30,8 @@ export interface ServerContext {
   backups: BackupService;
   /** Persistent volumes of projects and their files (docs/volumes.md). */
   volumes: VolumeService;
+  /** Apps' git sources and builds from git (docs/git.md). */
+  git: GitService;
   /**
    * Superuser URL of the platform's Postgres server, used to create app databases (add-ons);
    * undefined when the platform has no Postgres server.

@@ -21,6 +21,7 @@ import { DeployService } from './deploy/deploy-service.ts';
 import { DeploymentFeed, listenForDeployments } from './deploy/deployment-feed.ts';
 import { DEPLOYMENT_CHANNEL, DeploymentStore } from './deploy/deployment-store.ts';
 import { kyselyExecutor } from './deploy/kysely-executor.ts';
+import { GitService } from './git/git-service.ts';
 import { registerAuth } from './http/auth.ts';
 import {
   clientErrorHandler,
@@ -34,6 +35,7 @@ import { appRoutes } from './routes/apps.ts';
 import { backupRoutes } from './routes/backups.ts';
 import { buildRoutes } from './routes/builds.ts';
 import { deploymentRoutes } from './routes/deployments.ts';
+import { gitRoutes } from './routes/git.ts';
 import { healthRoutes } from './routes/health.ts';
 import { logRoutes } from './routes/logs.ts';
 import { metricsRoutes } from './routes/metrics.ts';
@@ -43,6 +45,7 @@ import { secretRoutes } from './routes/secrets.ts';
 import { statusRoutes } from './routes/status.ts';
 import { volumeRoutes } from './routes/volumes.ts';
 import { RuntimeRegistry } from './runtime/runtime-registry.ts';
+import { secretBoxFor } from './secrets/app-secrets.ts';
 import { AddonService } from './services/addon-service.ts';
 import { AppService } from './services/app-service.ts';
 import { DedicatedPostgres } from './services/dedicated-postgres.ts';
@@ -232,6 +235,14 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
     .catch((err: unknown) =>
       log.warn({ err: (err as Error).message }, 'cannot remove the data of deleted volumes'),
     );
+  // Deploy from git (issue 10, docs/git.md): sources, credentials sealed by the SecretBox.
+  const git = new GitService({
+    db: store.db,
+    config,
+    deploys,
+    box: secretBoxFor(config),
+    log: log.child({ component: 'git' }),
+  });
   const ctx: ServerContext = {
     config,
     version: VERSION,
@@ -245,6 +256,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
     addons,
     backups,
     volumes,
+    git,
     databaseAdminUrl,
     log,
   };
@@ -277,6 +289,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
   appRoutes(app, ctx);
   deploymentRoutes(app, ctx);
   buildRoutes(app, ctx);
+  gitRoutes(app, ctx);
   releaseRoutes(app, ctx);
   logRoutes(app, ctx);
   addonRoutes(app, ctx);

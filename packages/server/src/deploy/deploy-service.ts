@@ -98,6 +98,7 @@ export class DeployService {
         source_dir: staged?.dir ?? null,
         command: staged?.command ?? null,
         rollback_to: null,
+        ...(staged?.commit ? { commit_sha: staged.commit.sha, commit_message: staged.commit.message } : {}),
       });
     } catch (err) {
       if (staged) await rm(staged.dir, { recursive: true, force: true });
@@ -144,6 +145,8 @@ export class DeployService {
       source_dir: string | null;
       command: string | null;
       rollback_to: number | null;
+      commit_sha?: string;
+      commit_message?: string;
     },
   ): Promise<DeploymentView> {
     const { row, superseded } = await this.#d.db.transaction().execute(async (trx) => {

@@ -23,6 +23,12 @@ export type DeploySource =
       command?: string | undefined;
     }
   | { kind: 'command'; command: string }
+  | {
+      kind: 'git';
+      /** Writes the commit's tree into the (new) staging directory and names the commit (git/git-service.ts). */
+      checkout(dir: string): Promise<{ sha: string; message: string }>;
+      command?: string | undefined;
+    }
   | { kind: 'restart' };
 
 /** A source staged for the build worker. */
@@ -31,6 +37,8 @@ export interface StagedSource {
   dir: string;
   /** The web command override (`deploy --command`) or the command of a command deploy. */
   command: string | null;
+  /** The commit of a git source. */
+  commit?: { sha: string; message: string };
 }
 
 /** Where a deployment's source is staged. */
@@ -80,8 +88,10 @@ export async function stageSource(
 ): Promise<StagedSource> {
   const dir = stagingDir(opts.home, id);
   const command = source.command ?? null;
+  let commit: StagedSource['commit'];
   try {
     if (source.kind === 'upload') await stageUpload(source.archive, dir, opts.uploads);
+    else if (source.kind === 'git') commit = await source.checkout(dir);
     else await mkdir(dir, { recursive: true });
     // minipaas.yaml may choose the runtime (first deploy) and the Dockerfile; a bad one is a 400 here.
     const manifest = await readAppManifest(dir);
@@ -97,5 +107,5 @@ export async function stageSource(
     await rm(dir, { recursive: true, force: true });
     throw err;
   }
-  return { dir, command };
+  return { dir, command, ...(commit ? { commit } : {}) };
 }

@@ -31,6 +31,8 @@ export function buildRoutes(app: FastifyInstance, ctx: ServerContext): void {
       'build request',
     );
     const row = await ctx.apps.get(req.params.id);
+    // A git app builds its ref's newest commit (docs/git.md).
+    if (await ctx.git.get(row)) return reply.status(202).send(await ctx.git.build(row, body));
     // Only a command deploy can be built again: an uploaded tree is not kept after its build (git sources
     // come with their own issue).
     const [last] = (await ctx.deploys.list(row, 50)).filter((d) => d.kind === 'build');

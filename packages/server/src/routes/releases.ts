@@ -21,6 +21,8 @@ export interface ReleaseView {
   stack: string;
   status: string;
   rollbackOf: number | null;
+  /** The git commit of a release built from git (docs/git.md), else null. */
+  commit: { sha: string; message: string | null } | null;
   current: boolean;
   /** The release went live once and its artifact is still on disk. */
   canRollback: boolean;
@@ -49,6 +51,7 @@ export function releaseRoutes(app: FastifyInstance, ctx: ServerContext): void {
         stack: r.stack,
         status: r.status,
         rollbackOf: r.rollback_of,
+        commit: r.commit_sha ? { sha: r.commit_sha, message: r.commit_message } : null,
         current: r.version === row.current_release,
         canRollback:
           r.status === 'succeeded' &&

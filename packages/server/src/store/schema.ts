@@ -62,6 +62,9 @@ export interface ReleasesTable {
   rollback_of: number | null;
   deployment_id: string | null;
   status: ColumnType<ReleaseStatus, ReleaseStatus | undefined, ReleaseStatus>;
+  /** The git commit of the release (set from its deployment, or from the release a rollback redeploys). */
+  commit_sha: ColumnType<string | null, string | null | undefined, string | null>;
+  commit_message: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export type ReleaseStatus = 'pending' | 'succeeded' | 'failed';
@@ -91,6 +94,9 @@ export interface DeploymentsTable {
   superseded_by: string | null;
   /** The deployment's message in the `minipaas_builds` queue (@minipaas/sql). */
   job_id: ColumnType<number | string | null, number | null | undefined, number | null>;
+  /** The git commit a git deployment builds (issue 10; migration 20261130000004_git.sql). */
+  commit_sha: ColumnType<string | null, string | null | undefined, string | null>;
+  commit_message: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export type DeploymentKind = 'build' | 'restart' | 'rollback';

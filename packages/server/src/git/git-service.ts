@@ -1,0 +1,220 @@
+/**
+ * An app's git source (docs/git.md): its repository URL and ref, an optional credential sealed by the
+ * platform's SecretBox (an HTTPS token or an SSH deploy key; never returned, logged or put in a URL), and
+ * builds of the ref's newest commit (or of a given ref or commit) through the deploy pipeline: the commit
+ * is fetched into the app's mirror and its tree staged like an upload, so the deployment and its release
+ * record the commit SHA and subject.
+ */
+import type { DeploymentView, MinipaasConfig, SecretBox } from '@minipaas/core';
+import { MinipaasError } from '@minipaas/core';
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { DeployService } from '../deploy/deploy-service.ts';
+import type { AppRow } from '../services/app-service.ts';
+import type { Database } from '../store/schema.ts';
+import { GitMirror } from './git-mirror.ts';
+import type { GitCredential } from './git-runner.ts';
+import { checkGitRef, checkGitUrl, type GitSourceInput, redactUrl, splitUrlCredentials } from './git-url.ts';
+
+/** The git tables of migration 20261130000004_git.sql. */
+export type GitTables = {
+  git_sources: {
+    app_id: string;
+    url: string;
+    ref: string;
+    credential_kind: string | null;
+    credential: string | null;
+    sync_interval_seconds: number | null;
+    synced_sha: string | null;
+    synced_at: Date | string | null;
+    previews: boolean;
+    created_at: Date | string;
+    updated_at: Date | string;
+  };
+};
+
+export type GitDb = Kysely<Database & GitTables>;
+export type GitSourceRow = GitTables['git_sources'];
+
+/** An app's git source as the API shows it (the credential only by kind). */
+export interface GitSourceView {
+  url: string;
+  ref: string;
+  credential: 'token' | 'ssh-key' | null;
+  sync: { intervalSeconds: number } | null;
+  previews: boolean;
+}
+
+/** What `PUT /api/v1/apps/{id}/git` may set. */
+export interface GitSourceSettings extends GitSourceInput {
+  /** An HTTPS token (`TOKEN` or `USER:TOKEN`); null removes the credential, undefined keeps it. */
+  token?: string | null;
+  /** An OpenSSH private key (deploy key); null removes the credential. */
+  sshKey?: string | null;
+  /** Auto-sync interval in seconds; null turns it off. */
+  syncIntervalSeconds?: number | null;
+  previews?: boolean;
+}
+
+export interface GitServiceDeps {
+  db: Kysely<Database>;
+  config: MinipaasConfig;
+  deploys: DeployService;
+  box: SecretBox;
+  log: Logger;
+}
+
+const credentialContext = (appId: string) => `git:${appId}:credential`;
+
+export class GitService {
+  readonly #d: GitServiceDeps;
+  readonly #db: GitDb;
+  readonly mirror: GitMirror;
+  /** One fetch and export at a time per app (they share the app's mirror). */
+  readonly #locks = new Map<string, Promise<unknown>>();
+
+  constructor(deps: GitServiceDeps) {
+    this.#d = deps;
+    this.#db = deps.db.withTables<GitTables>();
+    this.mirror = new GitMirror(deps.config.home);
+  }
+
+  async get(app: Pick<AppRow, 'id'>): Promise<GitSourceRow | undefined> {
+    return this.#db.selectFrom('git_sources').selectAll().where('app_id', '=', app.id).executeTakeFirst();
+  }
+
+  view(row: GitSourceRow): GitSourceView {
+    return {
+      url: redactUrl(row.url),
+      ref: row.ref,
+      credential: (row.credential_kind as GitSourceView['credential']) ?? null,
+      sync: row.sync_interval_seconds ? { intervalSeconds: row.sync_interval_seconds } : null,
+      previews: row.previews,
+    };
+  }
+
+  /**
+   * Sets the app's git source. A URL with `user:token@` keeps the token as the credential (sealed) and
+   * stores the URL without it. Validates everything before writing anything.
+   */
+  async configure(app: AppRow, s: GitSourceSettings): Promise<GitSourceRow> {
+    const split = splitUrlCredentials(s.url);
+    const url = checkGitUrl(split.url);
+    const ref = checkGitRef(s.ref);
+    if (s.token && s.sshKey)
+      throw new MinipaasError('MINIPAAS_ERR_VALIDATION', 'give a token or an SSH key, not both');
+    const token = s.token ?? split.token;
+    let credential: { kind: string | null; sealed: string | null } | undefined;
+    if (token) {
+      if (!/^https?:\/\//i.test(url))
+        throw new MinipaasError('MINIPAAS_ERR_VALIDATION', 'an HTTPS token needs an https:// repository URL');
+      credential = { kind: 'token', sealed: this.#d.box.seal(token, credentialContext(app.id)) };
+    } else if (s.sshKey) {
+      if (!/^-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]+-----END [A-Z ]*PRIVATE KEY-----\s*$/.test(s.sshKey))
+        throw new MinipaasError(
+          'MINIPAAS_ERR_VALIDATION',
+          'sshKey must be a private key in PEM/OpenSSH format',
+        );
+      if (/^https?:\/\//i.test(url))
+        throw new MinipaasError(
+          'MINIPAAS_ERR_VALIDATION',
+          'an SSH deploy key needs an ssh:// or git@host: URL',
+        );
+      credential = { kind: 'ssh-key', sealed: this.#d.box.seal(s.sshKey, credentialContext(app.id)) };
+    } else if (s.token === null || s.sshKey === null) credential = { kind: null, sealed: null };
+    const values = {
+      url,
+      ref,
+      ...(credential ? { credential_kind: credential.kind, credential: credential.sealed } : {}),
+      ...(s.syncIntervalSeconds !== undefined ? { sync_interval_seconds: s.syncIntervalSeconds } : {}),
+      ...(s.previews !== undefined ? { previews: s.previews } : {}),
+      updated_at: new Date(),
+    };
+    return this.#db
+      .insertInto('git_sources')
+      .values({ app_id: app.id, previews: false, created_at: new Date(), ...values })
+      .onConflict((oc) => oc.column('app_id').doUpdateSet(values))
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  }
+
+  async remove(app: Pick<AppRow, 'id'>): Promise<boolean> {
+    const r = await this.#db.deleteFrom('git_sources').where('app_id', '=', app.id).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  }
+
+  /** The source's credential, opened (only to hand it to git). */
+  credential(row: GitSourceRow): GitCredential | null {
+    if (!row.credential || !row.credential_kind) return null;
+    const value = this.#d.box.open(row.credential, credentialContext(row.app_id));
+    return row.credential_kind === 'ssh-key' ? { kind: 'ssh-key', value } : { kind: 'token', value };
+  }
+
+  /**
+   * Builds the app from its git source: `ref` (default: the configured ref) is fetched, its newest
+   * commit staged and a deployment queued. Fetch failures (no such repository or ref, denied) are 422s
+   * before anything is queued.
+   */
+  async build(
+    app: AppRow,
+    o: { ref?: string; message?: string; command?: string } = {},
+  ): Promise<DeploymentView> {
+    const row = await this.get(app);
+    if (!row)
+      throw new MinipaasError(
+        'MINIPAAS_ERR_NO_GIT_SOURCE',
+        `"${app.name}" has no git repository; set one with minipaas apps:create --git or minipaas deploy --git URL`,
+      );
+    const ref = o.ref !== undefined ? checkGitRef(o.ref) : row.ref;
+    const credential = this.credential(row);
+    return this.#locked(app.id, async () => {
+      const commit = await this.mirror.fetch(app.id, row.url, ref, { credential });
+      return this.deployCommit(app, this.mirror.path(app.id), commit, {
+        url: row.url,
+        credential,
+        message: o.message ?? commit.message,
+        ...(o.command ? { command: o.command } : {}),
+      });
+    });
+  }
+
+  /**
+   * Queues a deployment of commit `commit` of repository `repo` (the app's mirror, or its push
+   * repository): the tree is exported into the staging directory by the source stage.
+   */
+  async deployCommit(
+    app: AppRow,
+    repo: string,
+    commit: { sha: string; message: string },
+    o: { url: string | null; credential: GitCredential | null; message?: string; command?: string },
+  ): Promise<DeploymentView> {
+    const { uploads } = this.#d.config;
+    return this.#d.deploys.deploy(
+      app,
+      {
+        kind: 'git',
+        command: o.command,
+        checkout: async (dir) => {
+          await this.mirror.export(repo, commit.sha, dir, uploads, {
+            url: o.url,
+            appId: app.id,
+            credential: o.credential,
+          });
+          return commit;
+        },
+      },
+      `${commit.sha.slice(0, 7)} ${o.message ?? commit.message}`.slice(0, 500),
+    );
+  }
+
+  async #locked<T>(appId: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.#locks.get(appId) ?? Promise.resolve();
+    const run = before.catch(() => undefined).then(fn);
+    this.#locks.set(appId, run);
+    try {
+      return await run;
+    } finally {
+      if (this.#locks.get(appId) === run) this.#locks.delete(appId);
+    }
+  }
+}
