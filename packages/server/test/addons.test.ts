@@ -158,6 +158,12 @@ describe.runIf(enabled)('Postgres add-ons', () => {
     expect(shown.secrets).toContain('DATABASE_URL');
     const env = (await api('GET', '/api/v1/apps/notes?reveal=true')).json().env;
     expect(env.DATABASE_URL).toBe(revealed.url);
+    // The role's password is stored sealed in the add-ons table, and the app's env holds it sealed too.
+    const password = decodeURIComponent(new URL(revealed.url).password);
+    const stored = await cp.ctx.store.db.selectFrom('addons').select('password').execute();
+    expect(stored.every((s) => s.password.startsWith('mp1.'))).toBe(true);
+    const apps = await cp.ctx.store.db.selectFrom('apps').select('env').execute();
+    expect(JSON.stringify([stored, apps])).not.toContain(password);
     expect((await query<{ body: string }>(revealed.url, 'SELECT body FROM notes ORDER BY 1')).length).toBe(2);
 
     // a duplicate name is refused; a second add-on gets <NAME>_URL

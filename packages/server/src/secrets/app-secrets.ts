@@ -20,6 +20,9 @@ export function secretBoxFor(config: MinipaasConfig): SecretBox {
 
 const context = (appId: string, name: string) => `env:${appId}:${name}`;
 
+/** The context an add-on's database password is sealed in (its row id). */
+export const addonPasswordContext = (addonId: string) => `addon:${addonId}`;
+
 /** Whether `env` holds `name` as a secret. */
 export function isSecret(env: Readonly<Record<string, string>>, name: string): boolean {
   const v = Object.hasOwn(env, name) ? env[name] : undefined;
@@ -129,6 +132,18 @@ export async function rotateMasterKey(
           .set({ env: JSON.stringify(env) })
           .where('id', '=', a.id)
           .execute();
+    }
+    // Add-on passwords: sealed again, and sealed for the first time when an older add-on kept them plain.
+    for (const a of await trx.selectFrom('addons').select(['id', 'password']).forUpdate().execute()) {
+      const sealed = SecretBox.isSealed(a.password);
+      if (sealed && a.password.split('.')[1] === kid) continue;
+      const plain = sealed ? box.open(a.password, addonPasswordContext(a.id)) : a.password;
+      await trx
+        .updateTable('addons')
+        .set({ password: box.seal(plain, addonPasswordContext(a.id)) })
+        .where('id', '=', a.id)
+        .execute();
+      resealed++;
     }
     for (const r of await trx
       .selectFrom('releases')

@@ -5,12 +5,13 @@
  * the first, `<NAME>_URL` for others) and the app is rolled.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { type AddonView, MinipaasError } from '@minipaas/core';
+import { type AddonView, MinipaasError, SecretBox } from '@minipaas/core';
 import { migrationSql } from '@minipaas/sql';
 import type { Kysely, Selectable } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { addonPasswordContext } from '../secrets/app-secrets.ts';
 import type { AddonsTable, Database } from '../store/schema.ts';
 import type { AppRow, AppService } from './app-service.ts';
 import type { DedicatedPostgres, DedicatedServerRef } from './dedicated-postgres.ts';
@@ -138,9 +139,12 @@ export class AddonService {
     return rows.flatMap((r) => (r.port === null ? [] : [{ database: r.database_name, port: r.port }]));
   }
 
-  /** The connection URL of an add-on (with its password). */
+  /** The connection URL of an add-on (with its password, which is stored sealed: docs/security.md). */
   url(row: AddonRow): string {
-    return connectionUrl(this.#addr(row), row.role_name, row.password, row.database_name);
+    const password = SecretBox.isSealed(row.password)
+      ? this.#d.apps.secretBox.open(row.password, addonPasswordContext(row.id))
+      : row.password; // an add-on created before passwords were sealed
+    return connectionUrl(this.#addr(row), row.role_name, password, row.database_name);
   }
 
   #addr(row: AddonRow): ServerAddress {
@@ -256,10 +260,11 @@ export class AddonService {
     }
     let row: AddonRow | undefined;
     try {
+      const id = randomUUID();
       row = await this.#d.db
         .insertInto('addons')
         .values({
-          id: randomUUID(),
+          id,
           app_id: app.id,
           name,
           type: input.type,
@@ -268,7 +273,7 @@ export class AddonService {
           env_var: envVar,
           database_name: d.database,
           role_name: d.role,
-          password: d.password,
+          password: this.#d.apps.secretBox.seal(d.password, addonPasswordContext(id)),
         })
         .returningAll()
         .executeTakeFirstOrThrow();
