@@ -143,8 +143,12 @@ describe('a Heroku-style app with a Procfile and app.json', () => {
     expect(log.indexOf('predeploy ran')).toBeLessThan(log.indexOf('is live'));
     expect(log).toContain('postdeploy ran');
     expect(await page()).toBe('sample-ok v1 -');
-    const env = (await api<AppEnv>('GET', '/api/v1/apps/sample')).body.env;
-    expect(env.LOG_STYLE).toBe('plain');
+    const view = (await api<AppEnv & { secrets: string[] }>('GET', '/api/v1/apps/sample')).body;
+    expect(view.env.LOG_STYLE).toBe('plain');
+    // a generated secret is stored as a secret: masked unless revealed
+    expect(view.env.SESSION_SECRET).toBe('••••');
+    expect(view.secrets).toEqual(['SESSION_SECRET']);
+    const env = (await api<AppEnv>('GET', '/api/v1/apps/sample?reveal=true')).body.env;
     expect(env.SESSION_SECRET).toMatch(/^[0-9a-f]{64}$/);
     const ps = (
       await api<{ instances: Array<{ processType: string; status: string }> }>(

@@ -158,6 +158,7 @@ export async function prepareConfig(
   db: Kysely<Database>,
   app: AppRow,
   appJson: AppJson | null,
+  sealSecret: SecretSealer = (_app, _name, value) => value,
 ): Promise<AppRow> {
   if (!appJson) return app;
   const env: Record<string, string> = { ...(app.env as Record<string, string>) };
@@ -166,7 +167,7 @@ export async function prepareConfig(
   for (const [name, e] of Object.entries(appJson.env)) {
     if (Object.hasOwn(env, name)) continue;
     if (e.generator === 'secret') {
-      env[name] = randomBytes(32).toString('hex');
+      env[name] = sealSecret(app.id, name, randomBytes(32).toString('hex'));
       changed = true;
     } else if (e.value !== undefined && e.value !== '') {
       env[name] = e.value;
@@ -193,7 +194,13 @@ export async function prepareConfig(
  * The phases bound to a database, in the shape the pipeline's `PipelinePhases` expects
  * (`prepareConfig(app, appJson)` where appJson is the stored/parsed app.json or null).
  */
-export function createPhases(db: Kysely<Database>): {
+/** Seals a generated secret for app `appId`'s env var `name` (stored as a secret env var). */
+export type SecretSealer = (appId: string, name: string, value: string) => string;
+
+export function createPhases(
+  db: Kysely<Database>,
+  sealSecret?: SecretSealer,
+): {
   prepareConfig(app: AppRow, appJson: unknown): Promise<AppRow>;
   runBeforeSwitch(ctx: PhaseContext): Promise<void>;
   runAfterSwitch(ctx: PhaseContext): Promise<void>;
@@ -206,6 +213,7 @@ export function createPhases(db: Kysely<Database>): {
         appJson === null || appJson === undefined
           ? null
           : parseAppJson(typeof appJson === 'string' ? appJson : JSON.stringify(appJson)),
+        sealSecret,
       ),
     runBeforeSwitch,
     runAfterSwitch,

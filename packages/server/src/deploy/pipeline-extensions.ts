@@ -5,6 +5,7 @@
  */
 import { type MinipaasConfig, readAppJson } from '@minipaas/core';
 import type { Kysely } from 'kysely';
+import { applyEnvChanges } from '../secrets/app-secrets.ts';
 import type { AppService } from '../services/app-service.ts';
 import type { Database } from '../store/schema.ts';
 import { createPhases } from './phases.ts';
@@ -13,7 +14,15 @@ import type { PipelinePhases, PipelineReleases } from './pipeline-releases.ts';
 export function pipelineExtensions(
   db: Kysely<Database>,
   _config: MinipaasConfig,
-  _apps: AppService,
+  apps: AppService,
 ): { releases?: PipelineReleases; phases?: PipelinePhases; readAppJson?: (dir: string) => Promise<unknown> } {
-  return { phases: createPhases(db), readAppJson };
+  // app.json `generator: "secret"` values are stored as secrets (sealed with the app's box).
+  return {
+    phases: createPhases(
+      db,
+      (appId, name, value) =>
+        applyEnvChanges(apps.secretBox, appId, {}, { secrets: { [name]: value } })[name] as string,
+    ),
+    readAppJson,
+  };
 }
