@@ -214,6 +214,8 @@ export class ApiClient {
   createApp(body: {
     name: string;
     project?: string;
+    /** A git source (docs/git.md). */
+    git?: { url: string; ref: string };
     command?: string;
     runtime?: 'process' | 'docker';
     env?: Record<string, string>;

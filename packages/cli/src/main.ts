@@ -10,6 +10,7 @@ import { registerCode } from './commands/code.ts';
 import { registerDeploy } from './commands/deploy.ts';
 import { registerDockerConfig } from './commands/docker-config.ts';
 import { registerEnv } from './commands/env.ts';
+import { registerGit } from './commands/git.ts';
 import { registerImages } from './commands/images.ts';
 import { registerLogin } from './commands/login.ts';
 import { registerLogs } from './commands/logs.ts';
@@ -77,6 +78,7 @@ Run "minipaas <command> --help" for a command's options and examples. Reference:
   registerDockerConfig(program, ctx);
   registerShell(program, ctx);
   registerVolumes(program, ctx);
+  registerGit(program, ctx);
   registerResources(program, ctx);
   registerVersion(program, ctx);
   return program;

@@ -7,6 +7,7 @@ import { collect, parseEnvPairs } from '../args.ts';
 import { CliError } from '../cli-error.ts';
 import { type Context, clientFor } from '../context.ts';
 import { ago, cell, colors, json, line, type Output, table } from '../output.ts';
+import { splitGitArg } from './git.ts';
 
 export function formation(app: AppView): string {
   const parts = Object.entries(app.processes ?? {}).map(([type, p]) => `${type}=${p.instances}`);
@@ -98,15 +99,25 @@ Examples:
       .option('--command <command>', 'command of the web process (Procfile-style, $PORT is set)')
       .option('--runtime <runtime>', "process or docker (default: the platform's runtime.default)")
       .option('-e, --env <K=V>', 'env var (repeatable)', collect)
+      .option('--git <url>', 'deploy from this git repository (URL or URL#REF; see minipaas git:set)')
+      .option('--ref <ref>', 'branch, tag or commit id of --git (default: main)')
       .option('--json', 'print the app as JSON')
       .addHelpText(
         'after',
-        '\nExamples:\n  $ minipaas apps create hello\n  $ minipaas apps create api --project shop --command "node server.js" -e NODE_ENV=production\n  $ minipaas apps create web --runtime docker',
+        '\nExamples:\n  $ minipaas apps create hello\n  $ minipaas apps create api --git https://github.com/acme/api.git --ref main\n  $ minipaas apps create api --project shop --command "node server.js" -e NODE_ENV=production\n  $ minipaas apps create web --runtime docker',
       )
       .action(
         async (
           name: string,
-          opts: { project?: string; command?: string; runtime?: string; env?: string[]; json?: boolean },
+          opts: {
+            project?: string;
+            command?: string;
+            runtime?: string;
+            env?: string[];
+            git?: string;
+            ref?: string;
+            json?: boolean;
+          },
           c: Command,
         ) => {
           const client = await clientFor(c, ctx);
@@ -116,6 +127,7 @@ Examples:
             command?: string;
             runtime?: 'process' | 'docker';
             env?: Record<string, string>;
+            git?: { url: string; ref: string };
           } = { name };
           if (opts.runtime) {
             if (opts.runtime !== 'process' && opts.runtime !== 'docker')
@@ -125,8 +137,17 @@ Examples:
           if (opts.project) body.project = opts.project;
           if (opts.command) body.command = opts.command;
           if (opts.env?.length) body.env = parseEnvPairs(opts.env);
+          if (opts.git) body.git = splitGitArg(opts.git, opts.ref);
+          else if (opts.ref) throw new CliError('--ref needs --git');
           const app = await client.createApp(body);
           if (opts.json) return json(ctx.out, app);
+          if (body.git) {
+            line(
+              ctx.out,
+              `Created app ${app.name} from ${body.git.url} ${body.git.ref}. Build it with: minipaas git:build ${app.name}`,
+            );
+            return;
+          }
           line(ctx.out, `Created app ${app.name}. Deploy it with: minipaas deploy DIR --app ${app.name}`);
         },
       );

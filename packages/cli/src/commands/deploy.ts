@@ -7,12 +7,15 @@ import { argsAfterDashDash, type DeployPlan, planDeploy } from '../deploy-plan.t
 import { followDeployment } from '../follow-deployment.ts';
 import { bytes, colors, json, line, type Output } from '../output.ts';
 import { displayPath, type PackResult, packDirectory } from '../pack.ts';
+import { buildFromGit, splitGitArg } from './git.ts';
 
 interface DeployOptions {
   app?: string;
   project?: string;
   message?: string;
   json?: boolean;
+  git?: string;
+  ref?: string;
 }
 
 /** Creates the app when it does not exist yet; true when this call created it. */
@@ -39,6 +42,37 @@ async function ensureApp(
   return true;
 }
 
+/** `deploy --app APP --git URL[#REF]`: sets the app's git source (creating the app) and builds it. */
+async function deployGit(
+  ctx: Context,
+  cmd: Command,
+  dirArg: string | undefined,
+  opts: DeployOptions & { git: string },
+): Promise<void> {
+  if (dirArg !== undefined) throw new CliError('--git deploys a repository: give no directory or command');
+  if (!opts.app) throw new CliError('--git needs --app NAME');
+  const p: Output = opts.json ? { out: ctx.out.err, err: ctx.out.err, isTTY: false } : ctx.out;
+  const source = splitGitArg(opts.git, opts.ref);
+  const client = await clientFor(cmd, ctx);
+  const exists = await client.findApp(opts.app);
+  if (exists)
+    await client.request('PUT', `/api/v1/apps/${encodeURIComponent(opts.app)}/git`, { json: source });
+  else {
+    await client.createApp({
+      name: opts.app,
+      git: source,
+      ...(opts.project ? { project: opts.project } : {}),
+    });
+    line(p, `Created app ${opts.app}.`);
+  }
+  const deployment = await buildFromGit(client, opts.app, opts.message ? { message: opts.message } : {}, p);
+  if (opts.json) json(ctx.out, deployment);
+  if (deployment.status !== 'running')
+    throw new CliError(
+      `deploy of ${opts.app} ${deployment.status}${deployment.error ? `: ${deployment.error}` : ''}`,
+    );
+}
+
 export function registerDeploy(program: Command, ctx: Context): void {
   program
     .command('deploy')
@@ -49,6 +83,11 @@ export function registerDeploy(program: Command, ctx: Context): void {
     .option('--project <project>', 'project of a newly created app (default: default)')
     .option('-m, --message <text>', 'deployment message')
     .option('--json', 'print the final deployment as JSON (progress goes to stderr)')
+    .option(
+      '--git <url>',
+      "deploy a git repository instead (URL or URL#REF); it becomes the app's git source",
+    )
+    .option('--ref <ref>', 'branch, tag or commit id of --git (default: main)')
     .addHelpText(
       'after',
       `
@@ -63,9 +102,11 @@ Examples:
   $ minipaas deploy . -m "fix the header"
   $ minipaas deploy --app web -- python3 -m http.server '$PORT'
   $ minipaas deploy "./my-app --port \\$PORT" --app my-app
-  $ minipaas deploy dist --app site --json`,
+  $ minipaas deploy dist --app site --json
+  $ minipaas deploy --app api --git https://github.com/acme/api.git#main`,
     )
     .action(async (dirArg: string | undefined, rest: string[], opts: DeployOptions, cmd: Command) => {
+      if (opts.git !== undefined) return deployGit(ctx, cmd, dirArg, { ...opts, git: opts.git });
       const operands = dirArg === undefined ? [] : [dirArg, ...rest];
       const plan = planDeploy({
         operands,

@@ -1,0 +1,171 @@
+/**
+ * Deploy from git (docs/git.md): `git APP` (show the source), `git:set APP URL[#REF]`, `git:unset`,
+ * `git:build APP [--ref REF]`, and the helper `deploy --git` and `apps:create --git` use.
+ */
+import { readFileSync } from 'node:fs';
+import type { DeploymentView } from '@minipaas/core';
+import type { Command } from 'commander';
+import type { ApiClient } from '../api-client.ts';
+import { CliError } from '../cli-error.ts';
+import { type Context, clientFor } from '../context.ts';
+import { followDeployment } from '../follow-deployment.ts';
+import { cell, colors, json, line, type Output } from '../output.ts';
+
+/** An app's git source as the API shows it. */
+export interface GitSourceView {
+  url: string;
+  ref: string;
+  credential: 'token' | 'ssh-key' | null;
+  sync: { intervalSeconds: number } | null;
+  previews: boolean;
+}
+
+/** `URL#REF` → `{url, ref}` (ref `main` when absent). The server validates both. */
+export function splitGitArg(value: string, ref?: string): { url: string; ref: string } {
+  const hash = value.lastIndexOf('#');
+  if (hash > 0 && !value.slice(hash).includes('/')) {
+    if (ref) throw new CliError('give the ref once: URL#REF or --ref REF');
+    return { url: value.slice(0, hash), ref: value.slice(hash + 1) };
+  }
+  return { url: value, ref: ref ?? 'main' };
+}
+
+interface CredentialOptions {
+  tokenEnv?: string;
+  sshKey?: string;
+}
+
+/** The credential options as API fields: a token read from an env var, a key read from a file. */
+export function credentialFields(o: CredentialOptions): { token?: string; sshKey?: string } {
+  const out: { token?: string; sshKey?: string } = {};
+  if (o.tokenEnv) {
+    const v = process.env[o.tokenEnv];
+    if (!v) throw new CliError(`--token-env ${o.tokenEnv}: that environment variable is not set`);
+    out.token = v;
+  }
+  if (o.sshKey) {
+    try {
+      out.sshKey = readFileSync(o.sshKey, 'utf8');
+    } catch (err) {
+      throw new CliError(`--ssh-key ${o.sshKey}: ${(err as Error).message}`);
+    }
+  }
+  return out;
+}
+
+/** Builds the app's git source (its ref, or `ref`) and follows the deployment to its end. */
+export async function buildFromGit(
+  client: ApiClient,
+  app: string,
+  o: { ref?: string; message?: string },
+  p: Output,
+): Promise<DeploymentView> {
+  line(p, `Fetching and building ${colors(p.isTTY).bold(app)} from git${o.ref ? ` (${o.ref})` : ''} ...`);
+  const started = await client.request<DeploymentView>(
+    'POST',
+    `/api/v1/apps/${encodeURIComponent(app)}/git/builds`,
+    {
+      json: { ...(o.ref ? { ref: o.ref } : {}), ...(o.message ? { message: o.message } : {}) },
+    },
+  );
+  line(p, `Deployment ${started.id} of ${started.message ?? 'the newest commit'}: ${started.status}`);
+  const { deployment } = await followDeployment(client, started, p);
+  return deployment;
+}
+
+export function registerGit(program: Command, ctx: Context): void {
+  program
+    .command('git')
+    .description("show an app's git source (repository, ref, credential kind, auto-sync)")
+    .argument('<app>', 'app name or id')
+    .option('--json', 'print JSON')
+    .addHelpText('after', '\nExamples:\n  $ minipaas git hello\n  $ minipaas git hello --json')
+    .action(async (app: string, opts: { json?: boolean }, c: Command) => {
+      const client = await clientFor(c, ctx);
+      const src = await client.request<GitSourceView>('GET', `/api/v1/apps/${encodeURIComponent(app)}/git`);
+      if (opts.json) return json(ctx.out, src);
+      line(ctx.out, `=== ${app} git source`);
+      line(ctx.out, `Repository:  ${src.url}`);
+      line(ctx.out, `Ref:         ${src.ref}`);
+      line(ctx.out, `Credential:  ${cell(src.credential)}`);
+      line(ctx.out, `Auto-sync:   ${src.sync ? `every ${src.sync.intervalSeconds}s` : 'off'}`);
+      line(ctx.out, `Previews:    ${src.previews ? 'on' : 'off'}`);
+    });
+
+  program
+    .command('git:set')
+    .description("set an app's git repository and ref (and a credential for a private repository)")
+    .argument('<app>', 'app name or id')
+    .argument('<url>', 'repository URL, optionally with #REF (https://, ssh://, git://, git@host:path)')
+    .option('--ref <ref>', 'branch, tag or commit id (default: main)')
+    .option('--token-env <NAME>', 'read an HTTPS access token (TOKEN or USER:TOKEN) from this env var')
+    .option('--ssh-key <file>', 'an SSH deploy key (private key file) for ssh:// or git@host: URLs')
+    .option('--no-credential', 'remove a stored credential')
+    .option('--json', 'print JSON')
+    .addHelpText(
+      'after',
+      `
+Credentials are stored sealed (AES-256-GCM) and never shown again; tokens are read from an environment
+variable so they do not end up in your shell history.
+
+Examples:
+  $ minipaas git:set hello https://github.com/acme/hello.git#main
+  $ GH_TOKEN=ghp_... minipaas git:set api https://github.com/acme/api.git --token-env GH_TOKEN
+  $ minipaas git:set api git@github.com:acme/api.git --ssh-key ~/.ssh/api_deploy_key`,
+    )
+    .action(
+      async (
+        app: string,
+        url: string,
+        opts: CredentialOptions & { ref?: string; credential?: boolean; json?: boolean },
+        c: Command,
+      ) => {
+        const client = await clientFor(c, ctx);
+        const body = {
+          ...splitGitArg(url, opts.ref),
+          ...credentialFields(opts),
+          ...(opts.credential === false ? { token: null } : {}),
+        };
+        const src = await client.request<GitSourceView>(
+          'PUT',
+          `/api/v1/apps/${encodeURIComponent(app)}/git`,
+          {
+            json: body,
+          },
+        );
+        if (opts.json) return json(ctx.out, src);
+        line(ctx.out, `${app} deploys ${src.url} ${src.ref}. Build it with: minipaas git:build ${app}`);
+      },
+    );
+
+  program
+    .command('git:unset')
+    .description("remove an app's git source (its releases stay)")
+    .argument('<app>', 'app name or id')
+    .addHelpText('after', '\nExamples:\n  $ minipaas git:unset hello')
+    .action(async (app: string, _opts: unknown, c: Command) => {
+      const client = await clientFor(c, ctx);
+      await client.request('DELETE', `/api/v1/apps/${encodeURIComponent(app)}/git`);
+      line(ctx.out, `${app} has no git source any more.`);
+    });
+
+  program
+    .command('git:build')
+    .description("build and deploy the newest commit of the app's git ref (or --ref)")
+    .argument('<app>', 'app name or id')
+    .option('--ref <ref>', 'another branch, tag or commit id to build this once')
+    .option('-m, --message <text>', 'deployment message (default: the commit subject)')
+    .option('--json', 'print the final deployment as JSON (progress goes to stderr)')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ minipaas git:build hello\n  $ minipaas git:build hello --ref v1.2.0\n  $ minipaas git:build hello --json',
+    )
+    .action(async (app: string, opts: { ref?: string; message?: string; json?: boolean }, c: Command) => {
+      const client = await clientFor(c, ctx);
+      const p: Output = opts.json ? { out: ctx.out.err, err: ctx.out.err, isTTY: false } : ctx.out;
+      const d = await buildFromGit(client, app, opts, p);
+      if (opts.json) json(ctx.out, d);
+      if (d.status !== 'running')
+        throw new CliError(`deploy of ${app} ${d.status}${d.error ? `: ${d.error}` : ''}`);
+    });
+}
