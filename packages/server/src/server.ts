@@ -35,10 +35,11 @@ import { appRoutes } from './routes/apps.ts';
 import { backupRoutes } from './routes/backups.ts';
 import { buildRoutes } from './routes/builds.ts';
 import { deploymentRoutes } from './routes/deployments.ts';
-import { gitRoutes } from './routes/git.ts';
+import { gitHttpRoutes, gitRoutes } from './routes/git.ts';
 import { healthRoutes } from './routes/health.ts';
 import { logRoutes } from './routes/logs.ts';
 import { metricsRoutes } from './routes/metrics.ts';
+import { nodeRoutes } from './routes/nodes.ts';
 import { projectRoutes } from './routes/projects.ts';
 import { releaseRoutes } from './routes/releases.ts';
 import { secretRoutes } from './routes/secrets.ts';
@@ -290,12 +291,14 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
   deploymentRoutes(app, ctx);
   buildRoutes(app, ctx);
   gitRoutes(app, ctx);
+  gitHttpRoutes(app, ctx);
   releaseRoutes(app, ctx);
   logRoutes(app, ctx);
   addonRoutes(app, ctx);
   backupRoutes(app, ctx);
   volumeRoutes(app, ctx, volumes);
   metricsRoutes(app, ctx);
+  nodeRoutes(app, ctx);
   secretRoutes(app, ctx);
 
   const reconciler = new Reconciler({ apps, runtimes, log: log.child({ component: 'reconciler' }) });

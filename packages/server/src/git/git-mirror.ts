@@ -27,6 +27,11 @@ export interface TreeLimits {
 
 export interface FetchOptions {
   credential: GitCredential | null;
+  /**
+   * Environment for reading the repository (a pre-receive hook's quarantine: GIT_OBJECT_DIRECTORY and
+   * GIT_ALTERNATE_OBJECT_DIRECTORIES), so a pushed commit is readable before its ref is updated.
+   */
+  objectEnv?: Record<string, string>;
   signal?: AbortSignal;
   /** Progress lines for the deploy log (already redacted). */
   say?: (line: string) => void;
@@ -104,11 +109,17 @@ export class GitMirror {
   }
 
   /** The commit `rev` names in repository `dir`, with its subject. */
-  async commit(dir: string, rev: string): Promise<FetchedCommit> {
+  async commit(dir: string, rev: string, objectEnv?: Record<string, string>): Promise<FetchedCommit> {
+    const env = objectEnv ? { env: objectEnv } : {};
     const sha = (
-      await git(['-C', dir, 'rev-parse', '--verify', '--quiet', '--end-of-options', `${rev}^{commit}`])
+      await git(
+        ['--git-dir', dir, 'rev-parse', '--verify', '--quiet', '--end-of-options', `${rev}^{commit}`],
+        env,
+      )
     ).trim();
-    const message = (await git(['-C', dir, 'log', '-1', '--format=%s', sha])).trim().slice(0, 500);
+    const message = (await git(['--git-dir', dir, 'log', '-1', '--format=%s', sha], env))
+      .trim()
+      .slice(0, 500);
     return { sha, message };
   }
 
@@ -135,11 +146,12 @@ export class GitMirror {
     o: FetchOptions & { url: string | null; appId: string },
     depth: number,
   ): Promise<void> {
-    const gitlinks = await checkTree(repo, sha, budget);
+    const objectEnv = depth === 0 ? (o.objectEnv ?? {}) : {};
+    const gitlinks = await checkTree(repo, sha, budget, objectEnv);
     await mkdir(dest, { recursive: true });
     const tmp = await mkdtemp(join(dirname(dest), '.index-'));
     try {
-      const env = { GIT_INDEX_FILE: join(tmp, 'index') };
+      const env = { ...objectEnv, GIT_INDEX_FILE: join(tmp, 'index') };
       await git(['--git-dir', repo, 'read-tree', sha], { env });
       await git(['--git-dir', repo, '--work-tree', dest, 'checkout-index', '--all', '--force'], { env });
     } finally {
@@ -185,8 +197,10 @@ async function checkTree(
   repo: string,
   sha: string,
   budget: { bytes: number; entries: number },
+  env: Record<string, string>,
 ): Promise<Map<string, string>> {
   const out = await git(['--git-dir', repo, 'ls-tree', '-r', '-z', '-l', '--full-tree', sha], {
+    env,
     maxBuffer: 256 * 1024 * 1024,
   });
   const gitlinks = new Map<string, string>();
@@ -212,7 +226,7 @@ async function checkTree(
       );
   }
   for (const l of links) {
-    const target = await git(['--git-dir', repo, 'cat-file', 'blob', l.object]);
+    const target = await git(['--git-dir', repo, 'cat-file', 'blob', l.object], { env });
     const resolved = posix.normalize(posix.join(posix.dirname(l.path), target));
     if (target.startsWith('/') || resolved === '..' || resolved.startsWith('../'))
       throw new MinipaasError(

@@ -12,9 +12,18 @@ import type { Logger } from 'pino';
 import type { DeployService } from '../deploy/deploy-service.ts';
 import type { AppRow } from '../services/app-service.ts';
 import type { Database } from '../store/schema.ts';
+import { type HookHandler, ZERO_SHA } from './git-http.ts';
 import { GitMirror } from './git-mirror.ts';
 import type { GitCredential } from './git-runner.ts';
-import { checkGitRef, checkGitUrl, type GitSourceInput, redactUrl, splitUrlCredentials } from './git-url.ts';
+import {
+  branchOf,
+  checkGitRef,
+  checkGitUrl,
+  type GitSourceInput,
+  redactUrl,
+  splitUrlCredentials,
+} from './git-url.ts';
+import { PushRepos } from './push-repos.ts';
 
 /** The git tables of migration 20261130000004_git.sql. */
 export type GitTables = {
@@ -62,6 +71,8 @@ export interface GitServiceDeps {
   deploys: DeployService;
   box: SecretBox;
   log: Logger;
+  /** Node binary that runs the pre-receive hook (default: this process's). */
+  nodeBin?: string;
 }
 
 const credentialContext = (appId: string) => `git:${appId}:credential`;
@@ -70,6 +81,8 @@ export class GitService {
   readonly #d: GitServiceDeps;
   readonly #db: GitDb;
   readonly mirror: GitMirror;
+  /** The repositories `git push` writes to. */
+  readonly pushes: PushRepos;
   /** One fetch and export at a time per app (they share the app's mirror). */
   readonly #locks = new Map<string, Promise<unknown>>();
 
@@ -77,6 +90,11 @@ export class GitService {
     this.#d = deps;
     this.#db = deps.db.withTables<GitTables>();
     this.mirror = new GitMirror(deps.config.home);
+    this.pushes = new PushRepos(
+      deps.config.home,
+      deps.nodeBin ?? process.execPath,
+      deps.config.uploads.maxBytes,
+    );
   }
 
   async get(app: Pick<AppRow, 'id'>): Promise<GitSourceRow | undefined> {
@@ -186,7 +204,13 @@ export class GitService {
     app: AppRow,
     repo: string,
     commit: { sha: string; message: string },
-    o: { url: string | null; credential: GitCredential | null; message?: string; command?: string },
+    o: {
+      url: string | null;
+      credential: GitCredential | null;
+      message?: string;
+      command?: string;
+      objectEnv?: Record<string, string>;
+    },
   ): Promise<DeploymentView> {
     const { uploads } = this.#d.config;
     return this.#d.deploys.deploy(
@@ -199,12 +223,76 @@ export class GitService {
             url: o.url,
             appId: app.id,
             credential: o.credential,
+            ...(o.objectEnv ? { objectEnv: o.objectEnv } : {}),
           });
           return commit;
         },
       },
       `${commit.sha.slice(0, 7)} ${o.message ?? commit.message}`.slice(0, 500),
     );
+  }
+
+  /** The branch whose pushes deploy: the git source's branch, else `main`. */
+  async deployBranch(app: Pick<AppRow, 'id'>): Promise<string> {
+    const row = await this.get(app);
+    return (row && branchOf(row.ref)) || 'main';
+  }
+
+  /**
+   * The pre-receive hook of a push to the app's repository: a push to the deploy branch deploys the
+   * pushed commit (read from the push's quarantine) and streams the deploy log back; a failed deploy
+   * refuses the push. Other branches, tags and deletions are stored without deploying.
+   */
+  pushHandler(app: AppRow): HookHandler {
+    return async (updates, objectEnv, say) => {
+      const branch = await this.deployBranch(app);
+      const repo = this.pushes.path(app.id);
+      let exit = 0;
+      for (const u of updates) {
+        const name = u.ref.replace(/^refs\/(heads|tags)\//, '');
+        if (u.new === ZERO_SHA) {
+          say(`-----> ${name} deleted`);
+          continue;
+        }
+        if (u.ref !== `refs/heads/${branch}`) {
+          say(`-----> ${name} stored; ${app.name} deploys pushes to ${branch}`);
+          continue;
+        }
+        const commit = await this.mirror.commit(repo, u.new, objectEnv);
+        say(`-----> Deploying ${commit.sha.slice(0, 7)} (${commit.message}) to ${app.name}`);
+        const started = await this.deployCommit(app, repo, commit, {
+          url: null,
+          credential: null,
+          objectEnv,
+        });
+        const ok = await this.#follow(started.id, say);
+        if (!ok) exit = 1;
+      }
+      return exit;
+    };
+  }
+
+  /** Streams a deployment's log to `say` until it ends; true when it went live. */
+  async #follow(id: string, say: (line: string) => void): Promise<boolean> {
+    let final: DeploymentView | null = null;
+    const ac = new AbortController();
+    await this.#d.deploys.follow(
+      id,
+      {
+        log: (line) => say(line),
+        status: () => undefined,
+        end: (v) => {
+          final = v;
+        },
+      },
+      ac.signal,
+    );
+    const view = final as DeploymentView | null;
+    if (view?.status === 'running') return true;
+    say(
+      `!     Deploy ${view?.status ?? 'ended'}${view?.error ? `: ${view.error}` : ''}; the push is refused`,
+    );
+    return false;
   }
 
   async #locked<T>(appId: string, fn: () => Promise<T>): Promise<T> {

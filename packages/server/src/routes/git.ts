@@ -3,10 +3,13 @@
  * `POST /api/v1/apps/{id}/git/builds` (build the configured ref's newest commit, or `{ref}`).
  * Seed 002's `POST /api/v1/services/{id}/builds` builds a git app the same way (routes/builds.ts).
  */
-import { MinipaasError } from '@minipaas/core';
-import type { FastifyInstance } from 'fastify';
+
+import type { Readable } from 'node:stream';
+import { type Action, MinipaasError, roleAllows } from '@minipaas/core';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { ServerContext } from '../context.ts';
+import { serveGitHttp } from '../git/git-http.ts';
 import { parse } from '../http/validate.ts';
 
 type IdParams = { Params: { id: string } };
@@ -78,4 +81,97 @@ export function gitRoutes(app: FastifyInstance, ctx: ServerContext): void {
       return reply.status(202).send(d);
     },
   );
+}
+
+/** `Basic base64(user:password)` → the API token (the password; or the user name when it is empty). */
+function basicToken(header: string | undefined): string | null {
+  const m = /^Basic[ \t]+([A-Za-z0-9+/=]{1,1024})[ \t]*$/i.exec(header ?? '');
+  if (!m) return null;
+  const decoded = Buffer.from(m[1] as string, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) return decoded || null;
+  return decoded.slice(colon + 1) || decoded.slice(0, colon) || null;
+}
+
+/**
+ * `git push` / `git clone` over smart HTTP at `/git/APP.git` (docs/git.md), served by `git http-backend`.
+ * These routes authenticate themselves (HTTP Basic, an API token as the password: what git sends) and
+ * require `app:deploy` to push and `app:read` to fetch.
+ */
+export function gitHttpRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  void app.register(async (scope) => {
+    // Pack requests reach the handler as the raw stream (git http-backend reads them).
+    scope.addContentTypeParser(
+      ['application/x-git-upload-pack-request', 'application/x-git-receive-pack-request'],
+      (_req, payload, done) => done(null, payload),
+    );
+    const handle = async (
+      req: FastifyRequest<{ Params: { repo: string } }>,
+      reply: FastifyReply,
+      service: string,
+    ) => {
+      const m = /^([a-z0-9][a-z0-9-]{0,62})\.git$/.exec(req.params.repo);
+      if (!m) throw new MinipaasError('MINIPAAS_ERR_NOT_FOUND', 'git repositories are at /git/APP.git');
+      if (service !== 'git-upload-pack' && service !== 'git-receive-pack')
+        throw new MinipaasError(
+          'MINIPAAS_ERR_VALIDATION',
+          'only git smart HTTP is served (git 1.6.6 or later)',
+        );
+      const action: Action = service === 'git-receive-pack' ? 'app:deploy' : 'app:read';
+      const token = basicToken(req.headers.authorization);
+      const identity = token ? await ctx.tokens.verify(token) : null;
+      if (!identity) {
+        reply.header('www-authenticate', 'Basic realm="minipaas", charset="UTF-8"');
+        throw new MinipaasError(
+          'MINIPAAS_ERR_UNAUTHENTICATED',
+          'git over HTTP needs an API token as the password (minipaas git:remote sets it up)',
+        );
+      }
+      if (!roleAllows(identity.role, action))
+        throw new MinipaasError(
+          'MINIPAAS_ERR_FORBIDDEN',
+          `${action} is not allowed for role ${identity.role}`,
+        );
+      const row = await ctx.apps.get(m[1] as string);
+      await ctx.git.pushes.ensure(row.id);
+      const rest = req.url.slice(req.url.indexOf('.git/') + 4).split('?')[0] as string;
+      reply.hijack();
+      const res = reply.raw;
+      try {
+        await serveGitHttp(
+          {
+            projectRoot: ctx.git.pushes.root,
+            pathInfo: `/${ctx.git.pushes.name(row.id)}${rest}`,
+            method: req.method,
+            query: req.url.includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : '',
+            headers: req.headers,
+            body: req.method === 'POST' ? (req.body as Readable) : null,
+            remoteUser: identity.name,
+            remoteAddr: req.ip,
+            maxBodyBytes: ctx.config.uploads.maxBytes,
+            ...(service === 'git-receive-pack' ? { onPush: ctx.git.pushHandler(row) } : {}),
+          },
+          res,
+        );
+      } catch (err) {
+        req.log.warn({ err: (err as Error).message, app: row.name }, 'git http request failed');
+        if (!res.headersSent) {
+          const status =
+            err instanceof MinipaasError && err.code === 'MINIPAAS_ERR_PAYLOAD_TOO_LARGE' ? 413 : 500;
+          res.writeHead(status, { 'content-type': 'text/plain' });
+          res.end(`${(err as Error).message}\n`);
+        } else res.end();
+      }
+    };
+    type Req = FastifyRequest<{ Params: { repo: string }; Querystring: { service?: string } }>;
+    scope.get('/git/:repo/info/refs', { config: { public: true } }, (req: Req, reply) =>
+      handle(req, reply, String(req.query.service ?? '')),
+    );
+    scope.post('/git/:repo/git-upload-pack', { config: { public: true } }, (req: Req, reply) =>
+      handle(req, reply, 'git-upload-pack'),
+    );
+    scope.post('/git/:repo/git-receive-pack', { config: { public: true } }, (req: Req, reply) =>
+      handle(req, reply, 'git-receive-pack'),
+    );
+  });
 }
