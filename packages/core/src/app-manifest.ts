@@ -30,7 +30,7 @@ const relativePath = z
 
 export const appManifestSchema = z.object({
   /** Runtime of the app; applied on its first deploy, refused later when it differs. */
-  runtime: z.enum(['process', 'docker']).optional(),
+  runtime: z.enum(['process', 'docker', 'swarm']).optional(),
   /** Dockerfile path relative to the source root (docker runtime). */
   dockerfile: relativePath.optional(),
   /** Build with the app's previous image as cache (docker runtime; default true). */

@@ -120,7 +120,7 @@ export const configSchema = z
     runtime: z
       .object({
         /** Runtime of new apps that do not choose one (`process` or `docker`). */
-        default: z.enum(['process', 'docker']).default('process'),
+        default: z.enum(['process', 'docker', 'swarm']).default('process'),
       })
       .prefault({}),
     secrets: z
@@ -147,6 +147,44 @@ export const configSchema = z
       .prefault({}),
     uploads: z
       .object({
+    swarm: z
+      .object({
+        /**
+         * Engine API of a Swarm manager (`tcp://HOST:2376`, `unix:///var/run/docker.sock`); unset: no `swarm`
+         * runtime. A `tcp://` host is reached over TLS with the client certificates in `tlsDir` (docs/swarm.md).
+         */
+        host: z
+          .string()
+          .regex(/^(tcp|unix):\/\/\S+$/, 'swarm.host must be tcp://HOST:PORT or unix:///PATH')
+          .optional(),
+        /** Directory with ca.pem, cert.pem and key.pem (`minipaas certs client`); required for a tcp:// host. */
+        tlsDir: z.string().min(1).optional(),
+        /** Private registry every node pulls from (`HOST:PORT`); unset: images are used as built (one node). */
+        registry: z
+          .string()
+          .regex(/^[a-zA-Z0-9.-]+(:\d{1,5})?$/, 'swarm.registry must be HOST or HOST:PORT')
+          .optional(),
+        /** Caddy's admin API, the edge of swarm apps. */
+        caddyAdmin: z.string().url().default('http://127.0.0.1:2019'),
+        /** Address Caddy serves swarm apps on (`APP.router.baseDomain`). */
+        listen: z.string().min(1).default(':80'),
+        /** Overlay network of the platform's services. */
+        network: z
+          .string()
+          .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/, 'swarm.network must be a Docker network name')
+          .default('minipaas-swarm'),
+        /** Placement constraints of every app service, comma separated (e.g. `node.labels.pool==apps`). */
+        constraints: z
+          .string()
+          .default('')
+          .transform((v) =>
+            v
+              .split(',')
+              .map((c) => c.trim())
+              .filter(Boolean),
+          ),
+      })
+      .prefault({}),
         /** Maximum size of an uploaded source archive. */
         maxBytes: z.coerce
           .number()
@@ -387,6 +425,11 @@ async function readConfigFile(file: string): Promise<Record<string, unknown>> {
 
 /** Problems listed in one validation message; the rest are counted, so hostile input cannot inflate it. */
 const MAX_ISSUES = 5;
+  ['MINIPAAS_SWARM_HOST', ['swarm', 'host']],
+  ['MINIPAAS_SWARM_TLS_DIR', ['swarm', 'tlsDir']],
+  ['MINIPAAS_SWARM_REGISTRY', ['swarm', 'registry']],
+  ['MINIPAAS_SWARM_CADDY_ADMIN', ['swarm', 'caddyAdmin']],
+  ['MINIPAAS_SWARM_LISTEN', ['swarm', 'listen']],
 const MAX_ISSUE_CHARS = 200;
 
 function clip(text: string, max: number): string {

@@ -43,7 +43,7 @@ export const createAppSchema = z
     slug: appNameSchema.optional(),
     project: z.string().min(1).max(100).optional(),
     /** `process` or `docker`; unset: the platform's `runtime.default`. */
-    runtime: z.enum(['process', 'docker']).optional(),
+    runtime: z.enum(['process', 'docker', 'swarm']).optional(),
     /** seed 004: an app can be just a command */
     command: z.string().min(1).max(4096).optional(),
     processes: z.record(processTypeSchema, processSchema).optional(),
@@ -168,7 +168,7 @@ export interface AppView {
   id: string;
   name: string;
   projectId: string;
-  runtime: 'process' | 'docker';
+  runtime: 'process' | 'docker' | 'swarm';
   status: AppStatus;
   processes: Record<string, { command: string | null; instances: number }>;
   /** Env vars; a secret's value is `••••` unless the request asked `?reveal=true` with the permission. */

@@ -8,3 +8,4 @@ export * from './service-spec.ts';
 export * from './swarm-driver.ts';
 export * from './swarm-edge.ts';
 export * from './swarm-nodes.ts';
+export * from './swarm-runtime.ts';

@@ -189,9 +189,17 @@ export class SwarmDriver implements RuntimeDriver {
 
   async #tasks(serviceIds: string[]): Promise<TaskInfo[]> {
     if (serviceIds.length === 0) return [];
-    return (await this.#o.docker.listTasks({
-      filters: JSON.stringify({ service: serviceIds }),
-    })) as unknown as TaskInfo[];
+    try {
+      return (await this.#o.docker.listTasks({
+        filters: JSON.stringify({ service: serviceIds }),
+      })) as unknown as TaskInfo[];
+    } catch (err) {
+      // A service filter naming a removed service is a 404: filter the whole list here instead.
+      if (!/not found/i.test(message(err))) throw err;
+      const ids = new Set(serviceIds);
+      const all = (await this.#o.docker.listTasks()) as unknown as TaskInfo[];
+      return all.filter((t) => ids.has(t.ServiceID));
+    }
   }
 
   async #ensureNetwork(): Promise<void> {

@@ -24,9 +24,19 @@ async function main(): Promise<void> {
     onWarning: (msg, err) => log.warn({ err: (err as Error | undefined)?.message }, msg),
   });
   docker?.start();
+  // The swarm runtime (docs/swarm.md) only when swarm.host is set: loaded on demand (dockerode). minipaasd
+  // keeps Caddy in step with the swarm's tasks and runs the cron scheduler (ADR 0013).
+  const swarm = config.swarm.host
+    ? await (await import('@minipaas/runtime-swarm')).createSwarmRuntime(config, {
+        cron: true,
+        onCronEvent: (e) => log.info({ cron: e }, `cron ${e.type} ${e.service}`),
+        onWarning: (msg, err) => log.warn({ err: (err as Error | undefined)?.message }, msg),
+      })
+    : null;
+  await swarm?.start();
   const cp = await createControlPlane({
     config,
-    drivers: docker ? [driver, docker] : [driver],
+    drivers: [driver, ...(docker ? [docker] : []), ...(swarm ? [swarm.driver] : [])],
     logger: log,
     buildWorker: 'process',
   });
@@ -50,6 +60,7 @@ async function main(): Promise<void> {
     log.info({ signal }, 'stopping control plane (apps keep running under the agent)');
     const force = setTimeout(() => process.exit(1), 15_000);
     force.unref();
+    swarm?.stop();
     try {
       await cp.close();
     } finally {

@@ -39,6 +39,7 @@ import { gitHttpRoutes, gitRoutes } from './routes/git.ts';
 import { healthRoutes } from './routes/health.ts';
 import { logRoutes } from './routes/logs.ts';
 import { metricsRoutes } from './routes/metrics.ts';
+import { nodeRoutes } from './routes/nodes.ts';
 import { projectRoutes } from './routes/projects.ts';
 import { releaseRoutes } from './routes/releases.ts';
 import { secretRoutes } from './routes/secrets.ts';
@@ -297,6 +298,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
   backupRoutes(app, ctx);
   volumeRoutes(app, ctx, volumes);
   metricsRoutes(app, ctx);
+  nodeRoutes(app, ctx);
   secretRoutes(app, ctx);
 
   const reconciler = new Reconciler({ apps, runtimes, log: log.child({ component: 'reconciler' }) });

@@ -40,8 +40,8 @@ export async function readAppManifest(dir: string): Promise<AppManifest | null> 
 export function manifestRuntime(
   app: Pick<AppRow, 'name' | 'runtime' | 'current_release'>,
   manifest: AppManifest | null,
-): 'process' | 'docker' {
-  const current = app.runtime === 'docker' ? 'docker' : 'process';
+): 'process' | 'docker' | 'swarm' {
+  const current = app.runtime === 'docker' || app.runtime === 'swarm' ? app.runtime : 'process';
   const wanted = manifest?.runtime;
   if (!wanted || wanted === current) return current;
   if (app.current_release === null) return wanted;

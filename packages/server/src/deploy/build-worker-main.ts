@@ -61,9 +61,16 @@ async function main(): Promise<void> {
   // Docker apps build images and roll out here; minipaasd's own docker driver supervises them. Both load
   // dockerode on the first docker build, so a worker building process apps stays small.
   const docker = await lazyDockerRuntime(config);
+  // Swarm apps roll out here too (their images come from the docker builder); loaded only with swarm.host.
+  const swarm = config.swarm.host
+    ? await (await import('@minipaas/runtime-swarm')).createSwarmRuntime(config, {
+        onWarning: (msg, err) => log.warn({ err: (err as Error | undefined)?.message }, msg),
+      })
+    : null;
   const runtimes = new RuntimeRegistry([
     new ProcessDriver(new AgentClient(homePaths(config.home).agentSocket)),
     ...(docker ? [docker] : []),
+    ...(swarm ? [swarm.driver] : []),
   ]);
   const projects = new ProjectService(store.db);
   const apps = new AppService({ db: store.db, config, runtimes, projects, log });

@@ -94,7 +94,7 @@ export class DeploymentRunner {
       } else {
         const manifest = row.source_dir ? await readAppManifest(row.source_dir) : null;
         app = await this.#applyManifest(app, manifest, say);
-        if (app.runtime === 'docker' && d.dockerBuilder) {
+        if ((app.runtime === 'docker' || app.runtime === 'swarm') && d.dockerBuilder) {
           const builder = typeof d.dockerBuilder === 'function' ? await d.dockerBuilder() : d.dockerBuilder;
           release = (await buildDockerRelease({ ...d, builder }, row, app, log, signal, manifest)).release;
         } else {

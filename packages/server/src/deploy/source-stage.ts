@@ -98,7 +98,7 @@ export async function stageSource(
     const runtime = manifestRuntime(app, manifest);
     // A docker app with its own Dockerfile needs no detected stack (docs/docker.md).
     const detected =
-      runtime === 'docker' && hasDockerfile(dir, manifest?.dockerfile)
+      (runtime === 'docker' || runtime === 'swarm') && hasDockerfile(dir, manifest?.dockerfile)
         ? await dockerfileCommands(dir, command)
         : await detectSource(dir, command, opts.nodeBin);
     // Over a limit (too many process types or instances): refuse now, before anything is queued.

@@ -95,7 +95,7 @@ export class AppService {
       id: app.id,
       name: app.name,
       projectId: app.project_id,
-      runtime: app.runtime === 'docker' ? 'docker' : 'process',
+      runtime: app.runtime === 'docker' || app.runtime === 'swarm' ? app.runtime : 'process',
       status: liveStatus(app.status, state),
       processes,
       ...viewEnv(this.secretBox, app.id, app.env, opts.reveal),
@@ -204,7 +204,7 @@ export class AppService {
   }
 
   /** Moves an app that has no release yet to another runtime (minipaas.yaml `runtime:` on its first deploy). */
-  async setRuntime(id: string, runtime: 'process' | 'docker'): Promise<AppRow> {
+  async setRuntime(id: string, runtime: 'process' | 'docker' | 'swarm'): Promise<AppRow> {
     const row = await this.#d.db
       .updateTable('apps')
       .set({ runtime, updated_at: new Date() })
