@@ -3,6 +3,10 @@
  * `git daemon` serving repositories the test commits to. `apps:create --git` then `git:build`, and
  * `deploy --app --git URL#ref`, each serving the commit through the router.
  */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type GitServer, procfileApp, startGitServer } from '../helpers/git-repos.ts';
 import { type Platform, routerGet, startPlatform } from '../helpers/platform.ts';
@@ -71,5 +75,47 @@ describe('deploy from git through the CLI', () => {
     expect(bad.code).not.toBe(0);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
     expect(bad.stderr).toMatch(/only https, http, ssh and git/);
+  }, 300_000);
+
+  it('git:remote --add, then git push deploys with the deploy log in the push output', async () => {
+    const work = await mkdtemp(join(tmpdir(), 'mp-e2e-push-'));
+    try {
+      const env = {
+        ...platform.env,
+        GIT_TERMINAL_PROMPT: '0',
+        GIT_AUTHOR_NAME: 't',
+        GIT_AUTHOR_EMAIL: 't@e',
+        GIT_COMMITTER_NAME: 't',
+        GIT_COMMITTER_EMAIL: 't@e',
+      };
+      const git = (args: string[]) =>
+        new Promise<{ code: number; out: string }>((resolve) =>
+          execFile('git', args, { cwd: work, env, timeout: 180_000 }, (err, stdout, stderr) =>
+            resolve({ code: err ? Number(err.code) || 1 : 0, out: stdout + stderr }),
+          ),
+        );
+      await git(['init', '-q', '-b', 'main']);
+      for (const [f, body] of Object.entries(procfileApp('pushed through the CLI remote')))
+        await writeFile(join(work, f), body);
+      await git(['add', '-A']);
+      await git(['commit', '-q', '-m', 'push me']);
+      expect((await platform.cli(['apps:create', 'gpush'])).code).toBe(0);
+      const printed = await platform.cli(['git:remote', 'gpush']);
+      expect(printed.stdout.trim()).toBe(`${platform.apiUrl}/git/gpush.git`);
+      const added = await platform.cli(['git:remote', 'gpush', '--add'], { cwd: work });
+      expect(added.code, added.stderr).toBe(0);
+      expect((await git(['remote', 'get-url', 'minipaas'])).out.trim()).toBe(
+        `${platform.apiUrl}/git/gpush.git`,
+      );
+      // The token is not in the repository's config (the CLI is the credential helper).
+      expect((await git(['config', '--list', '--local'])).out).not.toContain(platform.token);
+      const pushed = await git(['push', 'minipaas', 'main']);
+      expect(pushed.code, pushed.out).toBe(0);
+      expect(pushed.out).toMatch(/remote: -----> Deploying [0-9a-f]{7} \(push me\) to gpush/);
+      expect(pushed.out).toMatch(/remote: -----> v1 is live/);
+      expect(await serve('gpush')).toBe('pushed through the CLI remote');
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
   }, 300_000);
 });

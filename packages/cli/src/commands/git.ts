@@ -2,6 +2,7 @@
  * Deploy from git (docs/git.md): `git APP` (show the source), `git:set APP URL[#REF]`, `git:unset`,
  * `git:build APP [--ref REF]`, and the helper `deploy --git` and `apps:create --git` use.
  */
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { DeploymentView } from '@minipaas/core';
 import type { Command } from 'commander';
@@ -73,7 +74,73 @@ export async function buildFromGit(
   return deployment;
 }
 
+/** Runs git in the current directory; returns its stdout or null when it fails. */
+function gitHere(args: string[]): string | null {
+  try {
+    return execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch {
+    return null;
+  }
+}
+
+/** Single-quotes `s` for the shell git runs `credential.helper = !...` with. */
+const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
 export function registerGit(program: Command, ctx: Context): void {
+  program
+    .command('git:remote')
+    .description('print the git remote of an app, or add it to the repository here (git push deploys)')
+    .argument('<app>', 'app name or id')
+    .option('--add', 'add (or update) the remote in the git repository of the current directory')
+    .option('-r, --remote <name>', 'name of the remote', 'minipaas')
+    .option('--json', 'print JSON')
+    .addHelpText(
+      'after',
+      `
+The remote is http(s)://PLATFORM/git/APP.git; git authenticates with your API token, which --add hands
+to git through a credential helper (this CLI), so the token is not written into .git/config.
+Pushing the app's deploy branch (main, or the branch of its git source) deploys it; the push prints
+the deploy log and fails when the deploy fails.
+
+Examples:
+  $ minipaas git:remote hello
+  $ minipaas git:remote hello --add && git push minipaas main`,
+    )
+    .action(async (app: string, opts: { add?: boolean; remote: string; json?: boolean }, c: Command) => {
+      const client = await clientFor(c, ctx);
+      const found = await client.getApp(app);
+      const url = `${client.url}/git/${found.name}.git`;
+      if (opts.add) {
+        if (!/^[A-Za-z0-9._-]{1,100}$/.test(opts.remote))
+          throw new CliError(`--remote "${opts.remote}" is not a valid remote name`);
+        if (gitHere(['rev-parse', '--git-dir']) === null)
+          throw new CliError('not in a git repository: run git init first, or cd into your app');
+        const existing = gitHere(['remote', 'get-url', opts.remote]);
+        if (existing === null) gitHere(['remote', 'add', opts.remote, url]);
+        else gitHere(['remote', 'set-url', opts.remote, url]);
+        const helper = `!${shq(process.execPath)} ${shq(process.argv[1] ?? 'minipaas')} git:credential`;
+        gitHere(['config', '--replace-all', `credential.${url}.helper`, helper]);
+        if (gitHere(['remote', 'get-url', opts.remote])?.trim() !== url)
+          throw new CliError(`could not set the git remote ${opts.remote}`);
+      }
+      if (opts.json)
+        return json(ctx.out, { app: found.name, remote: opts.remote, url, added: Boolean(opts.add) });
+      if (opts.add)
+        line(ctx.out, `Remote ${opts.remote} is ${url}. Deploy with: git push ${opts.remote} main`);
+      else line(ctx.out, url);
+    });
+
+  program
+    .command('git:credential', { hidden: true })
+    .description('git credential helper: answers git with your API token (set up by git:remote --add)')
+    .argument('[operation]', 'get, store or erase (git passes it)')
+    .action(async (operation: string | undefined, _opts: unknown, c: Command) => {
+      if (operation !== 'get') return; // store/erase: nothing is kept
+      const client = await clientFor(c, ctx);
+      if (!client.token) throw new CliError('no API token: run minipaas login');
+      ctx.out.out(`username=minipaas\npassword=${client.token}\n`);
+    });
+
   program
     .command('git')
     .description("show an app's git source (repository, ref, credential kind, auto-sync)")
