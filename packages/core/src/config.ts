@@ -12,6 +12,8 @@ import { z } from 'zod';
 import { MinipaasError } from './errors.ts';
 
 const port = z.coerce.number().int().min(0).max(65535);
+/** An https URL, or http on the loopback interface (OAuth/OIDC endpoints; local test stand-ins). */
+const HTTPS_OR_LOOPBACK = /^(https:\/\/|http:\/\/(127\.0\.0\.1|localhost|\[::1\])[:/])/;
 
 export const configSchema = z
   .object({
@@ -145,8 +147,6 @@ export const configSchema = z
           .default('minipaas'),
       })
       .prefault({}),
-    uploads: z
-      .object({
     swarm: z
       .object({
         /**
@@ -185,6 +185,8 @@ export const configSchema = z
           ),
       })
       .prefault({}),
+    uploads: z
+      .object({
         /** Maximum size of an uploaded source archive. */
         maxBytes: z.coerce
           .number()
@@ -279,6 +281,95 @@ export const configSchema = z
           .default(1024 * 1024),
       })
       .prefault({}),
+    /** Browser login: sessions, password login limits, GitHub and OpenID Connect providers (docs/security.md). */
+    auth: z
+      .object({
+        /**
+         * URL browsers reach the API at (`https://paas.example.com`), used in OAuth/OIDC redirect URIs and
+         * to check the Origin of login forms; unset: taken from each request's Host header.
+         */
+        publicUrl: z
+          .string()
+          .url()
+          .regex(/^https?:\/\//, 'auth.publicUrl must be an http(s) URL')
+          .transform((u) => u.replace(/\/+$/, ''))
+          .optional(),
+        /** `on`: the landing page offers the password form and `POST /auth/login` accepts passwords. */
+        passwordLogin: z.enum(['on', 'off']).default('on'),
+        /** A session ends this long after login, whatever its use. */
+        sessionTtlMs: z.coerce
+          .number()
+          .int()
+          .min(60_000)
+          .default(7 * 24 * 3600_000),
+        /** A session unused this long ends. */
+        sessionIdleMs: z.coerce
+          .number()
+          .int()
+          .min(60_000)
+          .default(24 * 3600_000),
+        /** `Secure` flag of the session cookie: `auto` sets it on requests that arrived over https. */
+        secureCookies: z.enum(['auto', 'on', 'off']).default('auto'),
+        /** Wrong passwords for one user (within `loginLockMs`) after which that user's logins are refused. */
+        loginMaxFailures: z.coerce.number().int().min(1).max(10_000).default(20),
+        /** Wrong passwords from one client address (within `loginLockMs`) after which it is refused. */
+        loginMaxFailuresPerIp: z.coerce.number().int().min(1).max(100_000).default(100),
+        /** How long failures count, and how long a locked user or address stays locked. */
+        loginLockMs: z.coerce
+          .number()
+          .int()
+          .min(1000)
+          .default(15 * 60_000),
+        /** "Login with GitHub" (an OAuth app; callback URL `PUBLIC_URL/auth/github/callback`). */
+        github: z
+          .object({
+            clientId: z.string().min(1).max(200).optional(),
+            clientSecret: z.string().min(1).max(500).optional(),
+            /** GitHub's endpoints (GitHub Enterprise, or a local stand-in in tests): https, or http on loopback. */
+            authorizeUrl: z
+              .string()
+              .url()
+              .regex(HTTPS_OR_LOOPBACK, 'must be https (http on loopback only)')
+              .default('https://github.com/login/oauth/authorize'),
+            tokenUrl: z
+              .string()
+              .url()
+              .regex(HTTPS_OR_LOOPBACK, 'must be https (http on loopback only)')
+              .default('https://github.com/login/oauth/access_token'),
+            apiUrl: z
+              .string()
+              .url()
+              .regex(HTTPS_OR_LOOPBACK, 'must be https (http on loopback only)')
+              .transform((u) => u.replace(/\/+$/, ''))
+              .default('https://api.github.com'),
+          })
+          .refine((g) => !g.clientId === !g.clientSecret, {
+            message: 'set both clientId and clientSecret (or neither)',
+          })
+          .prefault({}),
+        /**
+         * OpenID Connect providers by name (`/auth/oidc/NAME`, callback `PUBLIC_URL/auth/oidc/NAME/callback`).
+         * The `MINIPAAS_OIDC_*` variables configure one named `sso`.
+         */
+        oidc: z
+          .record(
+            z
+              .string()
+              .regex(/^[a-z][a-z0-9-]{0,31}$/, 'an OIDC provider name is lowercase letters, digits, -'),
+            z.object({
+              /** Issuer URL (discovery at ISSUER/.well-known/openid-configuration): https, or http on loopback. */
+              issuer: z.string().url().regex(HTTPS_OR_LOOPBACK, 'must be https (http on loopback only)'),
+              clientId: z.string().min(1).max(500),
+              clientSecret: z.string().min(1).max(500).optional(),
+              /** Button text on the landing page; default `Login with NAME`. */
+              label: z.string().min(1).max(60).optional(),
+              /** Scopes asked for (space separated); `openid` and `email` are needed to match users. */
+              scopes: z.string().min(1).max(500).default('openid email profile'),
+            }),
+          )
+          .default({}),
+      })
+      .prefault({}),
   })
   .refine((c) => c.apps.portMin <= c.apps.portMax, {
     message: 'apps.portMin must be <= apps.portMax',
@@ -334,6 +425,12 @@ const ENV_MAP: Array<[string, string[]]> = [
   ['MINIPAAS_DOCKER', ['docker', 'enabled']],
   ['MINIPAAS_DOCKER_SOCKET', ['docker', 'socket']],
   ['MINIPAAS_DOCKER_NETWORK', ['docker', 'network']],
+  ['MINIPAAS_SWARM_HOST', ['swarm', 'host']],
+  ['MINIPAAS_SWARM_TLS_DIR', ['swarm', 'tlsDir']],
+  ['MINIPAAS_SWARM_REGISTRY', ['swarm', 'registry']],
+  ['MINIPAAS_SWARM_PUSH_REGISTRY', ['swarm', 'pushRegistry']],
+  ['MINIPAAS_SWARM_CADDY_ADMIN', ['swarm', 'caddyAdmin']],
+  ['MINIPAAS_SWARM_LISTEN', ['swarm', 'listen']],
   ['MINIPAAS_MAX_UPLOAD_BYTES', ['uploads', 'maxBytes']],
   ['MINIPAAS_MAX_UNPACKED_BYTES', ['uploads', 'maxUnpackedBytes']],
   ['MINIPAAS_MAX_FILE_BYTES', ['uploads', 'maxFileBytes']],
@@ -361,6 +458,23 @@ const ENV_MAP: Array<[string, string[]]> = [
   ['MINIPAAS_DEFAULT_CPU_MILLICORES', ['resources', 'defaultCpuMillicores']],
   ['MINIPAAS_SAMPLE_INTERVAL_MS', ['resources', 'sampleIntervalMs']],
   ['MINIPAAS_VOLUME_DEFAULT_MAX_BYTES', ['volumes', 'defaultMaxSizeBytes']],
+  ['MINIPAAS_PUBLIC_URL', ['auth', 'publicUrl']],
+  ['MINIPAAS_PASSWORD_LOGIN', ['auth', 'passwordLogin']],
+  ['MINIPAAS_SESSION_TTL_MS', ['auth', 'sessionTtlMs']],
+  ['MINIPAAS_SESSION_IDLE_MS', ['auth', 'sessionIdleMs']],
+  ['MINIPAAS_SECURE_COOKIES', ['auth', 'secureCookies']],
+  ['MINIPAAS_LOGIN_MAX_FAILURES', ['auth', 'loginMaxFailures']],
+  ['MINIPAAS_LOGIN_MAX_FAILURES_PER_IP', ['auth', 'loginMaxFailuresPerIp']],
+  ['MINIPAAS_LOGIN_LOCK_MS', ['auth', 'loginLockMs']],
+  ['MINIPAAS_GITHUB_CLIENT_ID', ['auth', 'github', 'clientId']],
+  ['MINIPAAS_GITHUB_CLIENT_SECRET', ['auth', 'github', 'clientSecret']],
+  ['MINIPAAS_GITHUB_AUTHORIZE_URL', ['auth', 'github', 'authorizeUrl']],
+  ['MINIPAAS_GITHUB_TOKEN_URL', ['auth', 'github', 'tokenUrl']],
+  ['MINIPAAS_GITHUB_API_URL', ['auth', 'github', 'apiUrl']],
+  ['MINIPAAS_OIDC_ISSUER', ['auth', 'oidc', 'sso', 'issuer']],
+  ['MINIPAAS_OIDC_CLIENT_ID', ['auth', 'oidc', 'sso', 'clientId']],
+  ['MINIPAAS_OIDC_CLIENT_SECRET', ['auth', 'oidc', 'sso', 'clientSecret']],
+  ['MINIPAAS_OIDC_LABEL', ['auth', 'oidc', 'sso', 'label']],
 ];
 
 /** The environment variables the config module reads (for docs and `--help`). */
@@ -425,11 +539,6 @@ async function readConfigFile(file: string): Promise<Record<string, unknown>> {
 
 /** Problems listed in one validation message; the rest are counted, so hostile input cannot inflate it. */
 const MAX_ISSUES = 5;
-  ['MINIPAAS_SWARM_HOST', ['swarm', 'host']],
-  ['MINIPAAS_SWARM_TLS_DIR', ['swarm', 'tlsDir']],
-  ['MINIPAAS_SWARM_REGISTRY', ['swarm', 'registry']],
-  ['MINIPAAS_SWARM_CADDY_ADMIN', ['swarm', 'caddyAdmin']],
-  ['MINIPAAS_SWARM_LISTEN', ['swarm', 'listen']],
 const MAX_ISSUE_CHARS = 200;
 
 function clip(text: string, max: number): string {
