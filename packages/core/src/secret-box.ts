@@ -155,7 +155,8 @@ export class SecretBox {
         });
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        return this.#load(false);
+        this.#load(false);
+        return;
       }
     }
     if (this.#envKey)
