@@ -5,6 +5,7 @@ import type { BuildWorker } from './deploy/build-worker.ts';
 import type { BuildWorkerProcess } from './deploy/build-worker-process.ts';
 import type { DeployService } from './deploy/deploy-service.ts';
 import type { GitService } from './git/git-service.ts';
+import type { WebhookService } from './git/webhook-service.ts';
 import type { RuntimeRegistry } from './runtime/runtime-registry.ts';
 import type { AddonService } from './services/addon-service.ts';
 import type { AppService } from './services/app-service.ts';
@@ -32,6 +33,8 @@ export interface ServerContext {
   volumes: VolumeService;
   /** Apps' git sources and builds from git (docs/git.md). */
   git: GitService;
+  /** Push webhooks of apps and their delivery log. */
+  webhooks: WebhookService;
   /**
    * Superuser URL of the platform's Postgres server, used to create app databases (add-ons);
    * undefined when the platform has no Postgres server.

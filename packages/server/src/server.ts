@@ -22,6 +22,7 @@ import { DeploymentFeed, listenForDeployments } from './deploy/deployment-feed.t
 import { DEPLOYMENT_CHANNEL, DeploymentStore } from './deploy/deployment-store.ts';
 import { kyselyExecutor } from './deploy/kysely-executor.ts';
 import { GitService } from './git/git-service.ts';
+import { WebhookService } from './git/webhook-service.ts';
 import { registerAuth } from './http/auth.ts';
 import {
   clientErrorHandler,
@@ -45,6 +46,7 @@ import { releaseRoutes } from './routes/releases.ts';
 import { secretRoutes } from './routes/secrets.ts';
 import { statusRoutes } from './routes/status.ts';
 import { volumeRoutes } from './routes/volumes.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
 import { RuntimeRegistry } from './runtime/runtime-registry.ts';
 import { secretBoxFor } from './secrets/app-secrets.ts';
 import { AddonService } from './services/addon-service.ts';
@@ -244,6 +246,12 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
     box: secretBoxFor(config),
     log: log.child({ component: 'git' }),
   });
+  const webhooks = new WebhookService({
+    db: store.db,
+    box: secretBoxFor(config),
+    git,
+    log: log.child({ component: 'webhooks' }),
+  });
   const ctx: ServerContext = {
     config,
     version: VERSION,
@@ -258,6 +266,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
     backups,
     volumes,
     git,
+    webhooks,
     databaseAdminUrl,
     log,
   };
@@ -292,6 +301,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
   buildRoutes(app, ctx);
   gitRoutes(app, ctx);
   gitHttpRoutes(app, ctx);
+  webhookRoutes(app, ctx);
   releaseRoutes(app, ctx);
   logRoutes(app, ctx);
   addonRoutes(app, ctx);

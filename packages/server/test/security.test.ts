@@ -150,11 +150,13 @@ afterAll(async () => {
 describe('authentication is a property of every route', () => {
   it('serves only the health checks without a token, whatever the spelling of the path', async () => {
     const publicRoutes = cp.routes.filter((r) => r.public).map((r) => r.url);
-    // The git smart-HTTP endpoint authenticates itself (HTTP Basic with an API token; git-push.test.ts).
+    // The git smart-HTTP endpoint authenticates itself (HTTP Basic with an API token; git-push.test.ts),
+    // and so does the webhook receiver (its token and signature; git-webhooks.test.ts).
     const selfAuthenticated = [
       '/git/:repo/git-receive-pack',
       '/git/:repo/git-upload-pack',
       '/git/:repo/info/refs',
+      '/api/v1/webhooks/:app/:token',
     ];
     expect([...new Set(publicRoutes)].filter((u) => !selfAuthenticated.includes(u)).sort()).toEqual([
       '/health',
