@@ -4,12 +4,13 @@
  * `deploy --app --git URL#ref`, each serving the commit through the router.
  */
 import { execFile } from 'node:child_process';
+import { createHmac, randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type GitServer, procfileApp, startGitServer } from '../helpers/git-repos.ts';
-import { type Platform, routerGet, startPlatform } from '../helpers/platform.ts';
+import { type Platform, routerGet, startPlatform, waitFor } from '../helpers/platform.ts';
 
 let platform: Platform;
 let gitd: GitServer;
@@ -117,5 +118,52 @@ describe('deploy from git through the CLI', () => {
     } finally {
       await rm(work, { recursive: true, force: true });
     }
+  }, 300_000);
+
+  it('webhooks APP prints a URL and secret; a signed GitHub push over HTTP deploys and is in the delivery log', async () => {
+    const repo = await gitd.repo('hooked-e2e');
+    await repo.commit(procfileApp('hook v1'), 'hook v1');
+    expect((await platform.cli(['apps:create', 'ghook', '--git', gitd.url('hooked-e2e')])).code).toBe(0);
+    const created = await platform.cli(['webhooks', 'ghook', '--json']);
+    expect(created.code, created.stderr).toBe(0);
+    const hook = JSON.parse(created.stdout) as { url: string; secret: string; branch: string };
+    expect(hook.url).toBe(`${platform.apiUrl}/api/v1/webhooks/ghook/${hook.secret}`);
+    expect(hook.branch).toBe('main');
+    const sha = await repo.commit(procfileApp('hook v2'), 'hook v2');
+    const body = JSON.stringify({ ref: 'refs/heads/main', after: sha });
+    const send = (signature: string) =>
+      fetch(hook.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'x-github-event': 'push',
+          'x-github-delivery': randomUUID(),
+          'x-hub-signature-256': signature,
+        },
+        body,
+      });
+    expect((await send('sha256=00')).status).toBe(401);
+    const ok = await send(`sha256=${createHmac('sha256', hook.secret).update(body).digest('hex')}`);
+    expect(ok.status).toBe(202);
+    await waitFor(
+      'the webhook deploy',
+      async () => ((await serve('ghook')) === 'hook v2' ? true : null),
+      120_000,
+    );
+    const log = await platform.cli(['webhooks:deliveries', 'ghook', '--json']);
+    const deliveries = (
+      JSON.parse(log.stdout) as {
+        deliveries: Array<{ outcome: string; commit: string | null; reason: string }>;
+      }
+    ).deliveries;
+    expect(deliveries.map((d) => d.outcome)).toEqual(['accepted', 'rejected']);
+    expect(deliveries[0]?.commit).toBe(sha);
+    expect(deliveries[1]?.reason).toMatch(/wrong signature/);
+    const table = await platform.cli(['webhooks:deliveries', 'ghook']);
+    expect(table.stdout).toMatch(/github\s+push\s+[0-9a-f]{7}\s+accepted/);
+    expect((await platform.cli(['webhooks:regenerate', 'ghook', '--json'])).code).toBe(0);
+    expect(
+      (await send(`sha256=${createHmac('sha256', hook.secret).update(body).digest('hex')}`)).status,
+    ).toBe(401);
   }, 300_000);
 });

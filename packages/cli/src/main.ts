@@ -26,6 +26,7 @@ import { registerToolkitDeploy } from './commands/toolkit-deploy.ts';
 import { registerUp } from './commands/up.ts';
 import { CLI_VERSION, registerVersion } from './commands/version.ts';
 import { registerVolumes } from './commands/volumes.ts';
+import { registerWebhooks } from './commands/webhooks.ts';
 import type { Context } from './context.ts';
 import { stdio } from './output.ts';
 
@@ -79,6 +80,7 @@ Run "minipaas <command> --help" for a command's options and examples. Reference:
   registerShell(program, ctx);
   registerVolumes(program, ctx);
   registerGit(program, ctx);
+  registerWebhooks(program, ctx);
   registerResources(program, ctx);
   registerVersion(program, ctx);
   return program;
