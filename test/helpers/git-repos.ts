@@ -83,7 +83,7 @@ export async function startGitServer(): Promise<GitServer> {
       const dir = await mkdtemp(join(tmpdir(), `mp-repo-${name}-`));
       workTrees.push(dir);
       const bare = join(root, `${name}.git`);
-      await gitCmd(['init', '--quiet', '--bare', bare]);
+      await gitCmd(['init', '--quiet', '--bare', '-b', 'main', bare]);
       await gitCmd(['init', '--quiet', '-b', 'main', dir]);
       await gitCmd(['remote', 'add', 'origin', bare], dir);
       return {

@@ -246,6 +246,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
     box: secretBoxFor(config),
     log: log.child({ component: 'git' }),
   });
+  apps.beforeDelete.push((app) => git.removeData(app));
   const webhooks = new WebhookService({
     db: store.db,
     box: secretBoxFor(config),

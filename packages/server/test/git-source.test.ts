@@ -12,7 +12,7 @@ import { type DeploymentView, loadConfig } from '@minipaas/core';
 import { AgentClient, ProcessDriver } from '@minipaas/runtime-process';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type GitServer, procfileApp, startGitServer } from '../../../test/helpers/git-repos.ts';
+import { type GitServer, gitCmd, procfileApp, startGitServer } from '../../../test/helpers/git-repos.ts';
 import { routerGet, waitFor } from '../../../test/helpers/platform.ts';
 import { createTestDatabase } from '../../../test/helpers/postgres.ts';
 import { freePort } from '../../../test/helpers/postgres-server.ts';
@@ -154,6 +154,43 @@ describe('git source', () => {
     expect(byId.body.message?.startsWith(sha.slice(0, 7))).toBe(true);
     expect((await finished(byId.body.id)).status).toBe('running');
   }, 120_000);
+
+  it('builds a repository with submodules (relative and absolute URLs), and deleting the app removes its repositories', async () => {
+    const lib = await gitd.repo('libmod');
+    await lib.commit({ 'lib.txt': 'from the submodule' }, 'lib');
+    const other = await gitd.repo('othermod');
+    await other.commit({ 'other.txt': 'absolute' }, 'other');
+    const main = await gitd.repo('withsub');
+    await main.commit(
+      {
+        ...procfileApp(''),
+        'server.js':
+          "const fs = require('node:fs');\nrequire('node:http').createServer((q, s) => s.end(fs.readFileSync('lib/lib.txt', 'utf8') + '+' + fs.readFileSync('vendor/other/other.txt', 'utf8'))).listen(process.env.PORT);\n",
+      },
+      'app',
+    );
+    await gitCmd(['submodule', '--quiet', 'add', gitd.url('libmod'), 'lib'], main.dir);
+    await gitCmd(['submodule', '--quiet', 'add', gitd.url('othermod'), 'vendor/other'], main.dir);
+    // lib by a URL relative to the superproject's (resolved against the app's repository URL)
+    await gitCmd(['config', '--file', '.gitmodules', 'submodule.lib.url', '../libmod.git'], main.dir);
+    await main.commit({}, 'submodules');
+    expect((await api('POST', '/api/v1/apps', { name: 'subapp', git: gitd.url('withsub') })).status).toBe(
+      201,
+    );
+    const b = await api<DeploymentView>('POST', '/api/v1/apps/subapp/git/builds');
+    expect(b.status, JSON.stringify(b.body)).toBe(202);
+    const d = await finished(b.body.id);
+    expect(d.status, d.log.join('\n')).toBe('running');
+    expect(await serve('subapp')).toBe('from the submodule+absolute');
+
+    const id = (await cp.ctx.apps.get('subapp')).id;
+    expect(await readdir(join(home, 'git', 'mirrors'))).toEqual(
+      expect.arrayContaining([`${id}.git`, `${id}.modules`]),
+    );
+    expect((await api('DELETE', '/api/v1/apps/subapp')).status).toBe(204);
+    const left = await readdir(join(home, 'git', 'mirrors'));
+    expect(left.filter((n) => n.startsWith(id))).toEqual([]);
+  }, 180_000);
 
   it('refuses bad sources with a 4xx and stores or queues nothing', async () => {
     const bad: Array<[unknown, number, RegExp]> = [

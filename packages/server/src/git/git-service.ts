@@ -5,6 +5,7 @@
  * is fetched into the app's mirror and its tree staged like an upload, so the deployment and its release
  * record the commit SHA and subject.
  */
+import { rm } from 'node:fs/promises';
 import type { DeploymentView, MinipaasConfig, SecretBox } from '@minipaas/core';
 import { MinipaasError } from '@minipaas/core';
 import type { Kysely } from 'kysely';
@@ -159,6 +160,16 @@ export class GitService {
   async remove(app: Pick<AppRow, 'id'>): Promise<boolean> {
     const r = await this.#db.deleteFrom('git_sources').where('app_id', '=', app.id).executeTakeFirst();
     return Number(r.numDeletedRows) > 0;
+  }
+
+  /** Removes the app's repositories (mirror, submodule mirrors, push repository): the app is being deleted. */
+  async removeData(app: Pick<AppRow, 'id'>): Promise<void> {
+    for (const dir of [
+      this.mirror.path(app.id),
+      `${this.mirror.path(app.id).replace(/\.git$/, '')}.modules`,
+      this.pushes.path(app.id),
+    ])
+      await rm(dir, { recursive: true, force: true });
   }
 
   /** The source's credential, opened (only to hand it to git). */
