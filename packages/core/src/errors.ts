@@ -49,6 +49,11 @@ export const ERROR_CODES = {
   MINIPAAS_ERR_INTERNAL: { status: 500, message: 'Internal error' },
   /** A sealed secret value that does not open (wrong key ring, tampered), or a bad master key. */
   MINIPAAS_ERR_SECRET: { status: 500, message: 'A secret value cannot be opened with the master key' },
+  /** The external secret store (Vault) is unreachable or refused a request. */
+  MINIPAAS_ERR_SECRET_STORE: {
+    status: 503,
+    message: 'The secret store is not reachable or refused the request',
+  },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
