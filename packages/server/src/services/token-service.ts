@@ -35,10 +35,29 @@ export class TokenService {
     await mkdir(dirname(file), { recursive: true, mode: 0o700 });
     await writeFile(file, `${token}\n`, { mode: 0o600 });
     await chmod(file, 0o600);
-    await this.#db
-      .insertInto('api_tokens')
-      .values({ id: randomUUID(), name: 'admin', role: 'owner', token_hash: hashToken(token) })
-      .execute();
+    await this.#db.transaction().execute(async (trx) => {
+      // The first owner: owns the default team; the admin token is theirs.
+      await trx
+        .insertInto('users')
+        .values({ id: 'owner', email: 'owner@minipaas.local', name: 'owner' })
+        .onConflict((oc) => oc.column('id').doNothing())
+        .execute();
+      await trx
+        .insertInto('team_members')
+        .values({ team_id: 'default', user_id: 'owner', role: 'owner' })
+        .onConflict((oc) => oc.columns(['team_id', 'user_id']).doNothing())
+        .execute();
+      await trx
+        .insertInto('api_tokens')
+        .values({
+          id: randomUUID(),
+          name: 'admin',
+          role: 'owner',
+          token_hash: hashToken(token),
+          user_id: 'owner',
+        })
+        .execute();
+    });
     return token;
   }
 

@@ -15,6 +15,8 @@ export interface ProjectsTable {
   slug: string;
   description: string | null;
   created_at: Timestamp;
+  /** The team that owns the project (migration 20261130000001_access_control.sql); default 'default'. */
+  team_id: ColumnType<string, string | undefined, string>;
 }
 
 export interface AppsTable {
@@ -117,6 +119,64 @@ export interface ApiTokensTable {
   token_hash: string;
   created_at: Timestamp;
   last_used_at: Timestamp | null;
+  /** The user the token acts for; null: a platform-wide token holding `role` in every team. */
+  user_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Only this project (and reading what it needs); null: every project the user may reach. */
+  project_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The user id (or token id) that created the token. */
+  created_by: ColumnType<string | null, string | null | undefined, string | null>;
+  expires_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  revoked_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+}
+
+/** A person (migration 20261130000001_access_control.sql). */
+export interface UsersTable {
+  id: string;
+  /** Unique, compared case-insensitively. */
+  email: string;
+  name: ColumnType<string, string | undefined, string>;
+  /** `scrypt$N$r$p$salt$hash` (node:crypto); null: no password login. */
+  password_hash: ColumnType<string | null, string | null | undefined, string | null>;
+  disabled: ColumnType<boolean, boolean | undefined, boolean>;
+  created_at: Timestamp;
+}
+
+export interface TeamsTable {
+  id: string;
+  name: string;
+  slug: string;
+  created_at: Timestamp;
+}
+
+export interface TeamMembersTable {
+  team_id: string;
+  user_id: string;
+  /** A core `Role`: viewer | developer | admin | owner. */
+  role: string;
+  created_at: Timestamp;
+}
+
+/** One audited request or login; the table refuses UPDATE, TRUNCATE and DELETE of recent rows. */
+export interface AuditLogTable {
+  id: Generated<number | string>;
+  at: Timestamp;
+  actor_user_id: string | null;
+  actor: string | null;
+  token_id: string | null;
+  session_id: string | null;
+  action: string;
+  method: string | null;
+  path: string | null;
+  target_type: string | null;
+  target_id: string | null;
+  team_id: string | null;
+  project_id: string | null;
+  request_id: string | null;
+  ip: string | null;
+  /** `success` | `denied` | `failure`. */
+  outcome: string;
+  status_code: number | null;
+  detail: ColumnType<unknown, string | null | undefined, string | null>;
 }
 
 /** A managed Postgres database of an app (docs/addons.md): its own database and LOGIN role. */
@@ -172,5 +232,9 @@ export interface Database {
   addons: AddonsTable;
   volumes: VolumesTable;
   volume_files: VolumeFilesTable;
+  users: UsersTable;
+  teams: TeamsTable;
+  team_members: TeamMembersTable;
+  audit_log: AuditLogTable;
   schema_migrations: { version: Generated<string> };
 }
