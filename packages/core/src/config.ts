@@ -132,6 +132,46 @@ export const configSchema = z
          * ring file `MINIPAAS_HOME/master.key`, created on first start (docs/security.md).
          */
         masterKey: z.string().min(1).optional(),
+        /**
+         * Where new secret values go (`MINIPAAS_SECRET_STORE`): `builtin` (sealed under the master key, in the
+         * database) or `vault` (HashiCorp Vault KV v2, see `vault`). Values sealed before a move keep opening.
+         */
+        store: z.enum(['builtin', 'vault']).default('builtin'),
+        /** The Vault KV v2 store (docs/security.md); needed when `store` is `vault`. */
+        vault: z
+          .object({
+            /** Vault's address (`MINIPAAS_VAULT_URL`), http(s). */
+            url: z
+              .string()
+              .url()
+              .refine((u) => /^https?:/.test(u), 'secrets.vault.url must be http(s)')
+              .optional(),
+            /** A token that may create, read and delete under `mount`/`prefix` (`MINIPAAS_VAULT_TOKEN`). */
+            token: z.string().min(1).optional(),
+            /** Mount path of the KV v2 engine (`MINIPAAS_VAULT_MOUNT`). */
+            mount: z
+              .string()
+              .regex(
+                /^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/,
+                'secrets.vault.mount must be a path like secret or kv/team',
+              )
+              .default('secret'),
+            /** Path under the mount for the platform's entries (`MINIPAAS_VAULT_PREFIX`). */
+            prefix: z
+              .string()
+              .regex(
+                /^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/,
+                'secrets.vault.prefix must be a path like minipaas',
+              )
+              .default('minipaas'),
+            /** Vault Enterprise namespace (`MINIPAAS_VAULT_NAMESPACE`). */
+            namespace: z.string().min(1).optional(),
+          })
+          .prefault({}),
+      })
+      .refine((s) => s.store !== 'vault' || (s.vault.url && s.vault.token), {
+        message:
+          'secrets.store vault needs secrets.vault.url and secrets.vault.token (MINIPAAS_VAULT_URL/TOKEN)',
       })
       .prefault({}),
     docker: z
@@ -422,6 +462,12 @@ const ENV_MAP: Array<[string, string[]]> = [
   ['MINIPAAS_KEEP_IMAGES', ['retention', 'keepImages']],
   ['MINIPAAS_DEFAULT_RUNTIME', ['runtime', 'default']],
   ['MINIPAAS_MASTER_KEY', ['secrets', 'masterKey']],
+  ['MINIPAAS_SECRET_STORE', ['secrets', 'store']],
+  ['MINIPAAS_VAULT_URL', ['secrets', 'vault', 'url']],
+  ['MINIPAAS_VAULT_TOKEN', ['secrets', 'vault', 'token']],
+  ['MINIPAAS_VAULT_MOUNT', ['secrets', 'vault', 'mount']],
+  ['MINIPAAS_VAULT_PREFIX', ['secrets', 'vault', 'prefix']],
+  ['MINIPAAS_VAULT_NAMESPACE', ['secrets', 'vault', 'namespace']],
   ['MINIPAAS_DOCKER', ['docker', 'enabled']],
   ['MINIPAAS_DOCKER_SOCKET', ['docker', 'socket']],
   ['MINIPAAS_DOCKER_NETWORK', ['docker', 'network']],
