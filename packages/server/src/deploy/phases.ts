@@ -167,7 +167,7 @@ export async function prepareConfig(
   for (const [name, e] of Object.entries(appJson.env)) {
     if (Object.hasOwn(env, name)) continue;
     if (e.generator === 'secret') {
-      env[name] = sealSecret(app.id, name, randomBytes(32).toString('hex'));
+      env[name] = await sealSecret(app.id, name, randomBytes(32).toString('hex'));
       changed = true;
     } else if (e.value !== undefined && e.value !== '') {
       env[name] = e.value;
@@ -195,7 +195,7 @@ export async function prepareConfig(
  * (`prepareConfig(app, appJson)` where appJson is the stored/parsed app.json or null).
  */
 /** Seals a generated secret for app `appId`'s env var `name` (stored as a secret env var). */
-export type SecretSealer = (appId: string, name: string, value: string) => string;
+export type SecretSealer = (appId: string, name: string, value: string) => string | Promise<string>;
 
 export function createPhases(
   db: Kysely<Database>,

@@ -20,8 +20,8 @@ export function pipelineExtensions(
   return {
     phases: createPhases(
       db,
-      (appId, name, value) =>
-        applyEnvChanges(apps.secretBox, appId, {}, { secrets: { [name]: value } })[name] as string,
+      async (appId, name, value) =>
+        (await applyEnvChanges(apps.secretStores, appId, {}, { secrets: { [name]: value } }))[name] as string,
     ),
     readAppJson,
   };

@@ -1,12 +1,16 @@
 /**
- * Secret env vars (docs/security.md, ADR 0010). A secret lives in the app's `env` map (and in every release's
- * `config_env` snapshot, so a rollback restores it) as a value sealed by the {@link SecretBox}, bound to the
- * app id and the variable's name; config vars stay plaintext. Values are opened only where the runtime spec
- * is built (minipaasd, the build worker) and where `?reveal=true` asks for them.
+ * Secret env vars (docs/security.md, ADR 0010, 0011). A secret lives in the app's `env` map (and in every
+ * release's `config_env` snapshot, so a rollback restores it) as a reference of a {@link SecretStore}: a
+ * value sealed by the {@link SecretBox} (built-in store) or a Vault KV v2 path and version, bound to the app
+ * id and the variable's name; config vars stay plaintext. Values are opened only where the runtime spec is
+ * built (minipaasd, the build worker) and where `?reveal=true` asks for them.
  */
 import { type MinipaasConfig, MinipaasError, type RuntimeSpec, SecretBox } from '@minipaas/core';
 import type { Kysely } from 'kysely';
 import type { Database } from '../store/schema.ts';
+import { BuiltinSecretStore, envContext } from './builtin-store.ts';
+import { SecretStores } from './secret-store.ts';
+import { VaultSecretStore } from './vault-store.ts';
 
 /** What answers show instead of a secret's value. */
 export const MASK = '••••';
@@ -18,27 +22,44 @@ export function secretBoxFor(config: MinipaasConfig): SecretBox {
   return new SecretBox(config.home, config.secrets.masterKey);
 }
 
-const context = (appId: string, name: string) => `env:${appId}:${name}`;
+/**
+ * The platform's secret stores from its config: the built-in store (always, so sealed values keep opening)
+ * and, with `secrets.store: vault`, the Vault KV v2 store new secrets then go to.
+ */
+export function secretStoresFor(config: MinipaasConfig, box: SecretBox = secretBoxFor(config)): SecretStores {
+  const builtin = new BuiltinSecretStore(box);
+  const v = config.secrets.vault;
+  if (config.secrets.store !== 'vault' || !v.url || !v.token) return new SecretStores(builtin);
+  const vault = new VaultSecretStore({
+    url: v.url,
+    token: v.token,
+    mount: v.mount,
+    prefix: v.prefix,
+    ...(v.namespace ? { namespace: v.namespace } : {}),
+  });
+  return new SecretStores(vault, [builtin]);
+}
 
 /** The context an add-on's database password is sealed in (its row id). */
 export const addonPasswordContext = (addonId: string) => `addon:${addonId}`;
 
-/** Whether `env` holds `name` as a secret. */
-export function isSecret(env: Readonly<Record<string, string>>, name: string): boolean {
+/** Whether `env` holds `name` as a secret (a reference of one of `stores`). */
+export function isSecret(stores: SecretStores, env: Readonly<Record<string, string>>, name: string): boolean {
   const v = Object.hasOwn(env, name) ? env[name] : undefined;
-  return v !== undefined && SecretBox.isSealed(v);
+  return v !== undefined && stores.isRef(v);
 }
 
 /**
- * Applies a PATCH's `env` (config vars, plaintext) and `secrets` (sealed here) to a copy of `env`.
- * A name in both, or a config value that looks like a sealed value, is a 400 before anything changes.
+ * Applies a PATCH's `env` (config vars, plaintext) and `secrets` (stored, their references kept) to a copy
+ * of `env`. A name in both, or a config value that looks like a secret reference, is a 400 before anything
+ * is stored.
  */
-export function applyEnvChanges(
-  box: SecretBox,
+export async function applyEnvChanges(
+  stores: SecretStores,
   appId: string,
   env: Readonly<Record<string, string>>,
   changes: { env?: Record<string, string | null>; secrets?: Record<string, string | null> },
-): Record<string, string> {
+): Promise<Record<string, string>> {
   const out: Record<string, string> = Object.assign(Object.create(null), env);
   for (const k of Object.keys(changes.secrets ?? {}))
     if (changes.env && Object.hasOwn(changes.env, k))
@@ -46,52 +67,80 @@ export function applyEnvChanges(
         'MINIPAAS_ERR_VALIDATION',
         `${k} is given both as a config var and as a secret`,
       );
-  for (const [k, v] of Object.entries(changes.env ?? {})) {
-    if (v === null) delete out[k];
-    else if (SecretBox.isSealed(v))
+  for (const [k, v] of Object.entries(changes.env ?? {}))
+    if (v !== null && stores.isRef(v))
       throw new MinipaasError(
         'MINIPAAS_ERR_VALIDATION',
-        `the value of ${k} starts like a sealed secret (mp1.); set it as a secret or change it`,
+        `the value of ${k} starts like a sealed secret (mp1. or mpvault:); set it as a secret or change it`,
       );
+  for (const [k, v] of Object.entries(changes.env ?? {})) {
+    if (v === null) delete out[k];
     else out[k] = v;
   }
   for (const [k, v] of Object.entries(changes.secrets ?? {})) {
     if (v === null) delete out[k];
-    else out[k] = box.seal(v, context(appId, k));
+    else out[k] = await stores.put({ appId, name: k }, v);
   }
   return out;
 }
 
 /** The env an answer shows: secrets as {@link MASK}, or opened with `reveal`; plus the secrets' names. */
-export function viewEnv(
-  box: SecretBox,
+export async function viewEnv(
+  stores: SecretStores,
   appId: string,
   env: Readonly<Record<string, string>>,
   reveal = false,
-): { env: Record<string, string>; secrets: string[] } {
+): Promise<{ env: Record<string, string>; secrets: string[] }> {
   const shown: Record<string, string> = {};
   const secrets: string[] = [];
   for (const [k, v] of Object.entries(env)) {
-    if (!SecretBox.isSealed(v)) {
+    if (!stores.isRef(v)) {
       shown[k] = v;
       continue;
     }
     secrets.push(k);
-    shown[k] = reveal ? box.open(v, context(appId, k)) : MASK;
+    shown[k] = reveal ? await stores.get({ appId, name: k }, v) : MASK;
   }
   return { env: shown, secrets: secrets.sort() };
 }
 
-/** Opens the sealed values of a runtime spec's env in place and adds them to its masked values. */
-export function openSpecSecrets(box: SecretBox, appId: string, spec: RuntimeSpec): void {
+/** Opens the secret references of a runtime spec's env in place and adds the values to its masked values. */
+export async function openSpecSecrets(stores: SecretStores, appId: string, spec: RuntimeSpec): Promise<void> {
   const masked = new Set(spec.maskValues ?? []);
   for (const [k, v] of Object.entries(spec.env)) {
-    if (!SecretBox.isSealed(v)) continue;
-    const plain = box.open(v, context(appId, k));
+    if (!stores.isRef(v)) continue;
+    const plain = await stores.get({ appId, name: k }, v);
     spec.env[k] = plain;
     if (plain.length >= MIN_MASKED) masked.add(plain);
   }
   if (masked.size > 0) spec.maskValues = [...masked].sort((a, b) => b.length - a.length);
+}
+
+/**
+ * Forgets what an external store keeps for the app (every reference in its env and its releases): called
+ * when the app is deleted. Sealed values go with the rows.
+ */
+export async function forgetAppSecrets(
+  db: Kysely<Database>,
+  stores: SecretStores,
+  appId: string,
+): Promise<void> {
+  const envs = [
+    ...(await db.selectFrom('apps').select('env').where('id', '=', appId).execute()).map((r) => r.env),
+    ...(await db.selectFrom('releases').select('config_env').where('app_id', '=', appId).execute()).map(
+      (r) => r.config_env,
+    ),
+  ];
+  const refs = new Map<string, string[]>();
+  for (const env of envs)
+    for (const [k, v] of Object.entries(env ?? {}))
+      if (stores.isRef(v)) refs.set(k, [...(refs.get(k) ?? []), v]);
+  for (const [name, list] of refs)
+    for (const store of new Set(list.map((r) => stores.ownerOf(r))))
+      await store?.forget(
+        { appId, name },
+        list.filter((r) => stores.ownerOf(r) === store),
+      );
 }
 
 /** Replaces every masked value in `line` (longest first). */
@@ -116,7 +165,7 @@ export async function rotateMasterKey(
     const out: Record<string, string> = {};
     for (const [k, v] of Object.entries(env ?? {})) {
       if (SecretBox.isSealed(v) && v.split('.')[1] !== kid) {
-        out[k] = box.seal(box.open(v, context(appId, k)), context(appId, k));
+        out[k] = box.seal(box.open(v, envContext({ appId, name: k })), envContext({ appId, name: k }));
         changed = true;
         resealed++;
       } else out[k] = v;

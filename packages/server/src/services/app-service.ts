@@ -18,7 +18,15 @@ import {
 import type { Kysely, Selectable } from 'kysely';
 import type { Logger } from 'pino';
 import type { RuntimeRegistry } from '../runtime/runtime-registry.ts';
-import { applyEnvChanges, openSpecSecrets, secretBoxFor, viewEnv } from '../secrets/app-secrets.ts';
+import {
+  applyEnvChanges,
+  forgetAppSecrets,
+  openSpecSecrets,
+  secretBoxFor,
+  secretStoresFor,
+  viewEnv,
+} from '../secrets/app-secrets.ts';
+import type { SecretStores } from '../secrets/secret-store.ts';
 import type { AppsTable, Database, ProcessOverride, ReleasesTable } from '../store/schema.ts';
 import { AppIdentityService } from './app-identity.ts';
 import { checkFormation, instanceTotal } from './formation.ts';
@@ -37,6 +45,8 @@ export interface AppServiceDeps {
   identity?: AppIdentityService;
   /** Seals and opens secret env vars (default: the platform's master key ring from `config`). */
   secrets?: SecretBox;
+  /** Where secret env values go (default: from `config.secrets`, the built-in store around `secrets`). */
+  secretStores?: SecretStores;
 }
 
 /** Live status from the runtime's observed state, falling back to the stored status. */
@@ -63,11 +73,18 @@ export class AppService {
    */
   readonly specHooks: Array<(app: AppRow, spec: RuntimeSpec) => Promise<void>> = [];
   #box: SecretBox | undefined;
+  #stores: SecretStores | undefined;
 
   /** The secret box env vars are sealed with. */
   get secretBox(): SecretBox {
     this.#box ??= this.#d.secrets ?? secretBoxFor(this.#d.config);
     return this.#box;
+  }
+
+  /** The stores secret env vars are kept in (references in `env`, opened by {@link AppService.specFor}). */
+  get secretStores(): SecretStores {
+    this.#stores ??= this.#d.secretStores ?? secretStoresFor(this.#d.config, this.secretBox);
+    return this.#stores;
   }
 
   constructor(deps: AppServiceDeps) {
@@ -98,7 +115,7 @@ export class AppService {
       runtime: app.runtime === 'docker' || app.runtime === 'swarm' ? app.runtime : 'process',
       status: liveStatus(app.status, state),
       processes,
-      ...viewEnv(this.secretBox, app.id, app.env, opts.reveal),
+      ...(await viewEnv(this.secretStores, app.id, app.env, opts.reveal)),
       healthcheckPath: app.healthcheck_path,
       currentRelease: app.current_release,
       ...this.urls(app.name),
@@ -147,7 +164,7 @@ export class AppService {
         runtime,
         status: 'created',
         processes: JSON.stringify(processes),
-        env: JSON.stringify(applyEnvChanges(this.secretBox, '', {}, { env: input.env ?? {} })),
+        env: JSON.stringify(await applyEnvChanges(this.secretStores, '', {}, { env: input.env ?? {} })),
         healthcheck_path: input.healthcheckPath ?? null,
         description: input.description ?? input.displayName ?? null,
       })
@@ -223,7 +240,7 @@ export class AppService {
   /** The runtime spec of `app` at `release`: buildSpec, then every {@link AppService.specHooks} entry. */
   async specFor(app: AppRow, release: Selectable<ReleasesTable>): Promise<RuntimeSpec> {
     const spec = buildSpec(app, release, await this.identity.userFor(app));
-    openSpecSecrets(this.secretBox, app.id, spec);
+    await openSpecSecrets(this.secretStores, app.id, spec);
     for (const hook of this.specHooks) await hook(app, spec);
     return spec;
   }
@@ -244,7 +261,7 @@ export class AppService {
   async patch(ref: string, input: PatchAppInput): Promise<AppRow> {
     const app = await this.get(ref);
     // Null-prototype: a variable named like an Object.prototype member is just a key. Secrets are sealed.
-    const env = applyEnvChanges(this.secretBox, app.id, app.env, {
+    const env = await applyEnvChanges(this.secretStores, app.id, app.env, {
       ...(input.env ? { env: input.env } : {}),
       ...(input.secrets ? { secrets: input.secrets } : {}),
     });
@@ -380,6 +397,7 @@ export class AppService {
     for (const hook of this.beforeDelete) await hook(app);
     await this.#d.runtimes.forApp(app).remove(app.name);
     await this.identity.free(app);
+    await forgetAppSecrets(this.#d.db, this.secretStores, app.id);
     await this.#d.db.deleteFrom('apps').where('id', '=', app.id).execute();
     const home = this.#d.config.home;
     await rm(join(home, 'releases', app.name), { recursive: true, force: true });
