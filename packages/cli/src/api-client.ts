@@ -217,7 +217,7 @@ export class ApiClient {
     /** A git source (docs/git.md). */
     git?: { url: string; ref: string };
     command?: string;
-    runtime?: 'process' | 'docker';
+    runtime?: 'process' | 'docker' | 'swarm';
     env?: Record<string, string>;
   }): Promise<AppView> {
     return this.request('POST', '/api/v1/apps', { json: body });

@@ -14,6 +14,7 @@ import { registerGit } from './commands/git.ts';
 import { registerImages } from './commands/images.ts';
 import { registerLogin } from './commands/login.ts';
 import { registerLogs } from './commands/logs.ts';
+import { registerNodes } from './commands/nodes.ts';
 import { registerOpen } from './commands/open.ts';
 import { registerProjects } from './commands/projects.ts';
 import { registerReleases } from './commands/releases.ts';
@@ -75,6 +76,7 @@ Run "minipaas <command> --help" for a command's options and examples. Reference:
   registerCerts(program, ctx);
   registerCode(program, ctx);
   registerImages(program, ctx);
+  registerNodes(program, ctx);
   registerSecret(program, ctx);
   registerDockerConfig(program, ctx);
   registerShell(program, ctx);

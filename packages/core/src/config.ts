@@ -204,6 +204,14 @@ export const configSchema = z
           .string()
           .regex(/^[a-zA-Z0-9.-]+(:\d{1,5})?$/, 'swarm.registry must be HOST or HOST:PORT')
           .optional(),
+        /**
+         * The same registry as this host pushes to it, when that address differs from `registry` (e.g.
+         * `127.0.0.1:5000`: a loopback registry needs no TLS); default `registry`.
+         */
+        pushRegistry: z
+          .string()
+          .regex(/^[a-zA-Z0-9.-]+(:\d{1,5})?$/, 'swarm.pushRegistry must be HOST or HOST:PORT')
+          .optional(),
         /** Caddy's admin API, the edge of swarm apps. */
         caddyAdmin: z.string().url().default('http://127.0.0.1:2019'),
         /** Address Caddy serves swarm apps on (`APP.router.baseDomain`). */

@@ -17,7 +17,7 @@ import {
   type RuntimeInstance,
   type RuntimeSpec,
 } from '@minipaas/core';
-import { imageName, nodeAddresses } from '@minipaas/swarm';
+import { type CronRun, cronRuns, imageName, LABELS, nodeAddresses } from '@minipaas/swarm';
 import type Docker from 'dockerode';
 import { LogFrames } from './log-frames.ts';
 import {
@@ -38,6 +38,15 @@ import {
   setNodeAvailability,
 } from './swarm-nodes.ts';
 
+/** A service run on a cron schedule, and its runs (tasks), oldest first. */
+export interface CronJobView {
+  service: string;
+  schedule: string;
+  skipRunning: boolean;
+  replicas: number;
+  runs: CronRun[];
+}
+
 /** Options of the {@link SwarmDriver}. */
 export interface SwarmDriverOptions {
   /** Engine API of a Swarm manager (over TLS for a remote one). */
@@ -50,6 +59,12 @@ export interface SwarmDriverOptions {
   registry?: string;
   /** Engine that holds the built images and pushes them (default: {@link docker}). */
   pushEngine?: Docker;
+  /**
+   * The same registry as the push engine reaches it (e.g. `127.0.0.1:5000` on the platform host, where a
+   * loopback registry needs no TLS) when that differs from the address the nodes pull from; default
+   * {@link registry}.
+   */
+  pushRegistry?: string;
   /** Overlay network of the platform's services (created when missing; default `minipaas-swarm`). */
   network?: string;
   /** Placement constraints of every service, e.g. `node.labels.pool==apps`. */
@@ -124,6 +139,15 @@ function digestOf(spec: RuntimeSpec, type: string, image: string): string {
     .slice(0, 22);
 }
 
+/** Digest of an app's spec from the digests of its process types (a restart's `~generation` left out). */
+function appDigest(byType: Map<string, string>): string {
+  const parts = [...byType].map(([t, d]) => `${t}=${d.split('~')[0]}`).sort();
+  return createHash('sha256').update(parts.join('\n')).digest('base64url').slice(0, 22);
+}
+
+/** How long after a remove() an apply() of the same app is refused (a stale reconciler pass). */
+const REMOVED_GRACE_MS = 15_000;
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
@@ -139,6 +163,10 @@ export class SwarmDriver implements RuntimeDriver {
   readonly #chains = new Map<string, Promise<unknown>>();
   #networkReady = false;
   #timer: NodeJS.Timeout | null = null;
+  /** Registry references this process pushed. */
+  readonly #pushed = new Set<string>();
+  /** Apps removed by this process, and when. */
+  readonly #removed = new Map<string, number>();
 
   constructor(o: SwarmDriverOptions) {
     this.#o = { network: 'minipaas-swarm', stopGraceMs: 10_000, monitorMs: 3000, maxFailedTasks: 3, ...o };
@@ -223,20 +251,27 @@ export class SwarmDriver implements RuntimeDriver {
     this.#networkReady = true;
   }
 
-  /** The registry reference of `ref`, pushed there from the build engine when it is not yet. */
-  async #publish(ref: string): Promise<string> {
+  /** The reference the nodes pull `ref` by: in the registry when there is one. */
+  #registryRef(ref: string): string {
     const { registry } = this.#o;
     if (!registry || ref.startsWith(`${registry}/`)) return ref;
+    return `${registry}/${ref.includes(':', ref.lastIndexOf('/') + 1) ? ref : `${ref}:latest`}`;
+  }
+
+  /** Tags `ref` for the registry on the build engine and pushes it (once per reference and process). */
+  async #publish(ref: string, target: string): Promise<void> {
+    const { registry } = this.#o;
+    if (!registry || target === ref || this.#pushed.has(target)) return;
+    const pushRegistry = this.#o.pushRegistry ?? registry;
     const engine = this.#o.pushEngine ?? this.#o.docker;
-    const target = `${registry}/${ref}`;
-    const colon = target.lastIndexOf(':');
-    const hasTag = colon > target.lastIndexOf('/');
-    const repo = hasTag ? target.slice(0, colon) : target;
-    const tag = hasTag ? target.slice(colon + 1) : 'latest';
+    const local = `${pushRegistry}/${target.slice(registry.length + 1)}`;
+    const colon = local.lastIndexOf(':');
+    const repo = local.slice(0, colon);
+    const tag = local.slice(colon + 1);
     try {
       await engine.getImage(ref).tag({ repo, tag });
       const stream = (await engine
-        .getImage(`${repo}:${tag}`)
+        .getImage(local)
         .push({ authconfig: {} } as never)) as unknown as NodeJS.ReadableStream;
       await new Promise<void>((resolve, reject) => {
         let failure: string | undefined;
@@ -251,10 +286,10 @@ export class SwarmDriver implements RuntimeDriver {
     } catch (err) {
       throw new MinipaasError(
         'MINIPAAS_ERR_BUILD_FAILED',
-        `pushing ${ref} to the registry ${registry} failed: ${message(err)}`,
+        `pushing ${ref} to the registry ${pushRegistry} failed: ${message(err)}`,
       );
     }
-    return `${repo}:${tag}`;
+    this.#pushed.add(target);
   }
 
   /** ENTRYPOINT + CMD of an image on the build engine (for a process that runs the image's command). */
@@ -309,36 +344,43 @@ export class SwarmDriver implements RuntimeDriver {
           'MINIPAAS_ERR_VALIDATION',
           `the swarm runtime runs images; release ${spec.release} of ${spec.name} is a directory`,
         );
-      await this.#ensureNetwork();
-      const image = await this.#publish(spec.artifact.ref);
-      const refs = secretRefs(spec);
-      const secretIds = await this.#secrets(spec.name, refs);
-      const needsImageCmd =
-        refs.length > 0 && Object.values(spec.processes).some((p) => p.command === IMAGE_CMD);
-      const imageCommand = needsImageCmd ? await this.#imageCommand(spec.artifact.ref) : undefined;
+      // A reconciler pass that read the app just before it was removed must not bring it back.
+      const removedAt = this.#removed.get(spec.name);
+      if (removedAt !== undefined && Date.now() - removedAt < REMOVED_GRACE_MS)
+        throw new MinipaasError('MINIPAAS_ERR_APP_NOT_FOUND', `${spec.name} was just removed from the swarm`);
+      const image = this.#registryRef(spec.artifact.ref);
       const current = new Map(
         (await this.#services(spec.name)).map((s) => [s.Spec.Labels?.[SWARM_LABEL.process] ?? '', s]),
       );
-      for (const type of Object.keys(spec.processes).sort()) {
-        const digest = digestOf(spec, type, image);
-        const body = serviceSpec(spec, type, {
-          image,
-          network: this.#o.network,
-          constraints: this.#o.constraints ?? [],
-          secretIds,
-          digest,
-          stopGraceMs: this.#o.stopGraceMs,
-          monitorMs: this.#o.monitorMs,
-          ...(imageCommand ? { imageCommand } : {}),
-        });
-        const existing = current.get(type);
-        if (!existing) {
-          await this.#o.docker.createService(body as never);
-          continue;
+      const types = Object.keys(spec.processes).sort();
+      // A restart suffixes the digest (`~TIME`): the spec itself is unchanged.
+      const changed = types.filter(
+        (type) =>
+          current.get(type)?.Spec.Labels?.[SWARM_LABEL.digest]?.split('~')[0] !== digestOf(spec, type, image),
+      );
+      if (changed.length > 0) {
+        await this.#ensureNetwork();
+        await this.#publish(spec.artifact.ref, image);
+        const refs = secretRefs(spec);
+        const secretIds = await this.#secrets(spec.name, refs);
+        const needsImageCmd =
+          refs.length > 0 && Object.values(spec.processes).some((p) => p.command === IMAGE_CMD);
+        const imageCommand = needsImageCmd ? await this.#imageCommand(spec.artifact.ref) : undefined;
+        for (const type of changed) {
+          const body = serviceSpec(spec, type, {
+            image,
+            network: this.#o.network,
+            constraints: this.#o.constraints ?? [],
+            secretIds,
+            digest: digestOf(spec, type, image),
+            stopGraceMs: this.#o.stopGraceMs,
+            monitorMs: this.#o.monitorMs,
+            ...(imageCommand ? { imageCommand } : {}),
+          });
+          const existing = current.get(type);
+          if (existing) await this.#update(existing, body);
+          else await this.#o.docker.createService(body as never);
         }
-        // A restart suffixes the digest (`~TIME`): the spec itself is unchanged.
-        if (existing.Spec.Labels?.[SWARM_LABEL.digest]?.split('~')[0] === digest) continue;
-        await this.#update(existing, body);
       }
       for (const [type, s] of current) {
         if (spec.processes[type]) continue;
@@ -381,9 +423,12 @@ export class SwarmDriver implements RuntimeDriver {
     let error: string | undefined;
     const logTail: string[] = [];
     let updatedAt = '';
+    /** Digest of the spec asked for, by process type. */
+    const pushed = new Map<string, string>();
     for (const s of services) {
       const labels = s.Spec.Labels ?? {};
       const digest = labels[SWARM_LABEL.digest];
+      pushed.set(labels[SWARM_LABEL.process] ?? '', digest ?? '');
       const want = s.Spec.Mode?.Replicated?.Replicas ?? 0;
       const mine = tasks.filter(
         (t) => t.ServiceID === s.ID && t.Spec?.ContainerSpec?.Labels?.[SWARM_LABEL.digest] === digest,
@@ -397,12 +442,16 @@ export class SwarmDriver implements RuntimeDriver {
         status = 'failed';
         error = `${labels[SWARM_LABEL.process]}: ${s.UpdateStatus?.Message ?? u}`;
         // Swarm drops PreviousSpec when it rolls back; the newest task of another digest names the release.
-        const failedRelease = tasks
+        const failedLabels = tasks
           .filter(
             (t) => t.ServiceID === s.ID && t.Spec?.ContainerSpec?.Labels?.[SWARM_LABEL.digest] !== digest,
           )
-          .sort((a, b) => (b.CreatedAt ?? '').localeCompare(a.CreatedAt ?? ''))[0]?.Spec?.ContainerSpec
-          ?.Labels?.[SWARM_LABEL.release];
+          .sort((a, b) => (b.CreatedAt ?? '').localeCompare(a.CreatedAt ?? ''))[0]?.Spec
+          ?.ContainerSpec?.Labels;
+        const failedRelease = failedLabels?.[SWARM_LABEL.release];
+        // What was asked for is the failed spec: the reconciler must not push it again and again.
+        if (failedLabels?.[SWARM_LABEL.digest])
+          pushed.set(labels[SWARM_LABEL.process] ?? '', failedLabels[SWARM_LABEL.digest] ?? '');
         if (failedRelease) {
           serving = release;
           release = failedRelease;
@@ -430,6 +479,7 @@ export class SwarmDriver implements RuntimeDriver {
       .map((t) => this.#instance(t, services, tasks, nodes));
     return {
       name: app,
+      specDigest: appDigest(pushed),
       release: status === 'ready' ? release : serving,
       rollout: {
         release,
@@ -494,6 +544,7 @@ export class SwarmDriver implements RuntimeDriver {
 
   remove(app: string): Promise<void> {
     return this.#serial(app, async () => {
+      this.#removed.set(app, Date.now());
       const services = await this.#services(app);
       for (const s of services) {
         try {
@@ -642,6 +693,29 @@ export class SwarmDriver implements RuntimeDriver {
     } catch (err) {
       this.#o.onWarning?.('loading the routes into Caddy failed', err);
     }
+  }
+
+  /**
+   * The services of the swarm scheduled by swarm-cronjob's labels (by `code cron` or anyone) with the
+   * runs Swarm still remembers (`GET /api/v1/cron`); minipaasd's scheduler starts them.
+   */
+  async cronJobs(): Promise<CronJobView[]> {
+    const services = (await this.#o.docker.listServices({
+      filters: JSON.stringify({ label: [LABELS.cronEnable] }),
+    })) as unknown as ServiceInfo[];
+    const out: CronJobView[] = [];
+    for (const s of services) {
+      const l = s.Spec.Labels ?? {};
+      if (l[LABELS.cronEnable] !== 'true' && l[LABELS.cronEnable] !== '1') continue;
+      out.push({
+        service: s.Spec.Name,
+        schedule: l[LABELS.cronSchedule] ?? '',
+        skipRunning: l[LABELS.cronSkipRunning] === 'true' || l[LABELS.cronSkipRunning] === '1',
+        replicas: Math.max(1, Number(l[LABELS.cronReplicas] ?? 1) || 1),
+        runs: await cronRuns(this.#o.docker, s.Spec.Name),
+      });
+    }
+    return out.sort((a, b) => a.service.localeCompare(b.service));
   }
 
   /** The swarm's nodes with role, availability and tasks (`GET /api/v1/nodes`). */

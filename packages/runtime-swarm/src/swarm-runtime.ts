@@ -88,6 +88,7 @@ export async function createSwarmRuntime(
     // Images are built on the local engine (the docker runtime's builder) and pushed from there.
     pushEngine: new Docker({ socketPath: config.docker.socket }),
     ...(config.swarm.registry ? { registry: config.swarm.registry } : {}),
+    ...(config.swarm.pushRegistry ? { pushRegistry: config.swarm.pushRegistry } : {}),
     network: config.swarm.network,
     constraints: config.swarm.constraints,
     stopGraceMs: config.apps.stopGraceMs,

@@ -69,7 +69,7 @@ describe.skipIf(missing.length > 0 || notRoot)('swarm runtime on a two-node swar
         web: {
           command:
             command ??
-            'echo "$API_TOKEN" > /www/secret.txt && hostname > /www/host.txt && exec httpd -f -p "$PORT" -h /www',
+            'echo "$API_TOKEN" > /www/secret.txt && hostname > /www/host.txt && echo "web up on $PORT" && exec httpd -f -p "$PORT" -h /www',
           instances,
         },
       },
@@ -177,6 +177,9 @@ describe.skipIf(missing.length > 0 || notRoot)('swarm runtime on a two-node swar
     const hosts = new Set<string>();
     for (let i = 0; i < 12; i++) hosts.add((await get('/host.txt')).body.trim());
     expect(hosts.size).toBe(3);
+    // Service logs come from every task.
+    const logs = await driver.logs(APP, { tail: 50 });
+    expect(logs.filter((l) => l.line === 'web up on 5000' && l.processType === 'web').length).toBe(3);
     // Applying the same spec again changes nothing.
     const before = (await cluster.manager.getService(serviceName(APP, 'web')).inspect()) as {
       Version: { Index: number };

@@ -97,7 +97,7 @@ Examples:
       .argument('<name>', 'app name: lowercase letters, digits and dashes')
       .option('--project <project>', 'project id or slug (default: default)')
       .option('--command <command>', 'command of the web process (Procfile-style, $PORT is set)')
-      .option('--runtime <runtime>', "process or docker (default: the platform's runtime.default)")
+      .option('--runtime <runtime>', "process, docker or swarm (default: the platform's runtime.default)")
       .option('-e, --env <K=V>', 'env var (repeatable)', collect)
       .option('--git <url>', 'deploy from this git repository (URL or URL#REF; see minipaas git:set)')
       .option('--ref <ref>', 'branch, tag or commit id of --git (default: main)')
@@ -125,13 +125,13 @@ Examples:
             name: string;
             project?: string;
             command?: string;
-            runtime?: 'process' | 'docker';
+            runtime?: 'process' | 'docker' | 'swarm';
             env?: Record<string, string>;
             git?: { url: string; ref: string };
           } = { name };
           if (opts.runtime) {
-            if (opts.runtime !== 'process' && opts.runtime !== 'docker')
-              throw new CliError(`--runtime must be process or docker, not "${opts.runtime}"`);
+            if (opts.runtime !== 'process' && opts.runtime !== 'docker' && opts.runtime !== 'swarm')
+              throw new CliError(`--runtime must be process, docker or swarm, not "${opts.runtime}"`);
             body.runtime = opts.runtime;
           }
           if (opts.project) body.project = opts.project;
