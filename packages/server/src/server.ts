@@ -22,6 +22,7 @@ import { DeploymentFeed, listenForDeployments } from './deploy/deployment-feed.t
 import { DEPLOYMENT_CHANNEL, DeploymentStore } from './deploy/deployment-store.ts';
 import { kyselyExecutor } from './deploy/kysely-executor.ts';
 import { GitService } from './git/git-service.ts';
+import { GitSync } from './git/git-sync.ts';
 import { WebhookService } from './git/webhook-service.ts';
 import { registerAuth } from './http/auth.ts';
 import {
@@ -247,6 +248,8 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
     log: log.child({ component: 'git' }),
   });
   apps.beforeDelete.push((app) => git.removeData(app));
+  // Auto-sync of git sources with `sync: {interval}` (runs with the reconciler).
+  const gitSync = new GitSync({ git, apps, log: log.child({ component: 'git-sync' }) });
   const webhooks = new WebhookService({
     db: store.db,
     box: secretBoxFor(config),
@@ -314,6 +317,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
 
   const reconciler = new Reconciler({ apps, runtimes, log: log.child({ component: 'reconciler' }) });
   if (opts.reconcile !== false) reconciler.start();
+  if (opts.reconcile !== false) gitSync.start();
   const backupScheduler = new BackupScheduler({
     backups,
     schedule: databaseUrl ? config.backups.schedule : 'off',
@@ -332,6 +336,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
     },
     async close() {
       await reconciler.stop();
+      await gitSync.stop();
       await backupScheduler.stop();
       await dedicated.close();
       await deploys.close();

@@ -8,7 +8,7 @@
 import { rm } from 'node:fs/promises';
 import type { DeploymentView, MinipaasConfig, SecretBox } from '@minipaas/core';
 import { MinipaasError } from '@minipaas/core';
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { Logger } from 'pino';
 import type { DeployService } from '../deploy/deploy-service.ts';
 import type { AppRow } from '../services/app-service.ts';
@@ -56,7 +56,7 @@ export interface GitSourceView {
 }
 
 /** What `PUT /api/v1/apps/{id}/git` may set. */
-export interface GitSourceSettings extends GitSourceInput {
+export interface GitSourceSettings extends Omit<GitSourceInput, 'syncIntervalSeconds'> {
   /** An HTTPS token (`TOKEN` or `USER:TOKEN`); null removes the credential, undefined keeps it. */
   token?: string | null;
   /** An OpenSSH private key (deploy key); null removes the credential. */
@@ -147,6 +147,9 @@ export class GitService {
       ...(credential ? { credential_kind: credential.kind, credential: credential.sealed } : {}),
       ...(s.syncIntervalSeconds !== undefined ? { sync_interval_seconds: s.syncIntervalSeconds } : {}),
       ...(s.previews !== undefined ? { previews: s.previews } : {}),
+      // A changed source is synced afresh.
+      synced_sha: null,
+      synced_at: null,
       updated_at: new Date(),
     };
     return this.#db
@@ -160,6 +163,43 @@ export class GitService {
   async remove(app: Pick<AppRow, 'id'>): Promise<boolean> {
     const r = await this.#db.deleteFrom('git_sources').where('app_id', '=', app.id).executeTakeFirst();
     return Number(r.numDeletedRows) > 0;
+  }
+
+  /** Git sources with auto-sync whose interval has passed since their last check. */
+  async dueForSync(now: Date): Promise<GitSourceRow[]> {
+    return this.#db
+      .selectFrom('git_sources')
+      .selectAll()
+      .where('sync_interval_seconds', 'is not', null)
+      .where((eb) =>
+        eb.or([
+          eb('synced_at', 'is', null),
+          eb(sql`synced_at + make_interval(secs => sync_interval_seconds)`, '<=', now),
+        ]),
+      )
+      .execute();
+  }
+
+  /** Records an auto-sync check (and the commit it saw). */
+  async markSynced(appId: string, at: Date, sha: string | null): Promise<void> {
+    await this.#db
+      .updateTable('git_sources')
+      .set({ synced_at: at, synced_sha: sha })
+      .where('app_id', '=', appId)
+      .execute();
+  }
+
+  /** The commit of the app's newest build deployment (whatever its status), or null. */
+  async lastBuiltCommit(app: Pick<AppRow, 'id'>): Promise<string | null> {
+    const row = await this.#db
+      .selectFrom('deployments')
+      .select('commit_sha')
+      .where('app_id', '=', app.id)
+      .where('kind', '=', 'build')
+      .orderBy('created_at', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row?.commit_sha ?? null;
   }
 
   /** Removes the app's repositories (mirror, submodule mirrors, push repository): the app is being deleted. */

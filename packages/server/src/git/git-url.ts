@@ -10,6 +10,31 @@ import { MinipaasError } from '@minipaas/core';
 export interface GitSourceInput {
   url: string;
   ref: string;
+  /** Auto-sync: poll the ref every this many seconds (`git: {..., sync: {interval}}`). */
+  syncIntervalSeconds?: number;
+}
+
+/** Shortest auto-sync interval, in seconds. */
+export const MIN_SYNC_INTERVAL = 5;
+/** Longest auto-sync interval, in seconds (a day). */
+export const MAX_SYNC_INTERVAL = 86_400;
+
+/** `{interval: N}` → N, checked (a 400 otherwise). */
+export function syncInterval(v: unknown): number {
+  const n =
+    v && typeof v === 'object' && !Array.isArray(v) ? (v as { interval?: unknown }).interval : undefined;
+  if (
+    typeof n !== 'number' ||
+    !Number.isInteger(n) ||
+    n < MIN_SYNC_INTERVAL ||
+    n > MAX_SYNC_INTERVAL ||
+    Object.keys(v as object).some((k) => k !== 'interval')
+  )
+    throw new MinipaasError(
+      'MINIPAAS_ERR_VALIDATION',
+      `sync must be {"interval": SECONDS} with ${MIN_SYNC_INTERVAL} to ${MAX_SYNC_INTERVAL} seconds`,
+    );
+  return n;
 }
 
 /** The transports git may use for any fetch the platform runs (GIT_ALLOW_PROTOCOL). */
@@ -126,12 +151,13 @@ export function gitSourceFromBody(body: Record<string, unknown>): GitSourceInput
       throw new MinipaasError('MINIPAAS_ERR_VALIDATION', 'git must be {url, ref} or a URL');
     const g = git as Record<string, unknown>;
     for (const k of Object.keys(g))
-      if (!['url', 'ref', 'branch'].includes(k))
+      if (!['url', 'ref', 'branch', 'sync'].includes(k))
         throw new MinipaasError('MINIPAAS_ERR_VALIDATION', `git.${k.slice(0, 40)} is not a known setting`);
     const ref = g.ref ?? g.branch;
     shapes.push({
       url: asString(g.url, 'git.url'),
       ref: ref === undefined ? 'main' : asString(ref, 'git.ref'),
+      ...(g.sync !== undefined && g.sync !== null ? { syncIntervalSeconds: syncInterval(g.sync) } : {}),
     });
   }
   if (body.repo_url !== undefined && body.repo_url !== null) {
@@ -165,7 +191,12 @@ export function gitSourceFromBody(body: Record<string, unknown>): GitSourceInput
       'MINIPAAS_ERR_VALIDATION',
       'git, repo_url and build_source name different repositories or refs; give one',
     );
-  return { url: checkGitUrl(first.url), ref: checkGitRef(first.ref) };
+  const sync = shapes.find((s) => s.syncIntervalSeconds !== undefined)?.syncIntervalSeconds;
+  return {
+    url: checkGitUrl(first.url),
+    ref: checkGitRef(first.ref),
+    ...(sync !== undefined ? { syncIntervalSeconds: sync } : {}),
+  };
 }
 
 /** `URL#ref` (the CLI's `--git` form); without `#ref` the ref is `main`. */

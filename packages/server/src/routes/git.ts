@@ -10,6 +10,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { ServerContext } from '../context.ts';
 import { serveGitHttp } from '../git/git-http.ts';
+import { MAX_SYNC_INTERVAL, MIN_SYNC_INTERVAL } from '../git/git-url.ts';
 import { parse } from '../http/validate.ts';
 
 type IdParams = { Params: { id: string } };
@@ -24,7 +25,7 @@ const settingsSchema = z
     /** An SSH deploy key (OpenSSH private key); null removes the stored credential. */
     sshKey: z.string().min(1).max(16384).nullable().optional(),
     sync: z
-      .object({ interval: z.number().int().min(10).max(86_400) })
+      .object({ interval: z.number().int().min(MIN_SYNC_INTERVAL).max(MAX_SYNC_INTERVAL) })
       .strict()
       .nullable()
       .optional(),
