@@ -7,12 +7,11 @@
  * it must be nowhere. `secrets:rotate-key` seals everything again and the app keeps its values.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { embeddedPostgres, PLATFORM_DATABASE } from '@minipaas/postgres';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { filesContaining, rowsContaining as rowsIn } from '../helpers/plaintext-search.ts';
 import { type Platform, routerGet, startPlatform } from '../helpers/platform.ts';
 
 let p: Platform;
@@ -40,42 +39,7 @@ async function ok(args: string[]): Promise<string> {
   return r.stdout + r.stderr;
 }
 
-/** Every file under `dir` that contains `needle` (as bytes). */
-async function filesContaining(dir: string, needle: string): Promise<string[]> {
-  const hits: string[] = [];
-  const want = Buffer.from(needle);
-  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (!e.isFile()) continue;
-    const f = join(e.parentPath, e.name);
-    const buf = await readFile(f).catch(() => null); // sockets, files removed meanwhile
-    if (buf?.includes(want)) hits.push(f);
-  }
-  return hits;
-}
-
-/** Rows of every table of the platform database (as text) that contain `needle`. */
-async function rowsContaining(needle: string): Promise<string[]> {
-  // The platform's database: an external DATABASE_URL, else the embedded server under MINIPAAS_HOME.
-  const url = p.env.DATABASE_URL ?? embeddedPostgres({ home: p.home }).superuserUrl(PLATFORM_DATABASE);
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    const tables = await client.query<{ s: string; t: string }>(
-      "SELECT table_schema AS s, table_name AS t FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema')",
-    );
-    expect(tables.rows.length).toBeGreaterThan(5);
-    const hits: string[] = [];
-    for (const { s, t } of tables.rows) {
-      const r = await client.query(`SELECT x::text AS row FROM "${s}"."${t}" x WHERE x::text LIKE $1`, [
-        `%${needle}%`,
-      ]);
-      for (const row of r.rows) hits.push(`${s}.${t}: ${String(row.row).slice(0, 120)}`);
-    }
-    return hits;
-  } finally {
-    await client.end();
-  }
-}
+const rowsContaining = (needle: string) => rowsIn(p, needle);
 
 beforeAll(async () => {
   p = await startPlatform();
