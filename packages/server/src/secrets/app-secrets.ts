@@ -10,7 +10,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../store/schema.ts';
 import { BuiltinSecretStore, envContext } from './builtin-store.ts';
 import { SecretStores } from './secret-store.ts';
-import { VaultSecretStore } from './vault-store.ts';
+import { VAULT_REF_PREFIX, VaultSecretStore } from './vault-store.ts';
 
 /** What answers show instead of a secret's value. */
 export const MASK = '••••';
@@ -29,7 +29,8 @@ export function secretBoxFor(config: MinipaasConfig): SecretBox {
 export function secretStoresFor(config: MinipaasConfig, box: SecretBox = secretBoxFor(config)): SecretStores {
   const builtin = new BuiltinSecretStore(box);
   const v = config.secrets.vault;
-  if (config.secrets.store !== 'vault' || !v.url || !v.token) return new SecretStores(builtin);
+  if (config.secrets.store !== 'vault' || !v.url || !v.token)
+    return new SecretStores(builtin, [], [VAULT_REF_PREFIX]);
   const vault = new VaultSecretStore({
     url: v.url,
     token: v.token,

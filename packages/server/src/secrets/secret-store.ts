@@ -40,14 +40,23 @@ export class SecretStores {
   readonly current: SecretStore;
   readonly #all: SecretStore[];
 
-  constructor(current: SecretStore, others: readonly SecretStore[] = []) {
+  readonly #reserved: readonly string[];
+
+  /**
+   * @param current where new secrets go.
+   * @param others stores whose references may still be in env maps.
+   * @param reserved prefixes of references of stores this platform does not run now (e.g. `mpvault:`
+   *   without Vault configured): such a value is still a secret, never taken as a config value.
+   */
+  constructor(current: SecretStore, others: readonly SecretStore[] = [], reserved: readonly string[] = []) {
     this.current = current;
     this.#all = [current, ...others.filter((s) => s !== current)];
+    this.#reserved = reserved;
   }
 
-  /** Whether `value` is a secret reference of any known store (rather than a config value). */
+  /** Whether `value` is a secret reference (of a known store, or with a reserved prefix). */
   isRef(value: string): boolean {
-    return this.#all.some((s) => s.owns(value));
+    return this.#all.some((s) => s.owns(value)) || this.#reserved.some((p) => value.startsWith(p));
   }
 
   /** The store that made `ref`, if any. */
@@ -62,7 +71,13 @@ export class SecretStores {
   /** Opens `ref` with the store that made it. */
   async get(key: SecretKey, ref: string): Promise<string> {
     const store = this.ownerOf(ref);
-    if (!store) throw new MinipaasError('MINIPAAS_ERR_SECRET', `${key.name} is not a secret reference`);
+    if (!store)
+      throw new MinipaasError(
+        'MINIPAAS_ERR_SECRET',
+        this.isRef(ref)
+          ? `${key.name} is kept in a secret store this platform is not configured for (secrets.store)`
+          : `${key.name} is not a secret reference`,
+      );
     return store.get(key, ref);
   }
 }

@@ -139,3 +139,12 @@ describe('SecretStores', () => {
     expect((await failure(stores.get({ appId, name: 'NEW' }, 'plain'))).code).toBe('MINIPAAS_ERR_SECRET');
   });
 });
+
+describe('SecretStores without Vault configured', () => {
+  it('still takes a Vault reference for a secret (never a config value), and says why it cannot open it', async () => {
+    const stores = new SecretStores(new BuiltinSecretStore(new SecretBox(home)), [], ['mpvault:']);
+    const ref = `mpvault:secret:minipaas/${appId}/K@1`;
+    expect(stores.isRef(ref)).toBe(true);
+    expect((await failure(stores.get({ appId, name: 'K' }, ref))).message).toMatch(/not configured for/);
+  });
+});

@@ -28,7 +28,9 @@ export interface VaultStoreOptions {
   timeoutMs?: number;
 }
 
-const PREFIX = 'mpvault:';
+/** How every Vault reference starts. */
+export const VAULT_REF_PREFIX = 'mpvault:';
+const PREFIX = VAULT_REF_PREFIX;
 const REF =
   /^mpvault:([A-Za-z0-9_.-]+(?:\/[A-Za-z0-9_.-]+)*):([A-Za-z0-9_.-]+(?:\/[A-Za-z0-9_.-]+)*)@([1-9][0-9]{0,9})$/;
 
