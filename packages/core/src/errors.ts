@@ -46,6 +46,12 @@ export const ERROR_CODES = {
   /** git could not fetch the app's repository or ref (unreachable, no such ref, denied); issue 10. */
   MINIPAAS_ERR_GIT: { status: 422, message: 'The git repository or ref could not be fetched' },
   MINIPAAS_ERR_NO_GIT_SOURCE: { status: 409, message: 'The app has no git repository configured' },
+  /** Access control (issue 11, docs/security.md). */
+  MINIPAAS_ERR_USER_NOT_FOUND: { status: 404, message: 'User not found' },
+  MINIPAAS_ERR_USER_EXISTS: { status: 409, message: 'A user with this email already exists' },
+  MINIPAAS_ERR_TEAM_NOT_FOUND: { status: 404, message: 'Team not found' },
+  MINIPAAS_ERR_TEAM_EXISTS: { status: 409, message: 'A team with this slug already exists' },
+  MINIPAAS_ERR_TOKEN_NOT_FOUND: { status: 404, message: 'API token not found' },
   MINIPAAS_ERR_INTERNAL: { status: 500, message: 'Internal error' },
   /** A sealed secret value that does not open (wrong key ring, tampered), or a bad master key. */
   MINIPAAS_ERR_SECRET: { status: 500, message: 'A secret value cannot be opened with the master key' },

@@ -10,9 +10,12 @@ export type Role = (typeof ROLES)[number];
 
 /**
  * Every action a route can require, with the lowest role allowed to perform it.
- * Scope: `platform` actions are not tied to a project (the pre-handler checks the caller's highest
- * role in any team, or a platform-wide token); `project` actions are checked against the role the
- * caller holds in the team that owns the target's project.
+ * Scope: `platform` actions are not tied to a project: the pre-handler checks the caller's role in the
+ * platform team (`default`, whose first owner is created on first start), or a platform-wide token's
+ * role, so owning a team one created never makes anyone a platform owner. `team` actions are checked
+ * against the caller's role in the target team, `project` actions against the role the caller holds in
+ * the team that owns the target's project. `self` actions only need an authenticated caller (they act on
+ * the caller's own user and tokens).
  */
 export const ACTIONS = {
   // Platform
@@ -31,9 +34,11 @@ export const ACTIONS = {
   'team:manage': { role: 'admin', scope: 'team' },
   'team:delete': { role: 'owner', scope: 'team' },
   'team:transfer': { role: 'owner', scope: 'team' },
-  'token:read': { role: 'viewer', scope: 'team' },
-  'token:create': { role: 'viewer', scope: 'team' },
-  'token:revoke': { role: 'admin', scope: 'team' },
+  // The caller's own identity and API tokens (platform admins may also list and revoke anyone's)
+  'self:read': { role: 'viewer', scope: 'self' },
+  'token:read': { role: 'viewer', scope: 'self' },
+  'token:create': { role: 'viewer', scope: 'self' },
+  'token:revoke': { role: 'viewer', scope: 'self' },
   // Projects and apps (the target is a project, or an app inside one)
   'project:read': { role: 'viewer', scope: 'project' },
   'project:create': { role: 'admin', scope: 'team' },
@@ -60,7 +65,10 @@ export const ACTIONS = {
   'domain:manage': { role: 'admin', scope: 'project' },
   'volume:read': { role: 'viewer', scope: 'project' },
   'volume:manage': { role: 'admin', scope: 'project' },
-} as const satisfies Record<string, { role: Role; scope: 'platform' | 'team' | 'project' }>;
+} as const satisfies Record<string, { role: Role; scope: ActionScope }>;
+
+/** What an action's role is checked against (see ACTIONS). */
+export type ActionScope = 'platform' | 'team' | 'project' | 'self';
 
 export type Action = keyof typeof ACTIONS;
 

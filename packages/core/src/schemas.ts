@@ -189,6 +189,8 @@ export interface ProjectView {
   slug: string;
   description: string | null;
   createdAt: string;
+  /** The team that owns the project (access control). */
+  teamId?: string;
 }
 
 export interface DeploymentView {

@@ -7,6 +7,7 @@ import type { DeployService } from './deploy/deploy-service.ts';
 import type { GitService } from './git/git-service.ts';
 import type { WebhookService } from './git/webhook-service.ts';
 import type { RuntimeRegistry } from './runtime/runtime-registry.ts';
+import type { AccessControl } from './http/access.ts';
 import type { AddonService } from './services/addon-service.ts';
 import type { AppService } from './services/app-service.ts';
 import type { ProjectService } from './services/project-service.ts';
@@ -22,6 +23,8 @@ export interface ServerContext {
   /** The runtime drivers, by the apps' `runtime`. */
   runtimes: RuntimeRegistry;
   tokens: TokenService;
+  /** Who may do what to which target (http/access.ts). */
+  access: AccessControl;
   projects: ProjectService;
   apps: AppService;
   deploys: DeployService;

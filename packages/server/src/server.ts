@@ -24,6 +24,7 @@ import { kyselyExecutor } from './deploy/kysely-executor.ts';
 import { GitService } from './git/git-service.ts';
 import { GitSync } from './git/git-sync.ts';
 import { WebhookService } from './git/webhook-service.ts';
+import { AccessControl, registerAccessControl } from './http/access.ts';
 import { registerAuth } from './http/auth.ts';
 import {
   clientErrorHandler,
@@ -140,6 +141,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
     }
   }
   const tokens = new TokenService(store.db);
+  const access = new AccessControl(store.db);
   const createdAdminToken = await tokens.ensureAdminToken(paths.adminToken);
   const projects = new ProjectService(store.db);
   const apps = new AppService({ db: store.db, config, runtimes, projects, log });
@@ -262,6 +264,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
     store,
     runtimes,
     tokens,
+    access,
     projects,
     apps,
     deploys,
@@ -296,7 +299,9 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
   registerErrorHandling(app);
   registerJsonParser(app, config.limits.jsonBodyBytes);
   // Authentication is decided by the matched route's config (see http/auth.ts), for every route.
-  registerAuth(app, tokens);
+  registerAuth(app, tokens, access);
+  // Authorization: every route's declared action, against the caller's role (http/access.ts).
+  registerAccessControl(app, access);
   healthRoutes(app, ctx);
   statusRoutes(app, ctx);
   projectRoutes(app, ctx);

@@ -17,9 +17,11 @@ const createBackupSchema = z
 const restoreSchema = z.object({ backup: z.string().max(200), fromOther: z.boolean().optional() }).strict();
 
 export function backupRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  app.get('/api/v1/backups', async () => ({ backups: await ctx.backups.list() }));
+  app.get('/api/v1/backups', { config: { action: 'backup:read' } }, async () => ({
+    backups: await ctx.backups.list(),
+  }));
 
-  app.post('/api/v1/backups', async (req, reply) => {
+  app.post('/api/v1/backups', { config: { action: 'backup:create' } }, async (req, reply) => {
     const body = parse(createBackupSchema, req.body, 'backup request');
     const backup =
       body.app !== undefined && body.addon !== undefined
@@ -28,12 +30,16 @@ export function backupRoutes(app: FastifyInstance, ctx: ServerContext): void {
     return reply.status(201).send(backup);
   });
 
-  app.post<{ Params: { id: string; name: string } }>('/api/v1/apps/:id/addons/:name/restore', async (req) => {
-    const body = parse(restoreSchema, req.body, 'restore request');
-    return {
-      restored: await ctx.backups.restoreAddon(req.params.id, req.params.name, body.backup, {
-        fromOther: body.fromOther === true,
-      }),
-    };
-  });
+  app.post<{ Params: { id: string; name: string } }>(
+    '/api/v1/apps/:id/addons/:name/restore',
+    { config: { action: 'addon:restore' } },
+    async (req) => {
+      const body = parse(restoreSchema, req.body, 'restore request');
+      return {
+        restored: await ctx.backups.restoreAddon(req.params.id, req.params.name, body.backup, {
+          fromOther: body.fromOther === true,
+        }),
+      };
+    },
+  );
 }

@@ -12,7 +12,7 @@ import { parse } from '../http/validate.ts';
 type IdParams = { Params: { id: string } };
 
 export function buildRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  app.get<IdParams>('/api/v1/apps/:id/builds', async (req) => {
+  app.get<IdParams>('/api/v1/apps/:id/builds', { config: { action: 'app:read' } }, async (req) => {
     const q = parse(
       z.object({ all: z.enum(['true', 'false', '1', '0']).optional() }).strict(),
       req.query,
@@ -24,28 +24,32 @@ export function buildRoutes(app: FastifyInstance, ctx: ServerContext): void {
     return { builds };
   });
 
-  app.post<IdParams>('/api/v1/services/:id/builds', async (req, reply) => {
-    const body = parse(
-      z.object({ message: z.string().max(500).optional() }).strict(),
-      req.body ?? {},
-      'build request',
-    );
-    const row = await ctx.apps.get(req.params.id);
-    // A git app builds its ref's newest commit (docs/git.md).
-    if (await ctx.git.get(row)) return reply.status(202).send(await ctx.git.build(row, body));
-    // Only a command deploy can be built again: an uploaded tree is not kept after its build (git sources
-    // come with their own issue).
-    const [last] = (await ctx.deploys.list(row, 50)).filter((d) => d.kind === 'build');
-    const command = last ? await ctx.deploys.rebuildableCommand(last.id) : null;
-    if (!last || !command) {
-      throw new MinipaasError(
-        'MINIPAAS_ERR_NOT_REBUILDABLE',
-        last
-          ? `the last deploy of "${row.name}" was an upload, which is not kept after its build; deploy the directory again (minipaas deploy)`
-          : `"${row.name}" has never been deployed; deploy it first (minipaas deploy)`,
+  app.post<IdParams>(
+    '/api/v1/services/:id/builds',
+    { config: { action: 'app:deploy' } },
+    async (req, reply) => {
+      const body = parse(
+        z.object({ message: z.string().max(500).optional() }).strict(),
+        req.body ?? {},
+        'build request',
       );
-    }
-    const d = await ctx.deploys.deploy(row, { kind: 'command', command }, body.message ?? 'rebuild');
-    return reply.status(202).send(d);
-  });
+      const row = await ctx.apps.get(req.params.id);
+      // A git app builds its ref's newest commit (docs/git.md).
+      if (await ctx.git.get(row)) return reply.status(202).send(await ctx.git.build(row, body));
+      // Only a command deploy can be built again: an uploaded tree is not kept after its build (git sources
+      // come with their own issue).
+      const [last] = (await ctx.deploys.list(row, 50)).filter((d) => d.kind === 'build');
+      const command = last ? await ctx.deploys.rebuildableCommand(last.id) : null;
+      if (!last || !command) {
+        throw new MinipaasError(
+          'MINIPAAS_ERR_NOT_REBUILDABLE',
+          last
+            ? `the last deploy of "${row.name}" was an upload, which is not kept after its build; deploy the directory again (minipaas deploy)`
+            : `"${row.name}" has never been deployed; deploy it first (minipaas deploy)`,
+        );
+      }
+      const d = await ctx.deploys.deploy(row, { kind: 'command', command }, body.message ?? 'rebuild');
+      return reply.status(202).send(d);
+    },
+  );
 }

@@ -20,7 +20,7 @@ export function deploymentRoutes(app: FastifyInstance, ctx: ServerContext): void
   // enforcing uploads.maxBytes itself, so an upload is never held in memory.
   app.addContentTypeParser(ARCHIVE_TYPES, (_req, payload, done) => done(null, payload));
 
-  app.post<IdParams>('/api/v1/apps/:id/deploy', async (req, reply) => {
+  app.post<IdParams>('/api/v1/apps/:id/deploy', { config: { action: 'app:deploy' } }, async (req, reply) => {
     const row = await ctx.apps.get(req.params.id);
     const query = parse(deployQuerySchema, req.query, 'query');
     if (req.body instanceof Readable) {
@@ -51,19 +51,19 @@ export function deploymentRoutes(app: FastifyInstance, ctx: ServerContext): void
     return reply.status(202).send(d);
   });
 
-  app.get<IdParams>('/api/v1/apps/:id/deployments', async (req) => {
+  app.get<IdParams>('/api/v1/apps/:id/deployments', { config: { action: 'app:read' } }, async (req) => {
     const row = await ctx.apps.get(req.params.id);
     return { deployments: await ctx.deploys.list(row) };
   });
 
-  app.get<IdParams>('/api/v1/deployments/:id', async (req) => {
+  app.get<IdParams>('/api/v1/deployments/:id', { config: { action: 'app:read' } }, async (req) => {
     if (!z.uuid().safeParse(req.params.id).success) {
       throw new MinipaasError('MINIPAAS_ERR_DEPLOYMENT_NOT_FOUND', `deployment "${req.params.id}" not found`);
     }
     return ctx.deploys.get(req.params.id);
   });
 
-  app.get<IdParams>('/api/v1/deployments/:id/log', async (req, reply) => {
+  app.get<IdParams>('/api/v1/deployments/:id/log', { config: { action: 'app:read' } }, async (req, reply) => {
     const q = parse(
       z.object({ follow: z.enum(['true', 'false', '1', '0']).optional() }).strict(),
       req.query,
@@ -92,10 +92,17 @@ export function deploymentRoutes(app: FastifyInstance, ctx: ServerContext): void
     sse.close();
   });
 
-  app.post<IdParams>('/api/v1/deployments/:id/cancel', async (req, reply) => {
-    if (!z.uuid().safeParse(req.params.id).success) {
-      throw new MinipaasError('MINIPAAS_ERR_DEPLOYMENT_NOT_FOUND', `deployment "${req.params.id}" not found`);
-    }
-    return reply.status(200).send(await ctx.deploys.cancel(req.params.id));
-  });
+  app.post<IdParams>(
+    '/api/v1/deployments/:id/cancel',
+    { config: { action: 'build:cancel' } },
+    async (req, reply) => {
+      if (!z.uuid().safeParse(req.params.id).success) {
+        throw new MinipaasError(
+          'MINIPAAS_ERR_DEPLOYMENT_NOT_FOUND',
+          `deployment "${req.params.id}" not found`,
+        );
+      }
+      return reply.status(200).send(await ctx.deploys.cancel(req.params.id));
+    },
+  );
 }

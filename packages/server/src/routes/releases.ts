@@ -62,41 +62,45 @@ export function releaseRoutes(app: FastifyInstance, ctx: ServerContext): void {
     return { row, views };
   };
 
-  app.get<IdParams>('/api/v1/apps/:id/releases', async (req) => ({
+  app.get<IdParams>('/api/v1/apps/:id/releases', { config: { action: 'app:read' } }, async (req) => ({
     releases: (await list(req.params.id)).views,
   }));
 
-  app.post<IdParams>('/api/v1/apps/:id/rollback', async (req, reply) => {
-    const body = parse(
-      z
-        .object({
-          release: z.number().int().min(1).max(1_000_000).optional(),
-          message: z.string().max(500).optional(),
-        })
-        .strict(),
-      req.body ?? {},
-      'rollback request',
-    );
-    const { row, views } = await list(req.params.id);
-    const target =
-      body.release !== undefined
-        ? views.find((v) => v.version === body.release)
-        : views.find((v) => v.canRollback && v.version < (row.current_release ?? 0));
-    if (!target)
-      throw new MinipaasError(
-        body.release !== undefined ? 'MINIPAAS_ERR_NOT_FOUND' : 'MINIPAAS_ERR_CONFLICT',
+  app.post<IdParams>(
+    '/api/v1/apps/:id/rollback',
+    { config: { action: 'app:rollback' } },
+    async (req, reply) => {
+      const body = parse(
+        z
+          .object({
+            release: z.number().int().min(1).max(1_000_000).optional(),
+            message: z.string().max(500).optional(),
+          })
+          .strict(),
+        req.body ?? {},
+        'rollback request',
+      );
+      const { row, views } = await list(req.params.id);
+      const target =
         body.release !== undefined
-          ? `app "${row.name}" has no release v${body.release}`
-          : `app "${row.name}" has no earlier release to roll back to`,
-      );
-    if (!target.canRollback)
-      throw new MinipaasError(
-        'MINIPAAS_ERR_CONFLICT',
-        target.current
-          ? `v${target.version} is already the current release of "${row.name}"`
-          : `v${target.version} cannot be rolled back to (status ${target.status}, or its files or image were pruned)`,
-      );
-    const deployment = await ctx.deploys.rollback(row, target.version, body.message);
-    return reply.status(202).send(deployment);
-  });
+          ? views.find((v) => v.version === body.release)
+          : views.find((v) => v.canRollback && v.version < (row.current_release ?? 0));
+      if (!target)
+        throw new MinipaasError(
+          body.release !== undefined ? 'MINIPAAS_ERR_NOT_FOUND' : 'MINIPAAS_ERR_CONFLICT',
+          body.release !== undefined
+            ? `app "${row.name}" has no release v${body.release}`
+            : `app "${row.name}" has no earlier release to roll back to`,
+        );
+      if (!target.canRollback)
+        throw new MinipaasError(
+          'MINIPAAS_ERR_CONFLICT',
+          target.current
+            ? `v${target.version} is already the current release of "${row.name}"`
+            : `v${target.version} cannot be rolled back to (status ${target.status}, or its files or image were pruned)`,
+        );
+      const deployment = await ctx.deploys.rollback(row, target.version, body.message);
+      return reply.status(202).send(deployment);
+    },
+  );
 }

@@ -1,9 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import type { ServerContext } from '../context.ts';
+import type { Principal } from '../http/access.ts';
 
 export function statusRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  app.get('/api/v1/whoami', async (req) => ({ token: req.identity }));
-  app.get('/api/v1/status', async () => {
+  app.get('/api/v1/whoami', { config: { action: 'self:read' } }, async (req) =>
+    ctx.access.whoami(req.principal as Principal, req.identity),
+  );
+  app.get('/api/v1/status', { config: { action: 'platform:read' } }, async () => {
     const { api, router } = ctx.config;
     const runtimes = await ctx.runtimes.health();
     const agent = runtimes.process ?? null;

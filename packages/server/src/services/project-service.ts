@@ -10,6 +10,7 @@ export function projectView(p: Selectable<ProjectsTable>): ProjectView {
     slug: p.slug,
     description: p.description,
     createdAt: new Date(p.created_at).toISOString(),
+    teamId: p.team_id,
   };
 }
 
@@ -19,7 +20,8 @@ export class ProjectService {
     this.#db = db;
   }
 
-  async create(input: CreateProjectInput): Promise<ProjectView> {
+  /** Creates a project owned by `teamId` (default: the platform team `default`). */
+  async create(input: CreateProjectInput, teamId = 'default'): Promise<ProjectView> {
     if (!input.slug)
       throw new MinipaasError('MINIPAAS_ERR_VALIDATION', 'project name must contain letters or digits');
     const clash = await this.#db
@@ -39,6 +41,7 @@ export class ProjectService {
         name: input.name,
         slug: input.slug,
         description: input.description ?? null,
+        team_id: teamId,
       })
       .returningAll()
       .executeTakeFirstOrThrow();
