@@ -192,6 +192,77 @@ describe('git source', () => {
     expect(left.filter((n) => n.startsWith(id))).toEqual([]);
   }, 180_000);
 
+  it('applies minipaas.yaml (processes, env, health check, resources) with each release; a bad one is a 4xx', async () => {
+    const repo = await gitd.repo('declared');
+    const server =
+      "require('node:http').createServer((q, s) => s.end(q.url === '/up' ? 'ok' : process.env.GREETING)).listen(process.env.PORT);\n";
+    const manifest = (greeting: string, web: number) =>
+      `processes:\n  web: { instances: ${web} }\n  clock: { command: "node -e 'setInterval(() => {}, 1000)'", instances: 1 }\nenv:\n  GREETING: ${greeting}\n  RETRIES: 3\nhealthcheck: { path: /up }\nresources: { memoryMb: 300 }\n`;
+    await repo.commit(
+      { ...procfileApp(''), 'server.js': server, 'minipaas.yaml': manifest('hello from yaml', 2) },
+      'declared v1',
+    );
+    expect((await api('POST', '/api/v1/apps', { name: 'declared', git: gitd.url('declared') })).status).toBe(
+      201,
+    );
+    const d1 = await finished(
+      (await api<DeploymentView>('POST', '/api/v1/apps/declared/git/builds')).body.id,
+    );
+    expect(d1.status, d1.log.join('\n')).toBe('running');
+    expect(d1.log.join('\n')).toContain(
+      'minipaas.yaml: processes web=2 clock=1; env GREETING, RETRIES; health check /up; resources memoryMb=300',
+    );
+    expect(await serve('declared')).toBe('hello from yaml');
+    type App = {
+      env: Record<string, string>;
+      healthcheckPath: string;
+      processes: Record<string, { instances: number }>;
+    };
+    const app1 = (await api<App>('GET', '/api/v1/apps/declared')).body;
+    expect(app1.env).toMatchObject({ GREETING: 'hello from yaml', RETRIES: '3' });
+    expect(app1.healthcheckPath).toBe('/up');
+    expect(app1.processes).toMatchObject({ web: { instances: 2 }, clock: { instances: 1 } });
+    const inst = (
+      await api<{ instances: Array<{ processType: string; status: string }> }>(
+        'GET',
+        '/api/v1/apps/declared/instances',
+      )
+    ).body.instances;
+    expect(inst.filter((i) => i.processType === 'web' && i.status === 'running')).toHaveLength(2);
+    expect((await api<{ memoryMb: number }>('GET', '/api/v1/apps/declared/resources')).body.memoryMb).toBe(
+      300,
+    );
+
+    // The next commit changes the declaration; the release after it carries the change.
+    await repo.commit({ 'minipaas.yaml': manifest('changed in git', 1) }, 'declared v2');
+    const d2 = await finished(
+      (await api<DeploymentView>('POST', '/api/v1/apps/declared/git/builds')).body.id,
+    );
+    expect(d2.status, d2.log.join('\n')).toBe('running');
+    expect(await serve('declared')).toBe('changed in git');
+    expect((await api<App>('GET', '/api/v1/apps/declared')).body.processes.web?.instances).toBe(1);
+    // A rollback brings v1's env back with its code.
+    const rb = await finished(
+      (await api<DeploymentView>('POST', '/api/v1/apps/declared/rollback', { release: 1 })).body.id,
+    );
+    expect(rb.status).toBe('running');
+    expect(await serve('declared')).toBe('hello from yaml');
+
+    // Bad declarations: refused before anything is queued.
+    for (const bad of [
+      'processes: { web: { instances: -1 } }\n',
+      'env: { "1BAD": x }\n',
+      'healthcheck: { path: up }\n',
+      'resources: { memoryMb: 1 }\n',
+      'processes: { constructor: {} }\n',
+    ]) {
+      await repo.commit({ 'minipaas.yaml': bad }, 'bad yaml');
+      const r = await api<{ error: { message: string } }>('POST', '/api/v1/apps/declared/git/builds');
+      expect(r.status, bad).toBe(400);
+      expect(r.body.error.message).toMatch(/minipaas\.yaml/);
+    }
+  }, 240_000);
+
   it('refuses bad sources with a 4xx and stores or queues nothing', async () => {
     const bad: Array<[unknown, number, RegExp]> = [
       [{ name: 'bad1', git: { url: 'file:///etc' } }, 400, /only https, http, ssh and git/],

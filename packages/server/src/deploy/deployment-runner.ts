@@ -10,6 +10,7 @@ import type { DockerBuilder } from '@minipaas/runtime-docker';
 import type { Logger } from 'pino';
 import type { RuntimeRegistry } from '../runtime/runtime-registry.ts';
 import type { AppRow, AppService } from '../services/app-service.ts';
+import { applyManifestConfig } from './app-manifest-config.ts';
 import { manifestRuntime, readAppManifest } from './app-manifest-source.ts';
 import { type DeploymentRow, type DeploymentStore, LogWriter } from './deployment-store.ts';
 import { buildDockerRelease } from './docker-build-stage.ts';
@@ -189,6 +190,8 @@ export class DeploymentRunner {
     if (!manifest) return app;
     if (manifest.unknownKeys.length)
       await say(`-----> ${APP_MANIFEST}: ignoring unknown settings ${manifest.unknownKeys.join(', ')}`);
+    // processes, env, healthcheck and resources: on the app before its release snapshot is taken.
+    app = await applyManifestConfig(this.#d.deployments.db, app, manifest, say);
     const runtime = manifestRuntime(app, manifest);
     if (runtime === app.runtime) return app;
     this.#d.runtimes.for(runtime); // a runtime this platform does not run fails the deploy clearly
