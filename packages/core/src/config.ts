@@ -282,6 +282,15 @@ export const configSchema = z
         dedicatedPortMax: port.default(54499),
       })
       .prefault({}),
+    audit: z
+      .object({
+        /**
+         * Days the audit log keeps an entry (docs/security.md); older ones are deleted by minipaasd
+         * (the database refuses any other change to the log). Default 365.
+         */
+        retentionDays: z.coerce.number().int().min(1).max(36500).default(365),
+      })
+      .prefault({}),
     backups: z
       .object({
         /** When to back up the platform database: `off`, or a daily time `HH:MM` (local time). */
@@ -498,6 +507,7 @@ const ENV_MAP: Array<[string, string[]]> = [
   ['MINIPAAS_DEDICATED_PG_PORT_MAX', ['postgres', 'dedicatedPortMax']],
   ['MINIPAAS_BACKUP_SCHEDULE', ['backups', 'schedule']],
   ['MINIPAAS_BACKUP_KEEP', ['backups', 'keep']],
+  ['MINIPAAS_AUDIT_RETENTION_DAYS', ['audit', 'retentionDays']],
   ['MINIPAAS_MAX_INSTANCES_PER_APP', ['apps', 'maxInstancesPerApp']],
   ['MINIPAAS_MAX_INSTANCES', ['apps', 'maxInstances']],
   ['MINIPAAS_MAX_PROCESS_TYPES', ['apps', 'maxProcessTypes']],
