@@ -4,9 +4,10 @@
  * it and the repository is the source of truth (docs/git.md). Written straight to the app's row: the
  * deployment itself then rolls it out (nothing is restarted twice).
  */
-import { MinipaasError, SecretBox } from '@minipaas/core';
+import { MinipaasError } from '@minipaas/core';
 import { APP_MANIFEST, type AppManifest } from '@minipaas/core/app-manifest';
 import type { Kysely } from 'kysely';
+import { isSecretReference } from '../secrets/app-secrets.ts';
 import type { AppRow } from '../services/app-service.ts';
 import type { Database, ProcessOverride } from '../store/schema.ts';
 
@@ -54,13 +55,13 @@ export async function applyManifestConfig(
     const env: Record<string, string> = { ...app.env };
     for (const [k, v] of Object.entries(manifest.env)) {
       if (RESERVED.has(k)) continue;
-      if (Object.hasOwn(app.env, k) && SecretBox.isSealed(app.env[k] as string))
+      if (Object.hasOwn(app.env, k) && isSecretReference(app.env[k] as string))
         throw new MinipaasError(
           'MINIPAAS_ERR_VALIDATION',
           `${APP_MANIFEST} sets env ${k}, which is a secret of ${app.name}: secrets are set with minipaas env:set --secret, not in the repository`,
         );
       const value = String(v);
-      if (SecretBox.isSealed(value))
+      if (isSecretReference(value))
         throw new MinipaasError(
           'MINIPAAS_ERR_VALIDATION',
           `${APP_MANIFEST}: env ${k} looks like a sealed secret`,

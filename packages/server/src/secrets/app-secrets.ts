@@ -7,6 +7,7 @@
  */
 import { type MinipaasConfig, MinipaasError, type RuntimeSpec, SecretBox } from '@minipaas/core';
 import type { Kysely } from 'kysely';
+import { resealGitSecrets } from '../git/git-secrets.ts';
 import type { Database } from '../store/schema.ts';
 import { BuiltinSecretStore, envContext } from './builtin-store.ts';
 import { SecretStores } from './secret-store.ts';
@@ -39,6 +40,14 @@ export function secretStoresFor(config: MinipaasConfig, box: SecretBox = secretB
     ...(v.namespace ? { namespace: v.namespace } : {}),
   });
   return new SecretStores(vault, [builtin]);
+}
+
+/**
+ * Whether `value` is a secret reference of any kind of store (sealed `mp1.` or Vault `mpvault:`), whatever
+ * this platform's configuration: for code that has no {@link SecretStores} at hand.
+ */
+export function isSecretReference(value: string): boolean {
+  return SecretBox.isSealed(value) || value.startsWith(VAULT_REF_PREFIX);
 }
 
 /** The context an add-on's database password is sealed in (its row id). */
@@ -208,6 +217,8 @@ export async function rotateMasterKey(
           .where('id', '=', r.id)
           .execute();
     }
+    // Git credentials and webhook tokens (docs/git.md).
+    resealed += await resealGitSecrets(trx, box, kid);
   });
   return { kid, resealed };
 }
