@@ -11,6 +11,9 @@ import { embeddedPostgres } from '@minipaas/postgres';
 import type { DockerBuilder } from '@minipaas/runtime-docker';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
+import { createLogin } from './auth/login.ts';
+import { hashPassword, verifyPassword } from './auth/password-hash.ts';
+import { DbUserDirectory, randomPassword } from './auth/user-directory.ts';
 import { BackupScheduler } from './backups/backup-scheduler.ts';
 import { BackupService } from './backups/backup-service.ts';
 import type { ServerContext } from './context.ts';
@@ -298,6 +301,19 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
   });
   registerErrorHandling(app);
   registerJsonParser(app, config.limits.jsonBodyBytes);
+  // Browser login (issue 11): the session hook runs before authentication; the landing page and /auth/*.
+  const login = createLogin({
+    db: store.db,
+    config,
+    users: new DbUserDirectory({
+      db: store.db,
+      checkPassword: verifyPassword,
+      dummyHash: await hashPassword(randomPassword()),
+      appUrl: (name) => apps.urls(name).url,
+    }),
+    log: log.child({ component: 'login' }),
+  });
+  login.registerSessionHook(app);
   // Authentication is decided by the matched route's config (see http/auth.ts), for every route.
   registerAuth(app, tokens, access);
   // Authorization: every route's declared action, against the caller's role (http/access.ts).
@@ -319,6 +335,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
   metricsRoutes(app, ctx);
   nodeRoutes(app, ctx);
   secretRoutes(app, ctx);
+  login.registerRoutes(app);
 
   const reconciler = new Reconciler({ apps, runtimes, log: log.child({ component: 'reconciler' }) });
   if (opts.reconcile !== false) reconciler.start();
