@@ -13,6 +13,7 @@ import { AgentClient, ProcessDriver } from '@minipaas/runtime-process';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, testPostgresUrl } from '../../../test/helpers/postgres.ts';
+import type { Principal } from '../src/http/access.ts';
 import { type ControlPlane, createControlPlane } from '../src/server.ts';
 import { startVaultStandIn, type VaultStandIn } from './fixtures/vault-kv2.ts';
 
@@ -124,6 +125,34 @@ describe.runIf(enabled)('secret env vars through the API', () => {
     const anon = await cp.app.inject({ method: 'GET', url: '/api/v1/apps/sec?reveal=true' });
     expect(anon.statusCode).toBe(401);
     expect(anon.body).not.toContain('builtin-secret-1');
+    // Revealing needs app:secret:reveal (developer and up): a viewer reads the app, masked, and no more.
+    const owner: Principal = {
+      userId: null,
+      name: 'test',
+      tokenId: null,
+      sessionId: null,
+      cap: 'owner',
+      everywhere: true,
+      projectId: null,
+      teams: new Map(),
+    };
+    const tokenOf = async (role: 'viewer' | 'developer') =>
+      `Bearer ${(await cp.ctx.tokens.create(owner, { name: role, role }, cp.ctx.access)).token}`;
+    const viewer = await tokenOf('viewer');
+    const asViewer = (url: string) =>
+      cp.app.inject({ method: 'GET', url, headers: { authorization: viewer } });
+    expect((await asViewer('/api/v1/apps/sec')).json().env.API_KEY).toBe('••••');
+    const denied = await asViewer('/api/v1/apps/sec?reveal=true');
+    expect(denied.statusCode).toBe(403);
+    expect(denied.json().error.message).toMatch(/app:secret:reveal/);
+    expect(denied.body).not.toContain('builtin-secret-1');
+    const developer = await tokenOf('developer');
+    const asDeveloper = await cp.app.inject({
+      method: 'GET',
+      url: '/api/v1/apps/sec?reveal=true',
+      headers: { authorization: developer },
+    });
+    expect(asDeveloper.json().env.API_KEY).toBe('builtin-secret-1');
   });
 
   it('moved to Vault: new secrets go there, sealed ones still open, rotation leaves Vault alone', async () => {
