@@ -16,6 +16,7 @@ import { type GitServer, gitCmd, procfileApp, startGitServer } from '../../../te
 import { routerGet, waitFor } from '../../../test/helpers/platform.ts';
 import { createTestDatabase } from '../../../test/helpers/postgres.ts';
 import { freePort } from '../../../test/helpers/postgres-server.ts';
+import { rotateMasterKey, secretBoxFor } from '../src/secrets/app-secrets.ts';
 import { type ControlPlane, createControlPlane } from '../src/server.ts';
 
 let home: string;
@@ -326,6 +327,10 @@ describe('git source', () => {
       .selectAll()
       .executeTakeFirst();
     expect(JSON.stringify(row)).not.toContain(token);
+    // Two master key rotations (the first key leaves the ring): the credential was sealed again and opens.
+    for (let i = 0; i < 2; i++) await rotateMasterKey(cp.ctx.store.db, secretBoxFor(cp.ctx.config));
+    const src = await cp.ctx.git.get(await cp.ctx.apps.get('plain'));
+    expect(src && cp.ctx.git.credential(src)).toEqual({ kind: 'token', value: `user:${token}` });
     // Nothing the platform wrote under its home holds the token.
     const files = await readdir(home, { recursive: true });
     for (const f of files) {

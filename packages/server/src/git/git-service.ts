@@ -16,6 +16,7 @@ import type { Database } from '../store/schema.ts';
 import { type HookHandler, ZERO_SHA } from './git-http.ts';
 import { GitMirror } from './git-mirror.ts';
 import type { GitCredential } from './git-runner.ts';
+import { gitCredentialContext } from './git-secrets.ts';
 import {
   branchOf,
   checkGitRef,
@@ -76,8 +77,6 @@ export interface GitServiceDeps {
   nodeBin?: string;
 }
 
-const credentialContext = (appId: string) => `git:${appId}:credential`;
-
 export class GitService {
   readonly #d: GitServiceDeps;
   readonly #db: GitDb;
@@ -127,7 +126,7 @@ export class GitService {
     if (token) {
       if (!/^https?:\/\//i.test(url))
         throw new MinipaasError('MINIPAAS_ERR_VALIDATION', 'an HTTPS token needs an https:// repository URL');
-      credential = { kind: 'token', sealed: this.#d.box.seal(token, credentialContext(app.id)) };
+      credential = { kind: 'token', sealed: this.#d.box.seal(token, gitCredentialContext(app.id)) };
     } else if (s.sshKey) {
       if (!/^-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]+-----END [A-Z ]*PRIVATE KEY-----\s*$/.test(s.sshKey))
         throw new MinipaasError(
@@ -139,7 +138,7 @@ export class GitService {
           'MINIPAAS_ERR_VALIDATION',
           'an SSH deploy key needs an ssh:// or git@host: URL',
         );
-      credential = { kind: 'ssh-key', sealed: this.#d.box.seal(s.sshKey, credentialContext(app.id)) };
+      credential = { kind: 'ssh-key', sealed: this.#d.box.seal(s.sshKey, gitCredentialContext(app.id)) };
     } else if (s.token === null || s.sshKey === null) credential = { kind: null, sealed: null };
     const values = {
       url,
@@ -215,7 +214,7 @@ export class GitService {
   /** The source's credential, opened (only to hand it to git). */
   credential(row: GitSourceRow): GitCredential | null {
     if (!row.credential || !row.credential_kind) return null;
-    const value = this.#d.box.open(row.credential, credentialContext(row.app_id));
+    const value = this.#d.box.open(row.credential, gitCredentialContext(row.app_id));
     return row.credential_kind === 'ssh-key' ? { kind: 'ssh-key', value } : { kind: 'token', value };
   }
 

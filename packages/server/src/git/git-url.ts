@@ -108,7 +108,7 @@ export function redactUrl(url: string): string {
 }
 
 /**
- * A URL's embedded `user:password@` moved out: the clean URL is stored and the password becomes the
+ * A URL's embedded `user:password@` moved out: the clean URL is stored and `user:password` becomes the
  * source's HTTPS token (so it is sealed like one and never shown).
  */
 export function splitUrlCredentials(url: string): { url: string; token: string | null } {
@@ -120,7 +120,10 @@ export function splitUrlCredentials(url: string): { url: string; token: string |
     return { url, token: null };
   }
   if (!u.username && !u.password) return { url, token: null };
-  const token = decodeURIComponent(u.password || u.username);
+  // `user:token` keeps the user (GitLab wants `oauth2:TOKEN`); a lone `token@` is the token.
+  const token = u.password
+    ? `${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`
+    : decodeURIComponent(u.username);
   u.username = '';
   u.password = '';
   return { url: u.toString(), token };

@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import type { AppRow } from '../services/app-service.ts';
 import type { Database } from '../store/schema.ts';
 import { ZERO_SHA } from './git-http.ts';
+import { webhookTokenContext } from './git-secrets.ts';
 import type { GitService } from './git-service.ts';
 import { checkGitRef } from './git-url.ts';
 
@@ -77,7 +78,6 @@ export interface DeliveryResult {
 
 /** Deliveries kept per app (older ones are deleted as new ones arrive). */
 const KEEP_DELIVERIES = 200;
-const tokenContext = (appId: string) => `webhook:${appId}:token`;
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /** Constant-time equality of two strings (different lengths compare unequal without a short cut on content). */
@@ -126,7 +126,7 @@ export class WebhookService {
         'MINIPAAS_ERR_NOT_FOUND',
         `"${app.name}" has no webhook; create one with minipaas webhooks ${app.name} --create`,
       );
-    const secret = this.#d.box.open(row.token, tokenContext(app.id));
+    const secret = this.#d.box.open(row.token, webhookTokenContext(app.id));
     return {
       path: `/api/v1/webhooks/${app.name}/${reveal ? secret : '••••'}`,
       secret: reveal ? secret : null,
@@ -144,7 +144,7 @@ export class WebhookService {
       .values({
         app_id: app.id,
         token_hash: sha256(token),
-        token: this.#d.box.seal(token, tokenContext(app.id)),
+        token: this.#d.box.seal(token, webhookTokenContext(app.id)),
         enabled: true,
         branch: branch ? checkGitRef(branch) : null,
         created_at: new Date(),
@@ -162,7 +162,7 @@ export class WebhookService {
       .updateTable('git_webhooks')
       .set({
         token_hash: sha256(token),
-        token: this.#d.box.seal(token, tokenContext(app.id)),
+        token: this.#d.box.seal(token, webhookTokenContext(app.id)),
         updated_at: new Date(),
       })
       .where('app_id', '=', app.id)
@@ -287,7 +287,7 @@ export class WebhookService {
     if (!row) return reject(401, 'the app has no webhook');
     if (!safeEqual(sha256(token), row.token_hash)) return reject(401, 'wrong webhook token');
     if (!provider) return reject(400, 'not a GitHub, GitLab or Gitea/Forgejo delivery (no event header)');
-    const secret = this.#d.box.open(row.token, tokenContext(app.id));
+    const secret = this.#d.box.open(row.token, webhookTokenContext(app.id));
     const signed = verifySignature(provider, secret, headers, raw);
     if (signed !== true) return reject(401, signed);
     if (!row.enabled) return ignore('the webhook is disabled');

@@ -7,6 +7,7 @@
  */
 import { type MinipaasConfig, MinipaasError, type RuntimeSpec, SecretBox } from '@minipaas/core';
 import type { Kysely } from 'kysely';
+import { resealGitSecrets } from '../git/git-secrets.ts';
 import type { Database } from '../store/schema.ts';
 import { BuiltinSecretStore, envContext } from './builtin-store.ts';
 import { SecretStores } from './secret-store.ts';
@@ -216,6 +217,8 @@ export async function rotateMasterKey(
           .where('id', '=', r.id)
           .execute();
     }
+    // Git credentials and webhook tokens (docs/git.md).
+    resealed += await resealGitSecrets(trx, box, kid);
   });
   return { kid, resealed };
 }
