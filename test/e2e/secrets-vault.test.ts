@@ -62,6 +62,8 @@ beforeAll(async () => {
     MINIPAAS_VAULT_URL: vault.url,
     MINIPAAS_VAULT_TOKEN: VAULT_TOKEN,
     MINIPAAS_VAULT_PREFIX: 'e2e/minipaas',
+    // Every platform log line is searched for the plaintexts below, debug ones included.
+    MINIPAAS_LOG_LEVEL: 'debug',
   });
   work = await mkdtemp(join(tmpdir(), 'mp-e2e-vault-'));
 }, 90_000);
@@ -109,6 +111,7 @@ describe('secrets in Vault (KV v2 stand-in)', () => {
     expect(
       (await rowsContaining(p, `mpvault:secret:e2e/minipaas/${appId}/API_TOKEN@1`)).length,
     ).toBeGreaterThan(0);
+    expect(p.output()).toMatch(/"level":20/); // the debug lines are there to be searched
     for (const needle of [FIRST, SECOND, VAULT_TOKEN]) {
       expect(await filesContaining(p.home, needle)).toEqual([]);
       expect(await rowsContaining(p, needle)).toEqual([]);
