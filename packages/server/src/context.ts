@@ -6,12 +6,15 @@ import type { BuildWorkerProcess } from './deploy/build-worker-process.ts';
 import type { DeployService } from './deploy/deploy-service.ts';
 import type { GitService } from './git/git-service.ts';
 import type { WebhookService } from './git/webhook-service.ts';
-import type { RuntimeRegistry } from './runtime/runtime-registry.ts';
 import type { AccessControl } from './http/access.ts';
+import type { RuntimeRegistry } from './runtime/runtime-registry.ts';
 import type { AddonService } from './services/addon-service.ts';
 import type { AppService } from './services/app-service.ts';
+import type { AuditLog } from './services/audit-log.ts';
 import type { ProjectService } from './services/project-service.ts';
+import type { TeamService } from './services/team-service.ts';
 import type { TokenService } from './services/token-service.ts';
+import type { UserService } from './services/user-service.ts';
 import type { Store } from './store/store.ts';
 import type { VolumeService } from './volumes/volume-service.ts';
 
@@ -25,6 +28,12 @@ export interface ServerContext {
   tokens: TokenService;
   /** Who may do what to which target (http/access.ts). */
   access: AccessControl;
+  /** Users (access control). */
+  users: UserService;
+  /** Teams and their members. */
+  teams: TeamService;
+  /** The append-only audit log. */
+  audit: AuditLog;
   projects: ProjectService;
   apps: AppService;
   deploys: DeployService;

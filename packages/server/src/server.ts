@@ -28,6 +28,7 @@ import { GitService } from './git/git-service.ts';
 import { GitSync } from './git/git-sync.ts';
 import { WebhookService } from './git/webhook-service.ts';
 import { AccessControl, registerAccessControl } from './http/access.ts';
+import { registerAuditTrail } from './http/audit-trail.ts';
 import { registerAuth } from './http/auth.ts';
 import {
   clientErrorHandler,
@@ -38,6 +39,7 @@ import {
 import { Reconciler } from './reconciler.ts';
 import { addonRoutes } from './routes/addons.ts';
 import { appRoutes } from './routes/apps.ts';
+import { auditRoutes } from './routes/audit.ts';
 import { backupRoutes } from './routes/backups.ts';
 import { buildRoutes } from './routes/builds.ts';
 import { deploymentRoutes } from './routes/deployments.ts';
@@ -50,15 +52,21 @@ import { projectRoutes } from './routes/projects.ts';
 import { releaseRoutes } from './routes/releases.ts';
 import { secretRoutes } from './routes/secrets.ts';
 import { statusRoutes } from './routes/status.ts';
+import { teamRoutes } from './routes/teams.ts';
+import { tokenRoutes } from './routes/tokens.ts';
+import { userRoutes } from './routes/users.ts';
 import { volumeRoutes } from './routes/volumes.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 import { RuntimeRegistry } from './runtime/runtime-registry.ts';
 import { secretBoxFor } from './secrets/app-secrets.ts';
 import { AddonService } from './services/addon-service.ts';
 import { AppService } from './services/app-service.ts';
+import { AuditLog, schedulePruning } from './services/audit-log.ts';
 import { DedicatedPostgres } from './services/dedicated-postgres.ts';
 import { ProjectService } from './services/project-service.ts';
+import { TeamService } from './services/team-service.ts';
 import { TokenService } from './services/token-service.ts';
+import { UserService } from './services/user-service.ts';
 import { upgradeFromPglite } from './store/pglite-upgrade.ts';
 import { openStore, type Store } from './store/store.ts';
 import { installSpecHooks } from './volumes/spec-hooks.ts';
@@ -101,7 +109,7 @@ export interface ControlPlane {
   /** The admin token when it was created by this start, else null. */
   createdAdminToken: string | null;
   /** Every route the API serves, and whether it is public (tests prove each one is authenticated). */
-  routes: ReadonlyArray<{ method: string; url: string; public: boolean }>;
+  routes: ReadonlyArray<{ method: string; url: string; public: boolean; action?: string | undefined }>;
   listen(): Promise<string>;
   close(): Promise<void>;
 }
@@ -145,6 +153,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
   }
   const tokens = new TokenService(store.db);
   const access = new AccessControl(store.db);
+  const audit = new AuditLog(store.db);
   const createdAdminToken = await tokens.ensureAdminToken(paths.adminToken);
   const projects = new ProjectService(store.db);
   const apps = new AppService({ db: store.db, config, runtimes, projects, log });
@@ -268,6 +277,9 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
     runtimes,
     tokens,
     access,
+    users: new UserService(store.db),
+    teams: new TeamService(store.db),
+    audit,
     projects,
     apps,
     deploys,
@@ -294,10 +306,10 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
     reply.header('x-frame-options', 'DENY');
     reply.header('referrer-policy', 'no-referrer');
   });
-  const routes: Array<{ method: string; url: string; public: boolean }> = [];
+  const routes: Array<{ method: string; url: string; public: boolean; action?: string | undefined }> = [];
   app.addHook('onRoute', (r) => {
     for (const method of [r.method].flat())
-      routes.push({ method, url: r.url, public: r.config?.public === true });
+      routes.push({ method, url: r.url, public: r.config?.public === true, action: r.config?.action });
   });
   registerErrorHandling(app);
   registerJsonParser(app, config.limits.jsonBodyBytes);
@@ -312,12 +324,35 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
       appUrl: (name) => apps.urls(name).url,
     }),
     log: log.child({ component: 'login' }),
+    // Every login, failed or locked login and logout goes to the audit log too.
+    onEvent: (e, req) =>
+      audit.record({
+        action: e.outcome === 'logout' ? 'logout' : 'login',
+        outcome:
+          e.outcome === 'success' || e.outcome === 'logout'
+            ? 'success'
+            : e.outcome === 'locked'
+              ? 'denied'
+              : 'failure',
+        actorUserId: e.userId ?? null,
+        actor: e.login ?? null,
+        sessionId: e.sessionId ?? null,
+        method: req.method,
+        path: req.url.split('?')[0],
+        requestId: req.id,
+        ip: e.ip,
+        detail: { via: e.method, ...(e.reason ? { reason: e.reason } : {}) },
+      }),
   });
   login.registerSessionHook(app);
   // Authentication is decided by the matched route's config (see http/auth.ts), for every route.
   registerAuth(app, tokens, access);
   // Authorization: every route's declared action, against the caller's role (http/access.ts).
   registerAccessControl(app, access);
+  // One audit entry per mutating request, after the answer (services/audit-log.ts).
+  registerAuditTrail(app, audit, (err, req) =>
+    req.log.error({ err: err.message }, 'cannot append to the audit log'),
+  );
   healthRoutes(app, ctx);
   statusRoutes(app, ctx);
   projectRoutes(app, ctx);
@@ -335,6 +370,10 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
   metricsRoutes(app, ctx);
   nodeRoutes(app, ctx);
   secretRoutes(app, ctx);
+  userRoutes(app, ctx);
+  teamRoutes(app, ctx);
+  tokenRoutes(app, ctx);
+  auditRoutes(app, ctx);
   login.registerRoutes(app);
 
   const reconciler = new Reconciler({ apps, runtimes, log: log.child({ component: 'reconciler' }) });
@@ -347,6 +386,13 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
     log: log.child({ component: 'backups' }),
   });
   if (opts.scheduleBackups ?? opts.reconcile !== false) backupScheduler.start();
+  // Audit entries past audit.retentionDays go (the only deletion the audit table lets through).
+  const stopPruning =
+    opts.reconcile !== false
+      ? schedulePruning(audit, config.audit.retentionDays, (err) =>
+          log.error({ err: err.message }, 'cannot prune the audit log'),
+        )
+      : () => {};
 
   return {
     app,
@@ -357,6 +403,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
       return app.listen({ host: config.api.host, port: config.api.port });
     },
     async close() {
+      stopPruning();
       await reconciler.stop();
       await gitSync.stop();
       await backupScheduler.stop();

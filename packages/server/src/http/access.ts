@@ -53,6 +53,8 @@ declare module 'fastify' {
     principal: Principal | null;
     /** The target the route's path names, resolved by the access hook (null when it names none). */
     accessTarget: Target | null;
+    /** Set when access control refused the request (also when it answered 404 to hide a target). */
+    accessDenied: boolean;
   }
 }
 
@@ -79,7 +81,14 @@ export function assertAllowed(
 ): void {
   const p = req.principal;
   if (!p) throw new MinipaasError('MINIPAAS_ERR_UNAUTHENTICATED', 'this request is not authenticated');
-  checkPrincipal(p, action, target);
+  // The audit entry names the team and project a body-named target belongs to.
+  if (target && !req.accessTarget) req.accessTarget = target;
+  try {
+    checkPrincipal(p, action, target);
+  } catch (err) {
+    req.accessDenied = true;
+    throw err;
+  }
 }
 
 /** `assertAllowed` for a principal outside a request (the same rules). */
@@ -316,6 +325,7 @@ export class AccessControl {
 export function registerAccessControl(app: FastifyInstance, access: AccessControl): void {
   app.decorateRequest('principal', null);
   app.decorateRequest('accessTarget', null);
+  app.decorateRequest('accessDenied', false);
   app.addHook('onRequest', async (req) => {
     if (req.routeOptions.config?.public === true) return;
     if (!req.principal) return; // authentication answered already, or a 404 of no route
