@@ -127,6 +127,11 @@ describe.skipIf(missing.length > 0 || notRoot || !engineUp)(
       const dir = join(work, 'app');
       await mkdir(join(dir, 'www'), { recursive: true });
       await writeFile(join(dir, 'www/index.html'), 'swarm app\n');
+      // An app.json cron job: a scheduled service of the app, run by minipaasd's scheduler.
+      await writeFile(
+        join(dir, 'app.json'),
+        JSON.stringify({ cron: [{ command: 'echo "app cron $MSG"', schedule: '*/2 * * * * *' }] }),
+      );
       await writeFile(
         join(dir, 'Dockerfile'),
         `FROM ${BASE_IMAGE}\nCOPY www /www\nCMD ["sh", "-c", "echo $MSG > /www/msg.txt; hostname > /www/host.txt; exec httpd -f -p $PORT -h /www"]\n`,
@@ -144,6 +149,13 @@ describe.skipIf(missing.length > 0 || notRoot || !engineUp)(
         120_000,
         500,
       );
+      const ps = JSON.parse(await ok(['ps', APP, '--json'])) as {
+        instances: { processType: string; status: string; node?: string; release: string }[];
+      };
+      const running = ps.instances.filter((i) => i.status === 'running');
+      expect(running).toHaveLength(3);
+      expect(new Set(running.map((i) => i.node)).size).toBe(2);
+      expect(running.every((i) => i.processType === 'web' && i.release === 'v1')).toBe(true);
       // Caddy follows the tasks: every one of them answers.
       await waitFor(
         'three tasks answering',
@@ -237,6 +249,23 @@ describe.skipIf(missing.length > 0 || notRoot || !engineUp)(
         expect(job.schedule).toBe('*/2 * * * * *');
         expect(job.runs.filter((r) => r.state === 'complete').every((r) => r.exitCode === 0)).toBe(true);
         expect(await ok(['cron'])).toContain(`${name}  "*/2 * * * * *"  skip-running`);
+        // The app.json cron job of the deployed app runs the same way, with the app's env.
+        await waitFor(
+          'runs of the app.json cron job',
+          async () => {
+            const { jobs } = JSON.parse(await ok(['cron', '--json'])) as {
+              jobs: { service: string; runs: { state: string; exitCode?: number }[] }[];
+            };
+            const j = jobs.find((x) => x.service === `minipaas-${APP}--cron-1`);
+            return j && j.runs.filter((r) => r.state === 'complete' && r.exitCode === 0).length >= 2
+              ? j
+              : null;
+          },
+          90_000,
+          1000,
+        );
+        const logs = await ok(['logs', APP, '-n', '200']);
+        expect(logs).toContain('app cron hello');
       } finally {
         await manager.getService(name).remove();
       }

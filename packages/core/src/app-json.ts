@@ -1,5 +1,5 @@
 /**
- * Heroku and Dokku `app.json`: the parts MiniPaaS honours (scripts, env, formation, healthchecks).
+ * Heroku and Dokku `app.json`: the parts MiniPaaS honours (scripts, env, formation, healthchecks, cron).
  * Unknown keys are ignored; a known key with a bad shape is a MINIPAAS_ERR_VALIDATION naming the field.
  */
 import { readFile, stat } from 'node:fs/promises';
@@ -35,6 +35,22 @@ const check = z.object({
   initialDelay: z.number().min(0).max(3600).optional(),
 });
 
+/**
+ * A cron schedule: 5 fields, or 6 with seconds first, or a nickname (`@daily`). The scheduler (croner)
+ * checks the fields themselves; this keeps out what cannot be one.
+ */
+const CRON_SCHEDULE =
+  /^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[0-9A-Za-z*/,?#-]+( [0-9A-Za-z*/,?#-]+){4,5})$/;
+
+/** Dokku's app.json `cron` entry. */
+const cronEntry = z.object({
+  command,
+  schedule: z
+    .string()
+    .max(200)
+    .regex(CRON_SCHEDULE, 'must be 5 cron fields (6 with seconds), or @daily etc.'),
+});
+
 const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const typeName = /^[a-z][a-z0-9_-]*$/i;
 
@@ -48,7 +64,14 @@ const schema = z.object({
   env: z.record(z.string().regex(envName), z.unknown()).optional(),
   formation: z.record(z.string().regex(typeName), z.unknown()).optional(),
   healthchecks: z.object({ web: z.array(check).max(20).optional() }).optional(),
+  cron: z.array(cronEntry).max(20).optional(),
 });
+
+/** One app.json cron job (Dokku format): a command of the release run on a schedule. */
+export interface AppJsonCron {
+  command: string;
+  schedule: string;
+}
 
 /** One app.json health check (Dokku format; times in seconds). */
 export interface AppJsonCheck {
@@ -76,6 +99,8 @@ export interface AppJson {
   env: Record<string, AppJsonEnv>;
   formation: Record<string, { quantity: number; size?: string }>;
   healthchecks: { web: AppJsonCheck[] };
+  /** Scheduled commands; run by the swarm runtime (docs/swarm.md). Absent in releases made before it. */
+  cron?: AppJsonCron[];
 }
 
 const formationEntry = z.object({ quantity: z.number().int().min(0).max(100), size: z.string().optional() });
@@ -146,6 +171,7 @@ export function parseAppJson(text: string): AppJson {
     env: toMap('env', (raw as Record<string, unknown>).env, envEntry) as Record<string, AppJsonEnv>,
     formation: toMap('formation', (raw as Record<string, unknown>).formation, formationEntry),
     healthchecks: { web: d.healthchecks?.web ?? [] },
+    cron: (d.cron ?? []).map((c) => ({ command: c.command, schedule: c.schedule })),
   };
 }
 

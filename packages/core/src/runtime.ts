@@ -128,6 +128,18 @@ export interface RuntimeSpec {
   restart?: RestartPolicyName;
   /** Host names routed to the app's web instances besides the platform's default one. */
   domains?: string[];
+  /**
+   * app.json `cron` jobs: a command of the release run on a schedule (5 cron fields, or 6 with seconds
+   * first, or `@daily`...). The swarm runtime runs each as a scheduled service; the process and docker
+   * runtimes do not run them (docs/swarm.md).
+   */
+  cron?: CronJobSpec[];
+}
+
+/** One scheduled command of an app. */
+export interface CronJobSpec {
+  command: string;
+  schedule: string;
 }
 
 /** One running (or failed) instance, as every runtime reports it. */

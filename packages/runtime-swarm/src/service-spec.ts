@@ -21,12 +21,20 @@ export const SWARM_LABEL = {
   digest: 'minipaas.digest',
   /** Marks services and secrets the swarm runtime owns. */
   runtime: 'minipaas.runtime',
+  /** On the service of an app.json cron job: its index (`1`, `2`, ...); its process label is `cron:N`. */
+  cron: 'minipaas.cron',
   /** On web services: the app's own domains, comma separated (routed besides `APP.BASE_DOMAIN`). */
   domains: 'minipaas.domains',
 } as const;
 
 /** Service name of a process type: `minipaas-APP-TYPE`. */
 export const serviceName = (app: string, type: string): string => `minipaas-${app}-${type}`;
+
+/** Service name of app.json cron job N (1-based): `minipaas-APP--cron-N` (no process type starts with `-`). */
+export const cronServiceName = (app: string, n: number): string => `minipaas-${app}--cron-${n}`;
+
+/** Process label of app.json cron job N. */
+export const cronProcess = (n: number): string => `cron:${n}`;
 
 /** Env keys that can be exported by a POSIX shell (others stay plain env vars). */
 const SHELL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -190,5 +198,47 @@ export function serviceSpec(spec: RuntimeSpec, type: string, o: ServiceSpecOptio
     EndpointSpec: web
       ? { Mode: 'vip', Ports: [{ Protocol: 'tcp', TargetPort: SWARM_WEB_PORT, PublishMode: 'host' }] }
       : { Mode: 'vip' },
+  };
+}
+
+/**
+ * The service of app.json cron job `n` (1-based): no task until minipaasd's scheduler runs it, by
+ * swarm-cronjob's labels (schedule, skip-running, one replica per run); restart policy `none`, so a run
+ * ends when its command exits.
+ */
+export function cronServiceSpec(
+  spec: RuntimeSpec,
+  n: number,
+  o: Omit<ServiceSpecOptions, 'imageCommand'>,
+): Record<string, unknown> {
+  const job = spec.cron?.[n - 1];
+  if (!job) throw new Error(`no cron job ${n}`);
+  const type = cronProcess(n);
+  const processes = { [type]: { command: job.command, instances: 0 } };
+  const base = serviceSpec({ ...spec, processes }, type, o) as {
+    Labels: Record<string, string>;
+    TaskTemplate: Record<string, unknown> & { ContainerSpec: Record<string, unknown> };
+  };
+  const labels = {
+    ...base.Labels,
+    [SWARM_LABEL.cron]: String(n),
+    'swarm.cronjob.enable': 'true',
+    'swarm.cronjob.schedule': job.schedule,
+    'swarm.cronjob.skip-running': 'true',
+    'swarm.cronjob.replicas': '1',
+  };
+  return {
+    ...base,
+    Name: cronServiceName(spec.name, n),
+    Labels: labels,
+    TaskTemplate: {
+      ...base.TaskTemplate,
+      ContainerSpec: { ...base.TaskTemplate.ContainerSpec, Labels: labels },
+      RestartPolicy: { Condition: 'none' },
+    },
+    Mode: { Replicated: { Replicas: 0 } },
+    // A run that exits is done, not a failed update: nothing to roll back.
+    UpdateConfig: { Parallelism: 1, Delay: 0, FailureAction: 'continue', Order: 'stop-first' },
+    RollbackConfig: undefined,
   };
 }

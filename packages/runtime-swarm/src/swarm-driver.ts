@@ -21,6 +21,8 @@ import { type CronRun, cronRuns, imageName, LABELS, nodeAddresses } from '@minip
 import type Docker from 'dockerode';
 import { LogFrames } from './log-frames.ts';
 import {
+  cronProcess,
+  cronServiceSpec,
   IMAGE_CMD,
   type SecretRef,
   SWARM_LABEL,
@@ -132,9 +134,10 @@ const TASK_STATUS: Record<string, InstanceStatus> = {
 
 /** Digest of the spec of one process type (a change of it updates that service). */
 function digestOf(spec: RuntimeSpec, type: string, image: string): string {
-  const { processes, ...rest } = spec;
+  const { processes, cron, ...rest } = spec;
+  const n = cronIndex(type);
   return createHash('sha256')
-    .update(JSON.stringify({ rest, image, type, process: processes[type] }))
+    .update(JSON.stringify({ rest, image, type, process: n ? cron?.[n - 1] : processes[type] }))
     .digest('base64url')
     .slice(0, 22);
 }
@@ -143,6 +146,12 @@ function digestOf(spec: RuntimeSpec, type: string, image: string): string {
 function appDigest(byType: Map<string, string>): string {
   const parts = [...byType].map(([t, d]) => `${t}=${d.split('~')[0]}`).sort();
   return createHash('sha256').update(parts.join('\n')).digest('base64url').slice(0, 22);
+}
+
+/** N of a cron job's process label `cron:N`, else 0. */
+function cronIndex(type: string): number {
+  const m = /^cron:(\d+)$/.exec(type);
+  return m ? Number(m[1]) : 0;
 }
 
 /** How long after a remove() an apply() of the same app is refused (a stale reconciler pass). */
@@ -352,7 +361,11 @@ export class SwarmDriver implements RuntimeDriver {
       const current = new Map(
         (await this.#services(spec.name)).map((s) => [s.Spec.Labels?.[SWARM_LABEL.process] ?? '', s]),
       );
-      const types = Object.keys(spec.processes).sort();
+      // Process types, then app.json cron jobs (`cron:N`, run by minipaasd's scheduler).
+      const types = [
+        ...Object.keys(spec.processes).sort(),
+        ...(spec.cron ?? []).map((_, i) => cronProcess(i + 1)),
+      ];
       // A restart suffixes the digest (`~TIME`): the spec itself is unchanged.
       const changed = types.filter(
         (type) =>
@@ -367,7 +380,7 @@ export class SwarmDriver implements RuntimeDriver {
           refs.length > 0 && Object.values(spec.processes).some((p) => p.command === IMAGE_CMD);
         const imageCommand = needsImageCmd ? await this.#imageCommand(spec.artifact.ref) : undefined;
         for (const type of changed) {
-          const body = serviceSpec(spec, type, {
+          const o = {
             image,
             network: this.#o.network,
             constraints: this.#o.constraints ?? [],
@@ -375,15 +388,18 @@ export class SwarmDriver implements RuntimeDriver {
             digest: digestOf(spec, type, image),
             stopGraceMs: this.#o.stopGraceMs,
             monitorMs: this.#o.monitorMs,
-            ...(imageCommand ? { imageCommand } : {}),
-          });
+          };
+          const n = cronIndex(type);
+          const body = n
+            ? cronServiceSpec(spec, n, o)
+            : serviceSpec(spec, type, { ...o, ...(imageCommand ? { imageCommand } : {}) });
           const existing = current.get(type);
           if (existing) await this.#update(existing, body);
           else await this.#o.docker.createService(body as never);
         }
       }
       for (const [type, s] of current) {
-        if (spec.processes[type]) continue;
+        if (types.includes(type)) continue;
         await this.#o.docker.getService(s.ID).remove();
       }
       await this.#syncEdge();
@@ -417,7 +433,8 @@ export class SwarmDriver implements RuntimeDriver {
     const services = await this.#services(app);
     if (services.length === 0) return null;
     const [tasks, nodes] = await Promise.all([this.#tasks(services.map((s) => s.ID)), this.#nodeNames()]);
-    let release = services[0]?.Spec.Labels?.[SWARM_LABEL.release] ?? '';
+    const main = services.find((s) => !s.Spec.Labels?.[SWARM_LABEL.cron]) ?? services[0];
+    let release = main?.Spec.Labels?.[SWARM_LABEL.release] ?? '';
     let serving: string | null = release;
     let status: 'rolling' | 'ready' | 'failed' = 'ready';
     let error: string | undefined;
@@ -429,6 +446,8 @@ export class SwarmDriver implements RuntimeDriver {
       const labels = s.Spec.Labels ?? {};
       const digest = labels[SWARM_LABEL.digest];
       pushed.set(labels[SWARM_LABEL.process] ?? '', digest ?? '');
+      // A cron job's service has no task between runs: it is not part of the rollout.
+      if (labels[SWARM_LABEL.cron]) continue;
       const want = s.Spec.Mode?.Replicated?.Replicas ?? 0;
       const mine = tasks.filter(
         (t) => t.ServiceID === s.ID && t.Spec?.ContainerSpec?.Labels?.[SWARM_LABEL.digest] === digest,
@@ -453,7 +472,7 @@ export class SwarmDriver implements RuntimeDriver {
         if (failedLabels?.[SWARM_LABEL.digest])
           pushed.set(labels[SWARM_LABEL.process] ?? '', failedLabels[SWARM_LABEL.digest] ?? '');
         if (failedRelease) {
-          serving = release;
+          serving = labels[SWARM_LABEL.release] ?? release;
           release = failedRelease;
         }
       } else if (u === 'paused') {
@@ -553,10 +572,22 @@ export class SwarmDriver implements RuntimeDriver {
           if (!/not found/i.test(message(err))) throw err;
         }
       }
-      // Secrets stay in use until the tasks are gone.
+      // Like the other runtimes, remove() returns once the app's containers are gone: on every node that is
+      // up (a down node's tasks stay listed until it comes back and stops them).
       const deadline = Date.now() + 60_000;
       while (Date.now() < deadline) {
-        if ((await this.#tasks(services.map((s) => s.ID))).length === 0) break;
+        const ready = new Set(
+          ((await this.#o.docker.listNodes()) as { ID: string; Status?: { State?: string } }[])
+            .filter((n) => n.Status?.State === 'ready')
+            .map((n) => n.ID),
+        );
+        const left = (await this.#tasks(services.map((s) => s.ID))).filter(
+          (t) =>
+            t.NodeID &&
+            ready.has(t.NodeID) &&
+            !['complete', 'shutdown', 'failed', 'rejected'].includes(t.Status.State),
+        );
+        if (left.length === 0) break;
         await sleep(500);
       }
       await this.#pruneSecrets(app, new Set());

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RuntimeSpec } from '@minipaas/core';
 import { DockerBuilder } from '@minipaas/runtime-docker';
-import { findOnPath } from '@minipaas/swarm';
+import { CronScheduler, findOnPath } from '@minipaas/swarm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BASE_IMAGE,
@@ -190,6 +190,43 @@ describe.skipIf(missing.length > 0 || notRoot)('swarm runtime on a two-node swar
     };
     expect(after.Version.Index).toBe(before.Version.Index);
   }, 400_000);
+
+  it('runs app.json cron jobs as scheduled services without touching the rollout', async () => {
+    if (!cluster) throw new Error('set-up failed');
+    const ref = await build(1, 'one');
+    const withCron = {
+      ...spec('v1', ref),
+      cron: [{ command: 'echo "cron $GREETING"', schedule: '*/2 * * * * *' }],
+    };
+    await driver.apply(withCron);
+    const state = await driver.get(APP);
+    expect(state?.rollout).toMatchObject({ release: 'v1', status: 'ready' });
+    // The web service was not touched: only the cron job's service was added.
+    expect(state?.instances.filter((i) => i.status === 'running' && i.processType === 'web')).toHaveLength(3);
+    const scheduler = new CronScheduler({ docker: cluster.manager, refreshMs: 1000 });
+    await scheduler.start();
+    try {
+      const job = await waitFor(
+        'two runs of the cron job',
+        async () => {
+          const j = (await driver.cronJobs()).find((x) => x.service === `minipaas-${APP}--cron-1`);
+          return j && j.runs.filter((r) => r.state === 'complete' && r.exitCode === 0).length >= 2
+            ? j
+            : undefined;
+        },
+        90_000,
+      );
+      expect(job).toMatchObject({ schedule: '*/2 * * * * *', skipRunning: true, replicas: 1 });
+      expect((await driver.get(APP))?.rollout.status).toBe('ready');
+      const logs = await driver.logs(APP, { tail: 100, process: 'cron:1' });
+      expect(logs.some((l) => l.line === 'cron hi')).toBe(true);
+    } finally {
+      scheduler.stop();
+    }
+    // Without the job the service goes.
+    await driver.apply(spec('v1', ref));
+    expect((await driver.cronJobs()).map((j) => j.service)).toEqual([]);
+  }, 300_000);
 
   it('rolls a new release start-first under a request loop with 0 failed requests', async () => {
     const ref = await build(2, 'two');

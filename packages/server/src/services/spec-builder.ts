@@ -87,6 +87,8 @@ export function buildSpec(
   if (app.healthcheck_path) spec.healthcheck = { path: app.healthcheck_path };
   const checks = appJsonChecks(release.app_json as AppJson | null);
   if (checks.length > 0) spec.healthcheck = { ...spec.healthcheck, checks };
+  const cron = (release.app_json as AppJson | null)?.cron ?? [];
+  if (cron.length > 0) spec.cron = cron.map((c) => ({ command: c.command, schedule: c.schedule }));
   if (user) spec.user = user;
   return spec;
 }
