@@ -16,4 +16,6 @@ export const LABEL = {
   instance: 'minipaas.instance',
   digest: 'minipaas.digest',
   restart: 'minipaas.restart',
+  /** Names of the env vars whose values are masked in the container's logs (secrets; names only). */
+  masked: 'minipaas.masked',
 } as const;

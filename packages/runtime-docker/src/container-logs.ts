@@ -5,7 +5,18 @@
 import type { LogLine } from '@minipaas/core';
 import type Docker from 'dockerode';
 
-type Meta = { instance: string; processType: string };
+/** A container's instance and process type, and the values its lines show as `********` (secrets). */
+type Meta = { instance: string; processType: string; mask?: readonly string[] };
+
+/** What a masked value becomes in a log line (as in the agent's captured logs). */
+const MASK = '********';
+
+/** `line` with every one of `values` replaced by {@link MASK} (longest first). */
+export function maskValues(line: string, values: readonly string[] | undefined): string {
+  let out = line;
+  for (const v of values ?? []) if (v && out.includes(v)) out = out.split(v).join(MASK);
+  return out;
+}
 
 /** Splits a finished multiplexed log buffer into lines. */
 export function demuxLogs(buf: Buffer, m: Meta): LogLine[] {
@@ -24,7 +35,7 @@ export class FrameParser {
   readonly #emit: (l: LogLine) => void;
 
   constructor(m: Meta, emit: (l: LogLine) => void) {
-    this.#m = m;
+    this.#m = { ...m, mask: [...(m.mask ?? [])].sort((a, b) => b.length - a.length) };
     this.#emit = emit;
   }
 
@@ -55,7 +66,7 @@ export class FrameParser {
       instance: this.#m.instance,
       processType: this.#m.processType,
       stream,
-      line,
+      line: maskValues(line, this.#m.mask),
     });
   }
 }
@@ -69,7 +80,7 @@ export interface FollowOptions {
   docker: Docker;
   /** The containers to follow (looked up again every second for new ones). */
   list(): Promise<Docker.ContainerInfo[]>;
-  meta(c: Docker.ContainerInfo): Meta;
+  meta(c: Docker.ContainerInfo): Meta | Promise<Meta>;
   tail: number;
   signal?: AbortSignal;
 }
@@ -88,6 +99,7 @@ export async function* followContainerLogs(o: FollowOptions): AsyncIterable<LogL
   const attach = async (first: boolean) => {
     for (const c of await o.list()) {
       if (followed.has(c.Id) || c.State !== 'running') continue;
+      const m = await o.meta(c);
       const stream = (await o.docker.getContainer(c.Id).logs({
         stdout: true,
         stderr: true,
@@ -96,7 +108,7 @@ export async function* followContainerLogs(o: FollowOptions): AsyncIterable<LogL
         tail: first ? o.tail : 0,
       })) as unknown as NodeJS.ReadableStream;
       followed.set(c.Id, stream);
-      const p = new FrameParser(o.meta(c), (l) => {
+      const p = new FrameParser(m, (l) => {
         queue.push(l);
         notify();
       });

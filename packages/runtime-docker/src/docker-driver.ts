@@ -312,7 +312,7 @@ export class DockerDriver implements RuntimeDriver {
         tail: q.tail ?? 100,
         follow: false,
       })) as Buffer;
-      lines.push(...demuxLogs(buf, meta(c)));
+      lines.push(...demuxLogs(buf, { ...meta(c), mask: await this.#maskOf(c) }));
     }
     lines.sort((a, b) => a.ts.localeCompare(b.ts));
     return q.tail !== undefined ? lines.slice(-q.tail) : lines;
@@ -323,7 +323,7 @@ export class DockerDriver implements RuntimeDriver {
       docker: this.#o.docker,
       list: async () =>
         (await this.#containers(app)).filter((c) => !q.process || c.Labels[LABEL.process] === q.process),
-      meta,
+      meta: async (c) => ({ ...meta(c), mask: await this.#maskOf(c) }),
       tail: q.tail ?? 0,
       ...(q.signal ? { signal: q.signal } : {}),
     });
@@ -525,6 +525,9 @@ export class DockerDriver implements RuntimeDriver {
       MINIPAAS_INSTANCE: instance,
       ...(web ? { PORT: String(CONTAINER_PORT) } : {}),
     };
+    // Names (never values) of the secret env vars: their values are masked in this container's logs.
+    const secretValues = new Set(spec.maskValues ?? []);
+    const masked = Object.keys(spec.env).filter((k) => secretValues.has(spec.env[k] as string));
     const r = spec.resources;
     const raw = spec.processes[type]?.command ?? '';
     const command = raw === IMAGE_CMD ? '' : raw;
@@ -540,6 +543,7 @@ export class DockerDriver implements RuntimeDriver {
         [LABEL.instance]: instance,
         [LABEL.digest]: digest,
         [LABEL.restart]: spec.restart ?? 'always',
+        ...(masked.length > 0 ? { [LABEL.masked]: masked.join(',') } : {}),
       },
       ...(web ? { ExposedPorts: { [`${CONTAINER_PORT}/tcp`]: {} } } : {}),
       StopTimeout: Math.ceil(this.#o.stopGraceMs / 1000),
@@ -681,11 +685,13 @@ export class DockerDriver implements RuntimeDriver {
         .map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]),
     );
     const hc = d.HostConfig;
+    const mask = await this.#maskOf(first);
     return {
       name: app,
       release,
       artifact: { kind: 'image', ref: d.Config.Image },
       env,
+      ...(mask.length > 0 ? { maskValues: mask } : {}),
       processes,
       resources: {
         ...(hc.Memory ? { memoryMb: Math.round(hc.Memory / 1024 / 1024) } : {}),
@@ -749,6 +755,19 @@ export class DockerDriver implements RuntimeDriver {
         filters: { label: [app ? `${LABEL.app}=${app}` : LABEL.app] },
       }),
     );
+  }
+
+  /** The values a container's log lines mask: its env values of the names in its masked label. */
+  async #maskOf(c: Docker.ContainerInfo): Promise<string[]> {
+    const names = new Set((c.Labels[LABEL.masked] ?? '').split(',').filter(Boolean));
+    if (names.size === 0) return [];
+    const d = await this.#inspect(c.Id);
+    const values: string[] = [];
+    for (const kv of d?.Config.Env ?? []) {
+      const eq = kv.indexOf('=');
+      if (eq > 0 && names.has(kv.slice(0, eq)) && kv.length > eq + 1) values.push(kv.slice(eq + 1));
+    }
+    return values;
   }
 
   async #inspect(id: string): Promise<Docker.ContainerInspectInfo | null> {
