@@ -176,7 +176,7 @@ describe('password login', () => {
     const unknown = await passwordLogin('nobody@example.com', 'nope');
     for (const r of [wrong, unknown]) {
       expect(r.statusCode).toBe(401);
-      expect(r.json().error.message).toBe('wrong user name or password');
+      expect(r.json().error.message).toBe('wrong email or password');
       expect(r.headers['set-cookie']).toBeUndefined();
     }
   });
@@ -228,7 +228,7 @@ describe('password login', () => {
     expect(bad.statusCode).toBe(303);
     expect(bad.headers.location).toBe('/?login=failed#login');
     const shown = await cp.app.inject({ method: 'GET', url: '/?login=failed' });
-    expect(shown.body).toContain('Wrong user name or password.');
+    expect(shown.body).toContain('Wrong email or password.');
   });
 
   it('refuses a login form posted from another site', async () => {
@@ -292,6 +292,10 @@ describe('session cookie and CSRF', () => {
       { cookie: s.cookie, 'x-csrf-token': 'not-the-token' },
       { cookie: s.cookie, 'x-csrf-token': s.csrf, origin: 'https://evil.example' },
       { cookie: s.cookie, 'x-csrf-token': s.csrf, 'sec-fetch-site': 'cross-site' },
+      // An app at APP.localhost is same-site with an API at localhost: refused too.
+      { cookie: s.cookie, 'x-csrf-token': s.csrf, 'sec-fetch-site': 'same-site' },
+      { cookie: s.cookie, 'x-csrf-token': s.csrf, origin: 'null', 'sec-fetch-site': 'cross-site' },
+      { cookie: s.cookie, 'x-csrf-token': s.csrf, origin: 'null' },
     ]) {
       const res = await cp.app.inject({
         method: 'POST',
@@ -313,6 +317,20 @@ describe('session cookie and CSRF', () => {
     const still = await cp.app.inject({ method: 'GET', url: '/auth/session', headers: { cookie: s.cookie } });
     expect(still.statusCode).toBe(200);
     expect(still.json().user.id).toBe('alice');
+  });
+
+  it('lets the same request through with the CSRF token, as the user of the session', async () => {
+    const s = await sessionOf('alice@example.com');
+    const res = await cp.app.inject({
+      method: 'POST',
+      url: '/api/v1/apps',
+      headers: { cookie: s.cookie, 'x-csrf-token': s.csrf, 'sec-fetch-site': 'same-origin' },
+      payload: { name: 'made-by-alice' },
+    });
+    expect(res.statusCode).toBe(201);
+    const read = await cp.app.inject({ method: 'GET', url: '/api/v1/apps', headers: { cookie: s.cookie } });
+    expect(read.statusCode).toBe(200);
+    expect(read.body).toContain('made-by-alice');
   });
 
   it('logs out with the CSRF token: the cookie stops working at once', async () => {

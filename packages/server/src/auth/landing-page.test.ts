@@ -38,7 +38,7 @@ describe('landing page', () => {
       { password: true, github: false, oidc: [{ name: 'x', label: '<b>"x"</b>' }] },
       'failed',
     );
-    expect(html).toContain('Wrong user name or password.');
+    expect(html).toContain('Wrong email or password.');
     expect(html).toContain('&lt;b&gt;&quot;x&quot;&lt;/b&gt;');
     const unknown = renderLandingPage(
       { password: true, github: false, oidc: [] },

@@ -26,7 +26,7 @@ export interface SignedInView {
 
 /** Messages shown above the login form after a failed attempt; the query string picks one by key. */
 export const LOGIN_MESSAGES: Readonly<Record<string, string>> = {
-  failed: 'Wrong user name or password.',
+  failed: 'Wrong email or password.',
   locked: 'Too many wrong passwords. Try again later.',
   'no-user': 'No miniPaaS user matches this account. Ask an admin for an invite.',
   provider: 'The login provider did not complete the login. Try again.',
@@ -156,7 +156,7 @@ export function renderLandingPage(options: LoginOptions, message?: string): stri
         <div class="login-box" id="login">
 ${notice}            <form method="post" action="/auth/login">
                 <table>
-                    <tr><td><label for="login-name">User</label></td><td><input id="login-name" name="login" autocomplete="username" required maxlength="200"></td></tr>
+                    <tr><td><label for="login-name">Email</label></td><td><input id="login-name" name="login" type="email" autocomplete="username" required maxlength="200"></td></tr>
                     <tr><td><label for="login-pass">Password</label></td><td><input id="login-pass" name="password" type="password" autocomplete="current-password" required maxlength="1024"></td></tr>
                 </table>
                 <p><button type="submit" class="login-btn">Log in</button></p>

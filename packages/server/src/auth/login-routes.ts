@@ -129,7 +129,7 @@ export function loginRoutes(app: FastifyInstance, opts: LoginRoutesOptions): voi
       );
       return fail(
         'failure',
-        new MinipaasError('MINIPAAS_ERR_UNAUTHENTICATED', 'wrong user name or password'),
+        new MinipaasError('MINIPAAS_ERR_UNAUTHENTICATED', 'wrong email or password'),
       );
     }
     await opts.limiter.succeed(login);

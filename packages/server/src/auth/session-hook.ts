@@ -51,23 +51,29 @@ export function platformOrigin(req: FastifyRequest, publicUrl: string | undefine
 }
 
 /**
- * Throws 403 when a browser says the request comes from another site. With `auth.publicUrl` unset,
- * only the host is compared (a proxy in front may change the scheme).
+ * Throws 403 when a browser says the request comes from another site: `Sec-Fetch-Site` cross-site or
+ * same-site (an app served at `APP.baseDomain` is same-site with the API), or an `Origin` other than
+ * the platform's. `Origin: null` (sent by a page with `Referrer-Policy: no-referrer`) passes only with
+ * `Sec-Fetch-Site: same-origin`. With `auth.publicUrl` unset, only the host is compared (a proxy in
+ * front may change the scheme). Requests without these headers (scripts, the CLI) pass.
  */
 export function refuseCrossSite(req: FastifyRequest, publicUrl: string | undefined): void {
-  if (req.headers['sec-fetch-site'] === 'cross-site')
-    throw new MinipaasError('MINIPAAS_ERR_FORBIDDEN', 'cross-site request refused');
+  const site = req.headers['sec-fetch-site'];
+  if (site === 'cross-site' || site === 'same-site')
+    throw new MinipaasError('MINIPAAS_ERR_FORBIDDEN', `cross-site request refused (Sec-Fetch-Site: ${site})`);
   const origin = req.headers.origin;
   if (origin === undefined) return;
   let ok: boolean;
-  try {
-    const o = new URL(origin);
-    ok = publicUrl
-      ? o.origin === new URL(publicUrl).origin
-      : o.host === new URL(`${req.protocol}://${req.host}`).host;
-  } catch {
-    ok = false;
-  }
+  if (origin === 'null') ok = site === 'same-origin';
+  else
+    try {
+      const o = new URL(origin);
+      ok = publicUrl
+        ? o.origin === new URL(publicUrl).origin
+        : o.host === new URL(`${req.protocol}://${req.host}`).host;
+    } catch {
+      ok = false;
+    }
   if (!ok)
     throw new MinipaasError('MINIPAAS_ERR_FORBIDDEN', 'cross-site request refused (Origin does not match)');
 }
