@@ -15,10 +15,17 @@
  * resources: { memoryMb: 256, cpuMillicores: 500 }
  * ```
  */
-import { parse } from 'yaml';
+import { createRequire } from 'node:module';
 import { z } from 'zod';
 import { MinipaasError } from './errors.ts';
 import { ENV_NAME_RE, processTypeSchema } from './names.ts';
+
+/** The YAML parser, loaded on the first parse: minipaasd imports this module but rarely parses a manifest. */
+let yamlParse: typeof import('yaml').parse | undefined;
+function parse(text: string, opts: Parameters<typeof import('yaml').parse>[2]): unknown {
+  yamlParse ??= (createRequire(import.meta.url)('yaml') as typeof import('yaml')).parse;
+  return yamlParse(text, opts);
+}
 
 /** File name of the app manifest at the source root. */
 export const APP_MANIFEST = 'minipaas.yaml';
