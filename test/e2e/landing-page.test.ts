@@ -16,6 +16,28 @@ import { type Platform, ROOT, startPlatform } from '../helpers/platform.ts';
 import { createTestDatabase } from '../helpers/postgres.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
+
+interface Rect {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+interface Look {
+  background: string;
+  font: string;
+  containerBg: string;
+  containerBorder: string;
+  container: Rect;
+  button: Rect;
+  github: Rect;
+  mainBox: Rect;
+  viewport: number;
+  scripts: number;
+  animations: number;
+  text: string;
+}
 const PASSWORD = 'a browser password';
 const haveChromium = existsSync(CHROMIUM);
 if (!haveChromium && process.env.CI) throw new Error(`CI needs ${CHROMIUM} (.ci/setup.d/50-chromium.sh)`);
@@ -96,24 +118,26 @@ describe.skipIf(!haveChromium)('landing page in chromium', () => {
     const page = await newPage();
     const res = await page.goto(`${platform.apiUrl}/`);
     expect(res?.status()).toBe(200);
-    const look = await page.evaluate(() => {
-      const css = (sel: string) => getComputedStyle(document.querySelector(sel) as Element);
-      const box = (sel: string) => (document.querySelector(sel) as Element).getBoundingClientRect();
+    // Runs in the page (a string: this project's TypeScript has no DOM types).
+    const look = await page.evaluate<Look>(`(() => {
+      const css = (sel) => getComputedStyle(document.querySelector(sel));
+      const box = (sel) => document.querySelector(sel).getBoundingClientRect().toJSON();
+      const c = css('.container');
       return {
         background: css('body').backgroundColor,
         font: css('body').fontFamily,
-        containerBg: css('.container').backgroundColor,
-        containerBorder: `${css('.container').borderTopWidth} ${css('.container').borderTopStyle} ${css('.container').borderTopColor}`,
-        container: box('.container').toJSON() as DOMRect,
-        button: box('.header a:last-child').toJSON() as DOMRect,
-        github: box('#login-github').toJSON() as DOMRect,
-        mainBox: box('.main-box').toJSON() as DOMRect,
+        containerBg: c.backgroundColor,
+        containerBorder: c.borderTopWidth + ' ' + c.borderTopStyle + ' ' + c.borderTopColor,
+        container: box('.container'),
+        button: box('.header a:last-child'),
+        github: box('#login-github'),
+        mainBox: box('.main-box'),
         viewport: window.innerWidth,
         scripts: document.scripts.length,
         animations: document.getAnimations().length,
         text: document.body.innerText,
       };
-    });
+    })()`);
     expect(look.background).toBe('rgb(192, 192, 192)');
     expect(look.font).toContain('Courier New');
     expect(look.containerBg).toBe('rgb(255, 255, 255)');
@@ -153,7 +177,7 @@ describe.skipIf(!haveChromium)('landing page in chromium', () => {
     expect(session?.httpOnly).toBe(true);
     expect(session?.sameSite).toBe('Lax');
     // Scripts in the page cannot read the session cookie.
-    expect(await page.evaluate(() => document.cookie)).not.toContain('minipaas_session');
+    expect(await page.evaluate<string>('document.cookie')).not.toContain('minipaas_session');
     await page.screenshot({ path: join(ROOT, 'docs', 'signed-in-page.png'), fullPage: true });
     await Promise.all([page.waitForURL(/login=logged-out/), page.click('#logout')]);
     expect(await page.textContent('#message')).toContain('You are logged out.');
