@@ -5,6 +5,7 @@ import type { BuildWorker } from './deploy/build-worker.ts';
 import type { BuildWorkerProcess } from './deploy/build-worker-process.ts';
 import type { DeployService } from './deploy/deploy-service.ts';
 import type { GitService } from './git/git-service.ts';
+import type { PreviewService } from './git/preview-service.ts';
 import type { WebhookService } from './git/webhook-service.ts';
 import type { AccessControl } from './http/access.ts';
 import type { RuntimeRegistry } from './runtime/runtime-registry.ts';
@@ -47,6 +48,8 @@ export interface ServerContext {
   git: GitService;
   /** Push webhooks of apps and their delivery log. */
   webhooks: WebhookService;
+  /** Preview environments of apps (docs/git.md). */
+  previews: PreviewService;
   /**
    * Superuser URL of the platform's Postgres server, used to create app databases (add-ons);
    * undefined when the platform has no Postgres server.

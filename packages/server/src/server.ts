@@ -26,6 +26,7 @@ import { DEPLOYMENT_CHANNEL, DeploymentStore } from './deploy/deployment-store.t
 import { kyselyExecutor } from './deploy/kysely-executor.ts';
 import { GitService } from './git/git-service.ts';
 import { GitSync } from './git/git-sync.ts';
+import { PreviewService } from './git/preview-service.ts';
 import { WebhookService } from './git/webhook-service.ts';
 import { AccessControl, registerAccessControl } from './http/access.ts';
 import { registerAuditTrail } from './http/audit-trail.ts';
@@ -264,10 +265,15 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
   apps.beforeDelete.push((app) => git.removeData(app));
   // Auto-sync of git sources with `sync: {interval}` (runs with the reconciler).
   const gitSync = new GitSync({ git, apps, log: log.child({ component: 'git-sync' }) });
+  // Preview environments of apps with previews on (pushes to other branches, pull requests).
+  const previews = new PreviewService({ db: store.db, apps, git, log: log.child({ component: 'previews' }) });
+  git.previews = previews;
+  apps.beforeDelete.unshift((app) => previews.destroyAll(app));
   const webhooks = new WebhookService({
     db: store.db,
     box: secretBoxFor(config),
     git,
+    previews,
     log: log.child({ component: 'webhooks' }),
   });
   const ctx: ServerContext = {
@@ -289,6 +295,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
     volumes,
     git,
     webhooks,
+    previews,
     databaseAdminUrl,
     log,
   };

@@ -31,7 +31,8 @@ import { PushRepos } from './push-repos.ts';
 export type GitTables = {
   git_sources: {
     app_id: string;
-    url: string;
+    /** null: the app deploys by `git push` only (settings such as previews without a repository URL). */
+    url: string | null;
     ref: string;
     credential_kind: string | null;
     credential: string | null;
@@ -49,7 +50,7 @@ export type GitSourceRow = GitTables['git_sources'];
 
 /** An app's git source as the API shows it (the credential only by kind). */
 export interface GitSourceView {
-  url: string;
+  url: string | null;
   ref: string;
   credential: 'token' | 'ssh-key' | null;
   sync: { intervalSeconds: number } | null;
@@ -65,6 +66,20 @@ export interface GitSourceSettings extends Omit<GitSourceInput, 'syncIntervalSec
   /** Auto-sync interval in seconds; null turns it off. */
   syncIntervalSeconds?: number | null;
   previews?: boolean;
+}
+
+/** What a push to another branch does when the app has previews (git/preview-service.ts). */
+export interface PreviewHooks {
+  /** Deploys `commit` of the push repository as the preview of `branch`; true when it went live. */
+  deployPushed(
+    parent: AppRow,
+    branch: string,
+    commit: { sha: string; message: string },
+    objectEnv: Record<string, string>,
+    say: (line: string) => void,
+  ): Promise<boolean>;
+  /** Destroys the preview of `branch`, if there is one. */
+  destroy(parent: AppRow, branch: string, say?: (line: string) => void): Promise<void>;
 }
 
 export interface GitServiceDeps {
@@ -83,6 +98,8 @@ export class GitService {
   readonly mirror: GitMirror;
   /** The repositories `git push` writes to. */
   readonly pushes: PushRepos;
+  /** Preview environments (set by the control plane once built: they need this service). */
+  previews: PreviewHooks | null = null;
   /** One fetch and export at a time per app (they share the app's mirror). */
   readonly #locks = new Map<string, Promise<unknown>>();
 
@@ -103,7 +120,7 @@ export class GitService {
 
   view(row: GitSourceRow): GitSourceView {
     return {
-      url: redactUrl(row.url),
+      url: row.url === null ? null : redactUrl(row.url),
       ref: row.ref,
       credential: (row.credential_kind as GitSourceView['credential']) ?? null,
       sync: row.sync_interval_seconds ? { intervalSeconds: row.sync_interval_seconds } : null,
@@ -159,6 +176,28 @@ export class GitService {
       .executeTakeFirstOrThrow();
   }
 
+  /**
+   * Changes settings (ref, previews, auto-sync) without touching the URL; an app without a source gets a
+   * URL-less one (it deploys by git push).
+   */
+  async updateSettings(
+    app: AppRow,
+    s: { ref?: string; previews?: boolean; syncIntervalSeconds?: number | null },
+  ): Promise<GitSourceRow> {
+    const values = {
+      ...(s.ref !== undefined ? { ref: checkGitRef(s.ref) } : {}),
+      ...(s.previews !== undefined ? { previews: s.previews } : {}),
+      ...(s.syncIntervalSeconds !== undefined ? { sync_interval_seconds: s.syncIntervalSeconds } : {}),
+      updated_at: new Date(),
+    };
+    return this.#db
+      .insertInto('git_sources')
+      .values({ app_id: app.id, url: null, ref: 'main', previews: false, created_at: new Date(), ...values })
+      .onConflict((oc) => oc.column('app_id').doUpdateSet(values))
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  }
+
   async remove(app: Pick<AppRow, 'id'>): Promise<boolean> {
     const r = await this.#db.deleteFrom('git_sources').where('app_id', '=', app.id).executeTakeFirst();
     return Number(r.numDeletedRows) > 0;
@@ -170,6 +209,7 @@ export class GitService {
       .selectFrom('git_sources')
       .selectAll()
       .where('sync_interval_seconds', 'is not', null)
+      .where('url', 'is not', null)
       .where((eb) =>
         eb.or([
           eb('synced_at', 'is', null),
@@ -228,17 +268,18 @@ export class GitService {
     o: { ref?: string; message?: string; command?: string } = {},
   ): Promise<DeploymentView> {
     const row = await this.get(app);
-    if (!row)
+    if (!row?.url)
       throw new MinipaasError(
         'MINIPAAS_ERR_NO_GIT_SOURCE',
-        `"${app.name}" has no git repository; set one with minipaas apps:create --git or minipaas deploy --git URL`,
+        `"${app.name}" has no git repository URL; set one with minipaas git:set (or deploy it with git push)`,
       );
+    const url = row.url;
     const ref = o.ref !== undefined ? checkGitRef(o.ref) : row.ref;
     const credential = this.credential(row);
     return this.#locked(app.id, async () => {
-      const commit = await this.mirror.fetch(app.id, row.url, ref, { credential });
+      const commit = await this.mirror.fetch(app.id, url, ref, { credential });
       return this.deployCommit(app, this.mirror.path(app.id), commit, {
-        url: row.url,
+        url,
         credential,
         message: o.message ?? commit.message,
         ...(o.command ? { command: o.command } : {}),
@@ -295,13 +336,22 @@ export class GitService {
    */
   pushHandler(app: AppRow): HookHandler {
     return async (updates, objectEnv, say) => {
-      const branch = await this.deployBranch(app);
+      const source = await this.get(app);
+      const branch = (source && branchOf(source.ref)) || 'main';
+      const previews = source?.previews === true && this.previews ? this.previews : null;
       const repo = this.pushes.path(app.id);
       let exit = 0;
       for (const u of updates) {
         const name = u.ref.replace(/^refs\/(heads|tags)\//, '');
+        const isBranch = u.ref.startsWith('refs/heads/');
         if (u.new === ZERO_SHA) {
           say(`-----> ${name} deleted`);
+          if (previews && isBranch && name !== branch) await previews.destroy(app, name, say);
+          continue;
+        }
+        if (previews && isBranch && u.ref !== `refs/heads/${branch}`) {
+          const commit = await this.mirror.commit(repo, u.new, objectEnv);
+          if (!(await previews.deployPushed(app, name, commit, objectEnv, say))) exit = 1;
           continue;
         }
         if (u.ref !== `refs/heads/${branch}`) {
@@ -315,7 +365,7 @@ export class GitService {
           credential: null,
           objectEnv,
         });
-        const ok = await this.#follow(started.id, say);
+        const ok = await this.follow(started.id, say);
         if (!ok) exit = 1;
       }
       return exit;
@@ -323,7 +373,7 @@ export class GitService {
   }
 
   /** Streams a deployment's log to `say` until it ends; true when it went live. */
-  async #follow(id: string, say: (line: string) => void): Promise<boolean> {
+  async follow(id: string, say: (line: string) => void): Promise<boolean> {
     let final: DeploymentView | null = null;
     const ac = new AbortController();
     await this.#d.deploys.follow(

@@ -85,7 +85,7 @@ export class GitSync {
 
 /** The commit the source's ref points to now (`git ls-remote`), or null for a pinned commit id. */
 async function remoteHead(src: GitSourceRow, svc: GitService): Promise<string | null> {
-  if (isCommitId(src.ref)) return null;
+  if (isCommitId(src.ref) || !src.url) return null;
   const cred = await credentialEnv(src.url, svc.credential(src));
   try {
     const out = await git(['ls-remote', '--', src.url, src.ref], {

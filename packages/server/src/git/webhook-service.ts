@@ -16,6 +16,7 @@ import { ZERO_SHA } from './git-http.ts';
 import { webhookTokenContext } from './git-secrets.ts';
 import type { GitService } from './git-service.ts';
 import { checkGitRef } from './git-url.ts';
+import type { PreviewService } from './preview-service.ts';
 
 type WebhookTables = {
   git_webhooks: {
@@ -104,6 +105,8 @@ export interface WebhookServiceDeps {
   box: SecretBox;
   git: GitService;
   log: Logger;
+  /** Preview environments: pushes to other branches and pull requests of apps with previews. */
+  previews?: PreviewService;
 }
 
 export class WebhookService {
@@ -302,6 +305,24 @@ export class WebhookService {
       await record('accepted', 'ping');
       return { status: 200, outcome: 'accepted', reason: 'pong' };
     }
+    const previews = this.#d.previews && (await this.#d.previews.enabled(app)) ? this.#d.previews : null;
+    const pr = pullRequestOf(provider, event, payload);
+    if (pr) {
+      if (!previews) return ignore('pull requests deploy previews, which are off for this app');
+      const ref = `refs/heads/${pr.branch}`;
+      if (pr.action === 'close') {
+        await previews.destroy(app, pr.branch);
+        const reason = `pull request #${pr.number} closed: preview destroyed`;
+        await record('accepted', reason, { ref });
+        return { status: 200, outcome: 'accepted', reason };
+      }
+      if (pr.action === 'ignore' || !pr.sha)
+        return ignore(`pull request #${pr.number}: nothing to deploy`, { ref });
+      const sha = pr.sha;
+      return this.#deploy(record, ignore, { ref, commit_sha: sha }, () =>
+        previews.deployFromUrl(app, pr.branch, sha, pr.number),
+      );
+    }
     const isPush = provider === 'gitlab' ? event === 'Push Hook' : event === 'push';
     if (!isPush) return ignore(`event ${event} does not deploy`);
     const ref = typeof payload.ref === 'string' ? payload.ref.slice(0, 300) : null;
@@ -309,28 +330,61 @@ export class WebhookService {
       typeof payload.after === 'string' && /^[0-9a-f]{40}$/.test(payload.after) ? payload.after : null;
     const branch = row.branch ?? (await this.#d.git.deployBranch(app));
     if (!ref?.startsWith('refs/heads/')) return ignore(`${ref ?? 'no ref'} is not a branch`, { ref });
-    if (after === null || after === ZERO_SHA || payload.deleted === true)
+    const pushed = ref.slice('refs/heads/'.length);
+    if (after === null || after === ZERO_SHA || payload.deleted === true) {
+      if (previews && pushed !== branch) {
+        await previews.destroy(app, pushed);
+        const reason = `branch ${pushed} deleted: preview destroyed`;
+        await record('accepted', reason, { ref });
+        return { status: 200, outcome: 'accepted', reason };
+      }
       return ignore('the branch was deleted', { ref });
-    if (ref !== `refs/heads/${branch}`)
-      return ignore(`branch ${ref.slice('refs/heads/'.length)} is not ${branch}`, { ref, commit_sha: after });
+    }
+    if (ref !== `refs/heads/${branch}`) {
+      if (previews)
+        return this.#deploy(record, ignore, { ref, commit_sha: after }, () =>
+          previews.deployFromUrl(app, pushed, after),
+        );
+      return ignore(`branch ${pushed} is not ${branch}`, { ref, commit_sha: after });
+    }
+    return this.#deploy(record, ignore, { ref, commit_sha: after }, () =>
+      this.#d.git.build(app, { ref: after }),
+    );
+  }
 
-    // Claim the delivery id first: a replay (or a concurrent duplicate) finds it taken.
+  /**
+   * Claims the delivery id (a replay, or a concurrent duplicate, finds it taken), then starts the
+   * deployment and records it; a deployment that cannot start turns the entry into `rejected`.
+   */
+  async #deploy(
+    record: (
+      outcome: Outcome,
+      reason: string,
+      extra?: { ref?: string | null; commit_sha?: string | null; deployment_id?: string | null },
+    ) => Promise<number>,
+    ignore: (
+      reason: string,
+      extra?: { ref?: string | null; commit_sha?: string | null },
+    ) => Promise<DeliveryResult>,
+    at: { ref: string; commit_sha: string },
+    start: () => Promise<DeploymentView>,
+  ): Promise<DeliveryResult> {
     let id: number;
     try {
-      id = await record('accepted', 'deploying', { ref, commit_sha: after });
+      id = await record('accepted', 'deploying', at);
     } catch (err) {
-      if ((err as { code?: string }).code === '23505')
-        return ignore('replayed delivery id', { ref, commit_sha: after });
+      if ((err as { code?: string }).code === '23505') return ignore('replayed delivery id', at);
       throw err;
     }
     try {
-      const deployment = await this.#d.git.build(app, { ref: after });
+      const deployment = await start();
+      const reason = `deploying ${at.commit_sha.slice(0, 7)} to ${deployment.appName}`;
       await this.#db
         .updateTable('git_webhook_deliveries')
-        .set({ reason: `deploying ${after.slice(0, 7)}`, deployment_id: deployment.id })
+        .set({ reason, deployment_id: deployment.id })
         .where('id', '=', id)
         .execute();
-      return { status: 202, outcome: 'accepted', reason: `deploying ${after.slice(0, 7)}`, deployment };
+      return { status: 202, outcome: 'accepted', reason, deployment };
     } catch (err) {
       const reason = `the deploy could not start: ${(err as Error).message}`.slice(0, 1000);
       await this.#db
@@ -341,6 +395,48 @@ export class WebhookService {
       return { status: err instanceof MinipaasError ? 422 : 500, outcome: 'rejected', reason };
     }
   }
+}
+
+/**
+ * A pull-request (GitHub, Gitea) or merge-request (GitLab) delivery: its number, source branch, head
+ * commit and what it means for a preview; null for other events.
+ */
+export function pullRequestOf(
+  provider: Provider,
+  event: string | null,
+  p: Record<string, unknown>,
+): { number: number; branch: string; sha: string | null; action: 'deploy' | 'close' | 'ignore' } | null {
+  const obj = (v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+  const str = (v: unknown) => (typeof v === 'string' && v.length <= 255 ? v : null);
+  const sha = (v: unknown) => (typeof v === 'string' && /^[0-9a-f]{40}$/.test(v) ? v : null);
+  if (provider === 'gitlab') {
+    if (event !== 'Merge Request Hook') return null;
+    const a = obj(p.object_attributes);
+    const act = str(a.action);
+    const branch = str(a.source_branch);
+    const action =
+      act === 'close' || act === 'merge'
+        ? 'close'
+        : ['open', 'reopen', 'update'].includes(act ?? '')
+          ? 'deploy'
+          : 'ignore';
+    return typeof a.iid === 'number' && branch
+      ? { number: a.iid, branch, sha: sha(obj(a.last_commit).id), action }
+      : null;
+  }
+  if (event !== 'pull_request') return null;
+  const pr = obj(p.pull_request);
+  const number = p.number ?? pr.number;
+  const branch = str(obj(pr.head).ref);
+  const act = str(p.action);
+  const action =
+    act === 'closed'
+      ? 'close'
+      : ['opened', 'reopened', 'synchronize', 'synchronized'].includes(act ?? '')
+        ? 'deploy'
+        : 'ignore';
+  return typeof number === 'number' && branch ? { number, branch, sha: sha(obj(pr.head).sha), action } : null;
 }
 
 /** true, or why the delivery's signature is refused. */

@@ -55,6 +55,36 @@ export function gitRoutes(app: FastifyInstance, ctx: ServerContext): void {
     return ctx.git.view(git);
   });
 
+  app.patch<IdParams>('/api/v1/apps/:id/git', { config: { action: 'app:update' } }, async (req) => {
+    const body = parse(
+      z
+        .object({
+          ref: z.string().min(1).max(255).optional(),
+          previews: z.boolean().optional(),
+          sync: z
+            .object({ interval: z.number().int().min(MIN_SYNC_INTERVAL).max(MAX_SYNC_INTERVAL) })
+            .strict()
+            .nullable()
+            .optional(),
+        })
+        .strict(),
+      req.body,
+      'git settings',
+    );
+    const row = await ctx.apps.get(req.params.id);
+    const git = await ctx.git.updateSettings(row, {
+      ...(body.ref !== undefined ? { ref: body.ref } : {}),
+      ...(body.previews !== undefined ? { previews: body.previews } : {}),
+      ...(body.sync !== undefined ? { syncIntervalSeconds: body.sync?.interval ?? null } : {}),
+    });
+    return ctx.git.view(git);
+  });
+
+  app.get<IdParams>('/api/v1/apps/:id/previews', { config: { action: 'app:read' } }, async (req) => {
+    const row = await ctx.apps.get(req.params.id);
+    return { previews: await ctx.previews.list(row) };
+  });
+
   app.delete<IdParams>('/api/v1/apps/:id/git', { config: { action: 'app:update' } }, async (req, reply) => {
     const row = await ctx.apps.get(req.params.id);
     if (!(await ctx.git.remove(row)))
