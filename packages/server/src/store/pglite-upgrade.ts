@@ -32,7 +32,7 @@ export interface PgliteUpgradeResult {
 }
 
 /** Rows inserted by the migrations themselves (the default project): a fresh database may hold them. */
-const SEEDED: Record<string, string> = { projects: "id = 'default'" };
+const SEEDED: Record<string, string> = { projects: "id = 'default'", teams: "id = 'default'" };
 const BATCH = 500;
 
 /** True when `dir` holds a PGlite (PostgreSQL) data directory. */
