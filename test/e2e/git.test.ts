@@ -115,6 +115,31 @@ describe('deploy from git through the CLI', () => {
       expect(pushed.out).toMatch(/remote: -----> Deploying [0-9a-f]{7} \(push me\) to gpush/);
       expect(pushed.out).toMatch(/remote: -----> v1 is live/);
       expect(await serve('gpush')).toBe('pushed through the CLI remote');
+
+      // Previews: a pushed branch becomes gpush-try, listed by `previews`; deleting the branch removes it.
+      expect((await platform.cli(['previews:enable', 'gpush'])).code).toBe(0);
+      const branch = await git(['push', 'minipaas', 'main:refs/heads/try']);
+      expect(branch.code, branch.out).toBe(0);
+      expect(branch.out).toMatch(/remote: -----> Preview of try: deploying/);
+      expect(await serve('gpush-try')).toBe('pushed through the CLI remote');
+      const listed = JSON.parse((await platform.cli(['previews', 'gpush', '--json'])).stdout) as {
+        previews: Array<{ app: string; branch: string }>;
+      };
+      expect(listed.previews).toMatchObject([{ app: 'gpush-try', branch: 'try' }]);
+      expect((await platform.cli(['previews', 'gpush'])).stdout).toMatch(/gpush-try\s+try\s+-\s+running/);
+      expect((await git(['push', 'minipaas', ':refs/heads/try'])).code).toBe(0);
+      expect((await platform.cli(['previews', 'gpush'])).stdout).toContain('gpush has no previews.');
+
+      // Auto-sync settings through the CLI.
+      expect((await platform.cli(['git:sync', 'gpush', '30'])).code).toBe(0);
+      expect(JSON.parse((await platform.cli(['git', 'gpush', '--json'])).stdout)).toMatchObject({
+        url: null,
+        sync: { intervalSeconds: 30 },
+        previews: true,
+      });
+      const badSync = await platform.cli(['git:sync', 'gpush', '1']);
+      expect(badSync.code).not.toBe(0);
+      expect(badSync.stderr.trim().split('\n')).toHaveLength(1);
     } finally {
       await rm(work, { recursive: true, force: true });
     }

@@ -10,11 +10,11 @@ import type { ApiClient } from '../api-client.ts';
 import { CliError } from '../cli-error.ts';
 import { type Context, clientFor } from '../context.ts';
 import { followDeployment } from '../follow-deployment.ts';
-import { cell, colors, json, line, type Output } from '../output.ts';
+import { cell, colors, json, line, type Output, table } from '../output.ts';
 
 /** An app's git source as the API shows it. */
 export interface GitSourceView {
-  url: string;
+  url: string | null;
   ref: string;
   credential: 'token' | 'ssh-key' | null;
   sync: { intervalSeconds: number } | null;
@@ -152,7 +152,7 @@ Examples:
       const src = await client.request<GitSourceView>('GET', `/api/v1/apps/${encodeURIComponent(app)}/git`);
       if (opts.json) return json(ctx.out, src);
       line(ctx.out, `=== ${app} git source`);
-      line(ctx.out, `Repository:  ${src.url}`);
+      line(ctx.out, `Repository:  ${src.url ?? '(none: deployed by git push)'}`);
       line(ctx.out, `Ref:         ${src.ref}`);
       line(ctx.out, `Credential:  ${cell(src.credential)}`);
       line(ctx.out, `Auto-sync:   ${src.sync ? `every ${src.sync.intervalSeconds}s` : 'off'}`);
@@ -204,6 +204,93 @@ Examples:
         line(ctx.out, `${app} deploys ${src.url} ${src.ref}. Build it with: minipaas git:build ${app}`);
       },
     );
+
+  program
+    .command('git:sync')
+    .description('auto-sync: deploy new commits of the git ref by polling it every SECONDS (or "off")')
+    .argument('<app>', 'app name or id')
+    .argument('<interval>', 'seconds between checks (5 to 86400), or off')
+    .addHelpText('after', '\nExamples:\n  $ minipaas git:sync web 60\n  $ minipaas git:sync web off')
+    .action(async (app: string, interval: string, _opts: unknown, c: Command) => {
+      const seconds = interval === 'off' ? null : Number(interval);
+      if (seconds !== null && !Number.isInteger(seconds))
+        throw new CliError(`interval must be a whole number of seconds or off, not "${interval}"`);
+      const client = await clientFor(c, ctx);
+      await client.request('PATCH', `/api/v1/apps/${encodeURIComponent(app)}/git`, {
+        json: { sync: seconds === null ? null : { interval: seconds } },
+      });
+      line(
+        ctx.out,
+        seconds === null
+          ? `Auto-sync of ${app} is off.`
+          : `${app} deploys new commits of its ref (checked every ${seconds}s).`,
+      );
+    });
+
+  program
+    .command('previews')
+    .description("list an app's preview apps (one per branch or pull request)")
+    .argument('<app>', 'app name or id')
+    .option('--json', 'print JSON')
+    .addHelpText(
+      'after',
+      `
+With previews on (previews:enable), pushing another branch than the deploy branch (git push, or a push
+webhook) and opening a pull request (webhook) deploy APP-BRANCH with the app's config, at its own URL;
+deleting the branch or closing the pull request destroys it.
+
+Examples:
+  $ minipaas previews:enable web
+  $ minipaas previews web
+  $ minipaas previews web --json`,
+    )
+    .action(async (app: string, opts: { json?: boolean }, c: Command) => {
+      const client = await clientFor(c, ctx);
+      const { previews } = await client.request<{
+        previews: Array<{
+          app: string;
+          branch: string;
+          pullRequest: number | null;
+          status: string;
+          url: string;
+        }>;
+      }>('GET', `/api/v1/apps/${encodeURIComponent(app)}/previews`);
+      if (opts.json) return json(ctx.out, { previews });
+      if (previews.length === 0) return line(ctx.out, `${app} has no previews.`);
+      ctx.out.out(
+        table(
+          ['APP', 'BRANCH', 'PR', 'STATUS', 'URL'],
+          previews.map((p) => [
+            p.app,
+            p.branch,
+            p.pullRequest === null ? '-' : `#${p.pullRequest}`,
+            p.status,
+            p.url,
+          ]),
+        ),
+      );
+    });
+
+  for (const [name, on] of [
+    ['previews:enable', true],
+    ['previews:disable', false],
+  ] as const)
+    program
+      .command(name)
+      .description(
+        on
+          ? 'deploy a preview app per branch and pull request'
+          : 'stop creating preview apps (existing ones stay)',
+      )
+      .argument('<app>', 'app name or id')
+      .addHelpText('after', `\nExamples:\n  $ minipaas ${name} web`)
+      .action(async (app: string, _opts: unknown, c: Command) => {
+        const client = await clientFor(c, ctx);
+        await client.request('PATCH', `/api/v1/apps/${encodeURIComponent(app)}/git`, {
+          json: { previews: on },
+        });
+        line(ctx.out, `Previews of ${app} are ${on ? 'on' : 'off'}.`);
+      });
 
   program
     .command('git:unset')
