@@ -20,12 +20,14 @@ import { type Platform, routerGet, startPlatform, waitFor } from '../helpers/pla
 const VAULT_TOKEN = `hvs.${randomBytes(12).toString('hex')}`;
 const FIRST = `first_${randomBytes(16).toString('hex')}`;
 const SECOND = `second_${randomBytes(16).toString('hex')}`;
+/** Set as a config var first (so logged in the clear), then the value of a secret. */
+const LATER = `later_${randomBytes(16).toString('hex')}`;
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
 const SERVER = `
 const http = require('node:http');
 const h = (s) => require('node:crypto').createHash('sha256').update(s || '').digest('hex');
-console.log('starting with token ' + process.env.API_TOKEN);
+console.log('starting with token ' + process.env.API_TOKEN + ', greeting ' + process.env.GREETING);
 http.createServer((req, res) => res.end(h(process.env.API_TOKEN))).listen(Number(process.env.PORT));
 `;
 
@@ -119,6 +121,18 @@ describe('secrets in Vault (KV v2 stand-in)', () => {
     }
     expect(logs).not.toContain(FIRST);
     expect(logs).not.toContain(SECOND);
+
+    // An env change after a rollback reaches the app (the rolled-back release runs with the app's env).
+    // A value logged in the clear while it was a config var is masked in those old lines once it is a
+    // secret's value: the log API masks the app's secret values whatever captured the line.
+    await ok(['env:set', 'vs', `GREETING=${LATER}`]);
+    await waitFor('the clear greeting in the log', async () =>
+      (await ok(['logs', 'vs', '-n', '200'])).includes(`greeting ${LATER}`),
+    );
+    await ok(['env:set', 'vs', '--secret', `ALSO_SECRET=${LATER}`]);
+    const masked = await ok(['logs', 'vs', '-n', '200']);
+    expect(masked).not.toContain(LATER);
+    expect(masked).toContain('greeting ********');
 
     // Destroying the app deletes what Vault kept for it.
     await ok(['apps:destroy', 'vs', '--confirm', 'vs']);

@@ -154,13 +154,15 @@ export class DeploymentRunner {
       const running = final.instances.filter((i) => i.status === 'running' && i.release === spec.release);
       for (const i of running)
         log.push(`       ${i.processType}.${i.id} pid ${i.pid}${i.port ? ` port ${i.port}` : ''}`);
+      // Succeeded first: a rollback puts the app's env back before its release becomes the current one
+      // (from then on the spec takes the app's env, spec-builder.ts), so the reconciler never sees a mix.
+      if (row.kind !== 'restart') await d.releases.markSucceeded(release);
       await d.apps.setStatus(app.id, 'running', release.version);
       await this.markStopped(app.id, row.id);
       await say(
         `-----> v${release.version} is live at ${d.apps.urls(app.name).url} (rollout ${seconds(Date.now() - switchAt)})`,
       );
       if (row.kind !== 'restart') {
-        await d.releases.markSucceeded(release);
         await d.phases
           .runAfterSwitch(ctx)
           .catch((err: unknown) => log.push(`       postdeploy: ${(err as Error).message}`));

@@ -153,6 +153,25 @@ export async function forgetAppSecrets(
       );
 }
 
+/**
+ * The plaintexts of the secrets in `envs` (an app's env, its current release's snapshot), longest first,
+ * without the short ones logs do not mask: what log lines from any runtime must not show.
+ */
+export async function openSecretValues(
+  stores: SecretStores,
+  appId: string,
+  ...envs: ReadonlyArray<Readonly<Record<string, string>> | null | undefined>
+): Promise<string[]> {
+  const values = new Set<string>();
+  for (const env of envs)
+    for (const [k, v] of Object.entries(env ?? {}))
+      if (stores.isRef(v)) {
+        const plain = await stores.get({ appId, name: k }, v);
+        if (plain.length >= MIN_MASKED) values.add(plain);
+      }
+  return [...values].sort((a, b) => b.length - a.length);
+}
+
 /** Replaces every masked value in `line` (longest first). */
 export function maskLine(line: string, values: readonly string[] | undefined): string {
   let out = line;

@@ -21,6 +21,7 @@ import type { RuntimeRegistry } from '../runtime/runtime-registry.ts';
 import {
   applyEnvChanges,
   forgetAppSecrets,
+  openSecretValues,
   openSpecSecrets,
   secretBoxFor,
   secretStoresFor,
@@ -243,6 +244,22 @@ export class AppService {
     await openSpecSecrets(this.secretStores, app.id, spec);
     for (const hook of this.specHooks) await hook(app, spec);
     return spec;
+  }
+
+  /**
+   * The secret values of `app` (its env and its current release's snapshot) that log lines must not show:
+   * the log API masks them whatever the runtime (the agent and the docker driver already mask at the source).
+   */
+  async logMask(app: AppRow): Promise<string[]> {
+    const release = app.current_release
+      ? await this.#d.db
+          .selectFrom('releases')
+          .select('config_env')
+          .where('app_id', '=', app.id)
+          .where('version', '=', app.current_release)
+          .executeTakeFirst()
+      : undefined;
+    return openSecretValues(this.secretStores, app.id, app.env, release?.config_env);
   }
 
   /** Pushes the app's desired state at its current release to the runtime (no-op without a release). */

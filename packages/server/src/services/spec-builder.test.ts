@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { effectiveProcesses, secretValues } from './spec-builder.ts';
+import { buildSpec, effectiveProcesses, secretValues } from './spec-builder.ts';
 
 describe('secretValues', () => {
   it('picks values of secret-looking names and URLs with passwords, longest first', () => {
@@ -29,5 +29,25 @@ describe('effectiveProcesses', () => {
     const processes = JSON.parse('{"constructor":{"instances":2},"web":{"instances":2}}');
     const out = effectiveProcesses({ processes }, { commands: { web: 'node server.js', toString: 'x' } });
     expect(out).toEqual({ web: { command: 'node server.js', instances: 2 } });
+  });
+});
+
+describe('buildSpec env of a rollback release', () => {
+  it("runs with the snapshot while being deployed, then with the app's env (which env:set changes)", () => {
+    const app = { name: 'a', env: { K: 'changed after the rollback' }, processes: {}, current_release: 2 };
+    const release = {
+      version: 3,
+      rollback_of: 1,
+      env: {},
+      config_env: { K: 'as at v1' },
+      dir: '/x',
+      artifact: null,
+      commands: { web: 'node s.js' },
+      app_json: null,
+    };
+    const spec = (current: number) =>
+      buildSpec({ ...app, current_release: current } as never, release as never).env.K;
+    expect(spec(2)).toBe('as at v1');
+    expect(spec(3)).toBe('changed after the rollback');
   });
 });

@@ -78,8 +78,15 @@ export function buildSpec(
     name: app.name,
     release: `v${release.version}`,
     artifact: release.artifact ?? { kind: 'directory', path: release.dir },
-    // A rollback release runs with the env vars of the release it rolls back to (Heroku restores them too).
-    env: { ...release.env, ...(release.rollback_of != null ? (release.config_env ?? {}) : app.env) },
+    // A rollback release being deployed runs with the env vars of the release it rolls back to (Heroku
+    // restores them too; they become the app's once it is live). Once it is the current release, the app's
+    // env is what later env:set and secret changes update.
+    env: {
+      ...release.env,
+      ...(release.rollback_of != null && app.current_release !== release.version
+        ? (release.config_env ?? {})
+        : app.env),
+    },
     processes: effectiveProcesses(app, release),
   };
   const masked = secretValues(spec.env);
