@@ -344,6 +344,21 @@ describe('no leaks between teams', () => {
     expect(own.statusCode).toBe(200);
   });
 
+  it('applies the same rules to git over HTTP (self-authenticated routes)', async () => {
+    const git = (who: Who, app: string, service: string) =>
+      cp.app.inject({
+        method: 'GET',
+        url: `/git/${app}.git/info/refs?service=${service}`,
+        headers: { authorization: `Basic ${Buffer.from(`x:${tokens[who]}`).toString('base64')}` },
+      });
+    const hidden = await git('outsider', 'appa', 'git-upload-pack');
+    expect(hidden.statusCode).toBe(404);
+    expect(hidden.json().error.message).toBe('app "appa" not found');
+    expect((await git('scoped', 'appa', 'git-upload-pack')).statusCode).toBe(404);
+    expect((await git('viewer', 'appa', 'git-receive-pack')).statusCode).toBe(403);
+    expect((await git('revoked', 'appa', 'git-upload-pack')).statusCode).toBe(401);
+  });
+
   it('refuses creating an app in another team’s project (named in the body) and changes nothing', async () => {
     const r = await call('developer', 'POST', '/api/v1/apps', { name: 'sneaky', project: 'pb' });
     expect(r.statusCode).toBe(404);

@@ -5,12 +5,14 @@
  */
 
 import type { Readable } from 'node:stream';
-import { type Action, MinipaasError, roleAllows } from '@minipaas/core';
+import { type Action, MinipaasError } from '@minipaas/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { ServerContext } from '../context.ts';
 import { serveGitHttp } from '../git/git-http.ts';
 import { MAX_SYNC_INTERVAL, MIN_SYNC_INTERVAL } from '../git/git-url.ts';
+import { checkPrincipal } from '../http/access.ts';
+import { tokenPrincipal } from '../http/auth.ts';
 import { parse } from '../http/validate.ts';
 
 type IdParams = { Params: { id: string } };
@@ -158,11 +160,13 @@ export function gitHttpRoutes(app: FastifyInstance, ctx: ServerContext): void {
           'git over HTTP needs an API token as the password (minipaas git:remote sets it up)',
         );
       }
-      if (!roleAllows(identity.role, action))
-        throw new MinipaasError(
-          'MINIPAAS_ERR_FORBIDDEN',
-          `${action} is not allowed for role ${identity.role}`,
-        );
+      // The same rules as the API (http/access.ts): the token's role in the app's team, its project
+      // scope; an app of another team is the same 404 as a missing one.
+      checkPrincipal(
+        await tokenPrincipal(ctx.access, identity),
+        action,
+        await ctx.access.app(m[1] as string),
+      );
       const row = await ctx.apps.get(m[1] as string);
       await ctx.git.pushes.ensure(row.id);
       const rest = req.url.slice(req.url.indexOf('.git/') + 4).split('?')[0] as string;
