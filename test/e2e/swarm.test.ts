@@ -117,7 +117,10 @@ describe.skipIf(missing.length > 0 || notRoot || !engineUp)(
       await attempt(async () => push?.stop());
       await attempt(async () => pull?.stop());
       await attempt(async () => cluster?.stop());
-      await attempt(() => local.getImage(`minipaas/${APP}:v1`).remove({ force: true }));
+      // The app's images on this machine's engine: the build and its registry tag.
+      const images = (await local.listImages().catch(() => [])) as { Id: string; RepoTags?: string[] }[];
+      for (const img of images.filter((i) => i.RepoTags?.some((t) => t.includes(`minipaas/${APP}:`))))
+        await attempt(() => local.getImage(img.Id).remove({ force: true }));
       if (work) await rm(work, { recursive: true, force: true });
     }, 180_000);
 
@@ -152,10 +155,10 @@ describe.skipIf(missing.length > 0 || notRoot || !engineUp)(
       const ps = JSON.parse(await ok(['ps', APP, '--json'])) as {
         instances: { processType: string; status: string; node?: string; release: string }[];
       };
-      const running = ps.instances.filter((i) => i.status === 'running');
+      const running = ps.instances.filter((i) => i.status === 'running' && i.processType === 'web');
       expect(running).toHaveLength(3);
       expect(new Set(running.map((i) => i.node)).size).toBe(2);
-      expect(running.every((i) => i.processType === 'web' && i.release === 'v1')).toBe(true);
+      expect(running.every((i) => i.release === 'v1')).toBe(true);
       // Caddy follows the tasks: every one of them answers.
       await waitFor(
         'three tasks answering',
@@ -175,7 +178,8 @@ describe.skipIf(missing.length > 0 || notRoot || !engineUp)(
         ['manager', 'active', 'ready'],
         ['worker', 'active', 'ready'],
       ]);
-      expect(list.reduce((s, n) => s + n.tasks, 0)).toBe(3);
+      // The three web tasks, and a run of the app's cron job when one is going.
+      expect(list.reduce((s, n) => s + n.tasks, 0)).toBeGreaterThanOrEqual(3);
       const worker = list[1] as NodeView;
       const text = await ok(['nodes']);
       expect(text).toMatch(/NAME\s+ID\s+ROLE\s+AVAILABILITY/);
@@ -194,7 +198,11 @@ describe.skipIf(missing.length > 0 || notRoot || !engineUp)(
           'all tasks on the manager',
           async () => {
             const after = await nodes();
-            return after[1]?.tasks === 0 && after[0]?.tasks === 3 ? after : null;
+            const web = await taskNodes();
+            const manager = after[0]?.id;
+            return after[1]?.tasks === 0 && web.length === 3 && web.every((n) => n === manager)
+              ? after
+              : null;
           },
           120_000,
           500,
