@@ -111,5 +111,25 @@ describe('secrets through the CLI', () => {
     const bad = await p.cli(['env:set', 'sec', 'X=mp1.a.b.c.d']);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/starts like a sealed secret/);
+
+    // Bad imports exit non-zero with one line and change nothing.
+    const before = await ok(['env', 'sec', '--json']);
+    await writeFile(join(work, 'bad-name.env'), 'GOOD=1\n1BAD=2\n');
+    await writeFile(join(work, 'proto.env'), '__proto__=x\nGOOD=1\n');
+    await writeFile(join(work, 'empty.env'), '# nothing\n');
+    const cases: Array<[string[], RegExp]> = [
+      [['env:import', 'sec', join(work, 'missing.env')], /cannot read .*ENOENT/],
+      [['env:import', 'sec', join(work, 'bad-name.env'), '--secret'], /invalid env var name "1BAD"/],
+      [['env:import', 'sec', join(work, 'proto.env'), '--secret'], /__proto__|prototype/],
+      [['env:import', 'sec', join(work, 'empty.env')], /has no variables/],
+      [['env:set', 'sec', '--secret', 'EMPTY='], /./],
+    ];
+    for (const [args, message] of cases) {
+      const r = await p.cli(args);
+      expect(r.code, args.join(' ')).not.toBe(0);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(message);
+    }
+    expect(await ok(['env', 'sec', '--json'])).toBe(before);
   }, 300_000);
 });

@@ -104,7 +104,11 @@ export function registerEnv(program: Command, ctx: Context): void {
         if (err instanceof CliError) throw err;
         throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
       }
-      // Null prototype: a line named __proto__ is a variable, not the object's prototype.
+      // The parser's result is a plain object, where a `__proto__` line would vanish without a word; the API
+      // refuses the name anyway (prototype-poisoning guard), so say so here.
+      if (/^[ \t]*(?:export[ \t]+)?__proto__[ \t]*=/m.test(text))
+        throw new CliError(`"__proto__" in ${file} cannot be an env var name`);
+      // Null prototype: a line named like an Object.prototype member (constructor) is just a variable.
       const env: Record<string, string> = Object.create(null);
       for (const [k, v] of Object.entries(parseEnv(text))) {
         if (!ENV_NAME_RE.test(k)) throw new CliError(`invalid env var name "${k}" in ${file}`);
