@@ -283,6 +283,29 @@ describe('password login', () => {
   });
 });
 
+describe('audit log', () => {
+  it('holds the logins, failed logins and locked attempts', async () => {
+    const rows = await cp.ctx.store.db
+      .selectFrom('audit_log')
+      .select(['action', 'outcome', 'actor_user_id', 'actor', 'ip', 'session_id'])
+      .where('action', '=', 'login')
+      .execute();
+    expect(rows).toContainEqual(
+      expect.objectContaining({ outcome: 'failure', actor: 'nobody@example.com', actor_user_id: null }),
+    );
+    expect(rows).toContainEqual(
+      expect.objectContaining({
+        outcome: 'success',
+        actor_user_id: 'alice',
+        session_id: expect.stringMatching(/^ses_/),
+      }),
+    );
+    expect(rows).toContainEqual(
+      expect.objectContaining({ outcome: 'denied', actor: 'target@example.com', ip: '10.0.1.1' }),
+    );
+  });
+});
+
 describe('session cookie and CSRF', () => {
   it('refuses a state-changing request with the cookie but without the CSRF token, and changes nothing', async () => {
     const s = await sessionOf('alice@example.com');
