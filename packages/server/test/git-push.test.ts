@@ -229,9 +229,14 @@ describe('git push', () => {
     await sql`INSERT INTO api_tokens (id, name, role, token_hash) VALUES (${randomUUID()}, 'ci', 'developer', ${hashToken(repoToken)})`.execute(
       cp.ctx.store.db,
     );
-    const put = await api('PUT', '/api/v1/apps/cloner/git', { url, ref: 'main', token: repoToken });
+    // Given the way people paste it: a clone URL with the credentials in it.
+    const put = await api<{ url: string; credential: string }>('PUT', '/api/v1/apps/cloner/git', {
+      url: url.replace('http://', `http://ci:${repoToken}@`),
+      ref: 'main',
+    });
     expect(put.status, put.raw).toBe(200);
     expect(put.raw).not.toContain(repoToken);
+    expect(put.body).toMatchObject({ url, credential: 'token' });
     const b = await api<DeploymentView>('POST', '/api/v1/apps/cloner/git/builds');
     expect(b.status, b.raw).toBe(202);
     const d = await waitFor(
@@ -249,7 +254,8 @@ describe('git push', () => {
     const secretParts = [
       repoToken,
       repoToken.slice(3),
-      Buffer.from(`x-access-token:${repoToken}`).toString('base64'),
+      Buffer.from(`ci:${repoToken}`).toString('base64'),
+      `ci:${repoToken}@`,
     ];
     const files = await readdir(home, { recursive: true });
     for (const f of files) {
