@@ -157,6 +157,16 @@ describe('authentication is a property of every route', () => {
       '/git/:repo/git-upload-pack',
       '/git/:repo/info/refs',
       '/api/v1/webhooks/:app/:token',
+      // Browser login (login.test.ts): the landing page, password login with its lockout, logout and the
+      // session (the session cookie and CSRF token), GitHub/OIDC (the provider's signed answer).
+      '/',
+      '/auth/login',
+      '/auth/logout',
+      '/auth/session',
+      '/auth/github',
+      '/auth/github/callback',
+      '/auth/oidc/:name',
+      '/auth/oidc/:name/callback',
     ];
     expect([...new Set(publicRoutes)].filter((u) => !selfAuthenticated.includes(u)).sort()).toEqual([
       '/health',
