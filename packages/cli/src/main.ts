@@ -1,6 +1,7 @@
 /** The `minipaas` program: commander setup, global options, one-line errors. */
 import { Command } from 'commander';
 import { CliError } from './cli-error.ts';
+import { registerAccess } from './commands/access.ts';
 import { registerAddons } from './commands/addons.ts';
 import { registerApps } from './commands/apps.ts';
 import { registerBackups } from './commands/backups.ts';
@@ -84,6 +85,7 @@ Run "minipaas <command> --help" for a command's options and examples. Reference:
   registerGit(program, ctx);
   registerWebhooks(program, ctx);
   registerResources(program, ctx);
+  registerAccess(program, ctx);
   registerVersion(program, ctx);
   return program;
 }

@@ -1,4 +1,5 @@
 /** `minipaas projects` (list), `projects create`, `projects delete`. */
+import type { ProjectView } from '@minipaas/core';
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { type Context, clientFor } from '../context.ts';
@@ -37,15 +38,28 @@ export function registerProjects(program: Command, ctx: Context): void {
     .argument('<name>', 'display name')
     .option('--slug <slug>', 'URL-safe id (default: derived from the name)')
     .option('--description <text>', 'description')
+    .option('--team <team>', 'the team that owns it (id or slug; default: the platform team "default")')
     .option('--json', 'print JSON')
-    .addHelpText('after', '\nExamples:\n  $ minipaas projects create "My Shop" --slug shop')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ minipaas projects create "My Shop" --slug shop\n  $ minipaas projects create Billing --team finance',
+    )
     .action(
-      async (name: string, opts: { slug?: string; description?: string; json?: boolean }, cmd: Command) => {
+      async (
+        name: string,
+        opts: { slug?: string; description?: string; team?: string; json?: boolean },
+        cmd: Command,
+      ) => {
         const client = await clientFor(cmd, ctx);
         const body: { name: string; slug?: string; description?: string } = { name };
         if (opts.slug) body.slug = opts.slug;
         if (opts.description) body.description = opts.description;
-        const p = await client.createProject(body);
+        const p = opts.team
+          ? await client.request<ProjectView>('POST', '/api/v1/projects', {
+              json: body,
+              query: { team: opts.team },
+            })
+          : await client.createProject(body);
         if (opts.json) return json(ctx.out, p);
         line(ctx.out, `Created project ${p.slug} (${cell(p.name)}).`);
       },
