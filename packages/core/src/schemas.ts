@@ -215,6 +215,8 @@ export interface DeploymentView {
   supersededBy: string | null;
   /** The release version a rollback deployment redeploys. */
   rollbackTo: number | null;
+  /** The git commit a deployment from git builds (docs/git.md), else null. */
+  commit?: { sha: string; message: string | null } | null;
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;

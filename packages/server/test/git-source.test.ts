@@ -97,6 +97,7 @@ describe('git source', () => {
     const b1 = await api<DeploymentView>('POST', '/api/v1/apps/gitapp/git/builds');
     expect(b1.status, JSON.stringify(b1.body)).toBe(202);
     expect(b1.body.message).toBe(`${sha1.slice(0, 7)} first version`);
+    expect(b1.body.commit).toEqual({ sha: sha1, message: 'first version' });
     const d1 = await finished(b1.body.id);
     expect(d1.status, d1.log.join('\n')).toBe('running');
     expect(await serve('gitapp')).toBe('hello v1');

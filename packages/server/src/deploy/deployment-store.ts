@@ -36,6 +36,7 @@ export function deploymentView(
     cancelRequested: d.cancel_requested && !isTerminal(d.status),
     supersededBy: d.superseded_by,
     rollbackTo: d.rollback_to,
+    commit: d.commit_sha ? { sha: d.commit_sha, message: d.commit_message } : null,
     createdAt: new Date(d.created_at).toISOString(),
     startedAt: iso(d.started_at),
     finishedAt: iso(d.finished_at),
