@@ -80,6 +80,6 @@ describe('auth settings', () => {
       join(home, 'minipaas.config.json'),
       JSON.stringify({ auth: { oidc: { 'Bad Name': provider } } }),
     );
-    await expect(loadConfig({ MINIPAAS_HOME: home })).rejects.toThrow(/OIDC provider name/);
+    await expect(loadConfig({ MINIPAAS_HOME: home })).rejects.toThrow(/auth\.oidc\.Bad Name: Invalid key/);
   });
 });
