@@ -8,6 +8,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type AgentHandle, startAgent } from '@minipaas/agent';
 import { loadConfig, type MinipaasConfig } from '@minipaas/core';
 import { AgentClient, ProcessDriver } from '@minipaas/runtime-process';
 import pino from 'pino';
@@ -25,19 +26,20 @@ describe.runIf(enabled)('secret env vars through the API', () => {
   let config: MinipaasConfig;
   let db: { url: string; drop(): Promise<void> };
   let vault: VaultStandIn;
+  let agent: AgentHandle;
   let cp: ControlPlane;
   let auth: { authorization: string };
 
   const open = async (extra: Partial<MinipaasConfig['secrets']> = {}) => {
     cp = await createControlPlane({
       config: { ...config, databaseUrl: db.url, secrets: { ...config.secrets, ...extra } },
-      drivers: [new ProcessDriver(new AgentClient(join(home, 'no-agent.sock')))],
+      drivers: [new ProcessDriver(new AgentClient(agent.socketPath))],
       logger: pino({ level: 'silent' }),
       reconcile: false,
     });
     if (cp.createdAdminToken) auth = { authorization: `Bearer ${cp.createdAdminToken}` };
   };
-  const api = (method: 'GET' | 'PATCH' | 'POST', url: string, payload?: object) =>
+  const api = (method: 'GET' | 'PATCH' | 'POST' | 'DELETE', url: string, payload?: object) =>
     cp.app.inject({ method, url, headers: auth, ...(payload !== undefined ? { payload } : {}) });
   const rawEnv = async (name: string) =>
     (
@@ -51,6 +53,11 @@ describe.runIf(enabled)('secret env vars through the API', () => {
   beforeAll(async () => {
     home = await mkdtemp(join(tmpdir(), 'mp-secrets-api-'));
     config = await loadConfig({ MINIPAAS_HOME: home, MINIPAAS_LOG_LEVEL: 'silent' });
+    agent = await startAgent({
+      config,
+      logger: pino({ level: 'silent' }),
+      router: { host: '127.0.0.1', port: 0 },
+    });
     db = await createTestDatabase('secrets');
     vault = await startVaultStandIn({ token: VAULT_TOKEN });
     await open();
@@ -59,6 +66,7 @@ describe.runIf(enabled)('secret env vars through the API', () => {
   afterAll(async () => {
     await cp?.close();
     await vault?.close();
+    await agent?.close();
     await db?.drop();
     await rm(home, { recursive: true, force: true });
   });
@@ -201,5 +209,10 @@ describe.runIf(enabled)('secret env vars through the API', () => {
     expect(JSON.stringify(await rawEnv('sec'))).toBe(before);
     // Masked answers need no Vault call.
     expect((await api('GET', '/api/v1/apps/sec')).statusCode).toBe(200);
+    // Deleting the app while Vault refuses still deletes it (the entry stays in Vault, logged by path).
+    const del = await api('DELETE', '/api/v1/apps/sec');
+    expect(del.statusCode, del.body).toBe(204);
+    expect((await api('GET', '/api/v1/apps/sec')).statusCode).toBe(404);
+    expect([...vault.entries.keys()].some((k) => k.endsWith('/DB_PASSWORD'))).toBe(true);
   });
 });

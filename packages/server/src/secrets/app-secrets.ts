@@ -126,15 +126,12 @@ export async function openSpecSecrets(stores: SecretStores, appId: string, spec:
   if (masked.size > 0) spec.maskValues = [...masked].sort((a, b) => b.length - a.length);
 }
 
-/**
- * Forgets what an external store keeps for the app (every reference in its env and its releases): called
- * when the app is deleted. Sealed values go with the rows.
- */
-export async function forgetAppSecrets(
+/** The secret references an app's env and its releases hold, by variable name (what deleting it forgets). */
+export async function appSecretRefs(
   db: Kysely<Database>,
   stores: SecretStores,
   appId: string,
-): Promise<void> {
+): Promise<Map<string, string[]>> {
   const envs = [
     ...(await db.selectFrom('apps').select('env').where('id', '=', appId).execute()).map((r) => r.env),
     ...(await db.selectFrom('releases').select('config_env').where('app_id', '=', appId).execute()).map(
@@ -145,12 +142,31 @@ export async function forgetAppSecrets(
   for (const env of envs)
     for (const [k, v] of Object.entries(env ?? {}))
       if (stores.isRef(v)) refs.set(k, [...(refs.get(k) ?? []), v]);
+  return refs;
+}
+
+/**
+ * Forgets what the stores keep behind `refs` (from {@link appSecretRefs}, taken before the app's rows
+ * went): Vault entries of a deleted app. Sealed values went with the rows. Returns the names that could
+ * not be forgotten (the store unreachable), each with the reason, for the caller to log.
+ */
+export async function forgetAppSecrets(
+  stores: SecretStores,
+  appId: string,
+  refs: ReadonlyMap<string, string[]>,
+): Promise<Array<{ name: string; error: string }>> {
+  const failed: Array<{ name: string; error: string }> = [];
   for (const [name, list] of refs)
     for (const store of new Set(list.map((r) => stores.ownerOf(r))))
-      await store?.forget(
-        { appId, name },
-        list.filter((r) => stores.ownerOf(r) === store),
-      );
+      try {
+        await store?.forget(
+          { appId, name },
+          list.filter((r) => stores.ownerOf(r) === store),
+        );
+      } catch (err) {
+        failed.push({ name, error: (err as Error).message });
+      }
+  return failed;
 }
 
 /**

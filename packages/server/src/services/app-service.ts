@@ -20,6 +20,7 @@ import type { Logger } from 'pino';
 import type { RuntimeRegistry } from '../runtime/runtime-registry.ts';
 import {
   applyEnvChanges,
+  appSecretRefs,
   forgetAppSecrets,
   openSecretValues,
   openSpecSecrets,
@@ -411,13 +412,20 @@ export class AppService {
 
   async delete(ref: string): Promise<void> {
     const app = await this.get(ref);
+    // Taken before the rows go; the store forgets them once the app is gone (an external store being
+    // down does not keep a half-deleted app: the entries left are logged by path, never by value).
+    const secretRefs = await appSecretRefs(this.#d.db, this.secretStores, app.id);
     for (const hook of this.beforeDelete) await hook(app);
     await this.#d.runtimes.forApp(app).remove(app.name);
     await this.identity.free(app);
-    await forgetAppSecrets(this.#d.db, this.secretStores, app.id);
     await this.#d.db.deleteFrom('apps').where('id', '=', app.id).execute();
     const home = this.#d.config.home;
     await rm(join(home, 'releases', app.name), { recursive: true, force: true });
     await rm(join(home, 'logs', app.name), { recursive: true, force: true });
+    for (const f of await forgetAppSecrets(this.secretStores, app.id, secretRefs))
+      this.#d.log.warn(
+        { app: app.name, appId: app.id, secret: f.name, err: f.error },
+        "the secret store still holds a deleted app's secret; delete it there",
+      );
   }
 }
