@@ -427,6 +427,19 @@ describe('API tokens', () => {
     expect(expired.json().error.message).toMatch(/expired/);
   });
 
+  it('refuses every token of a disabled user until enabled again', async () => {
+    const off = await call('owner', 'PATCH', `/api/v1/users/${ids.viewer}`, { disabled: true });
+    expect(off.statusCode, off.body).toBe(200);
+    const r = await call('viewer', 'GET', '/api/v1/whoami');
+    expect(r.statusCode).toBe(401);
+    expect(r.json().error.message).toMatch(/disabled/);
+    expect(
+      (await call('admin', 'PATCH', `/api/v1/users/${ids.viewer}`, { disabled: false })).statusCode,
+    ).toBe(403);
+    await call('owner', 'PATCH', `/api/v1/users/${ids.viewer}`, { disabled: false });
+    expect((await call('viewer', 'GET', '/api/v1/whoami')).statusCode).toBe(200);
+  });
+
   it('refuses hostile token input', async () => {
     for (const body of [
       { name: 'x', role: 'superuser' },
