@@ -472,6 +472,46 @@ describe('API tokens', () => {
   });
 });
 
+describe('browser sessions', () => {
+  it('act as the logged-in user: their teams, their role, audited with the session id', async () => {
+    const u = await call('owner', 'POST', '/api/v1/users', {
+      email: 'web@example.com',
+      password: 'correct horse battery',
+      role: 'viewer',
+    });
+    expect(u.statusCode, u.body).toBe(201);
+    const login = await cp.app.inject({
+      method: 'POST',
+      url: '/auth/login',
+      payload: { login: 'web@example.com', password: 'correct horse battery' },
+    });
+    expect(login.statusCode, login.body).toBe(200);
+    const cookie = login.cookies.map((c) => `${c.name}=${c.value}`).join('; ');
+    const csrf = login.json().csrfToken as string;
+    const session = login.json().session.id as string;
+    const me = await cp.app.inject({ method: 'GET', url: '/api/v1/whoami', headers: { cookie } });
+    expect(me.json()).toMatchObject({
+      token: null,
+      session: true,
+      user: { email: 'web@example.com' },
+      teams: [{ slug: 'default', role: 'viewer' }],
+    });
+    const apps = await cp.app.inject({ method: 'GET', url: '/api/v1/apps', headers: { cookie } });
+    expect((apps.json().apps as { name: string }[]).map((a) => a.name)).toEqual(['appa']);
+    const scale = await cp.app.inject({
+      method: 'POST',
+      url: '/api/v1/apps/appa/scale',
+      headers: { cookie, 'x-csrf-token': csrf, origin: 'http://localhost' },
+      payload: { web: 2 },
+    });
+    expect(scale.statusCode, scale.body).toBe(403);
+    const entries = await cp.ctx.audit.list({ action: 'app:scale', outcome: 'denied', limit: 1 });
+    expect(entries[0]).toMatchObject({ sessionId: session, actor: 'web@example.com' });
+    const logins = await cp.ctx.audit.list({ action: 'login', limit: 1 });
+    expect(logins[0]).toMatchObject({ outcome: 'success', sessionId: session });
+  });
+});
+
 describe('teams', () => {
   it('admins manage members up to their own role; only owners touch owners', async () => {
     const add = await call('admin', 'PUT', '/api/v1/teams/default/members', {
