@@ -14,6 +14,8 @@ CREATE TABLE sessions (
   csrf_token text NOT NULL,
   -- 'password', 'github' or 'oidc:NAME'
   method text NOT NULL,
+  -- sha256 of the user's password hash at login: a changed password ends the session
+  password_marker text NOT NULL DEFAULT '',
   ip text,
   user_agent text,
   created_at timestamptz NOT NULL DEFAULT now(),

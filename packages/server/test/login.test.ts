@@ -387,6 +387,26 @@ describe('session cookie and CSRF', () => {
     ).toBe(401);
   });
 
+  it('ends the sessions of a user whose password changes or who is disabled', async () => {
+    await addUser('frank', 'frank@example.com', { password: PASSWORD, role: 'viewer' });
+    const first = await sessionOf('frank@example.com');
+    const session = (cookie: string) =>
+      cp.app.inject({ method: 'GET', url: '/auth/session', headers: { cookie } });
+    expect((await session(first.cookie)).statusCode).toBe(200);
+    const db = cp.ctx.store.db;
+    await db
+      .updateTable('users')
+      .set({ password_hash: await hashPassword(PASSWORD) })
+      .where('id', '=', 'frank')
+      .execute();
+    expect((await session(first.cookie)).statusCode).toBe(401);
+    const second = await sessionOf('frank@example.com');
+    await db.updateTable('users').set({ disabled: true }).where('id', '=', 'frank').execute();
+    expect((await session(second.cookie)).statusCode).toBe(401);
+    await db.updateTable('users').set({ disabled: false }).where('id', '=', 'frank').execute();
+    expect((await session(second.cookie)).statusCode).toBe(401); // deleted, not just refused
+  });
+
   it('ignores forged and malformed cookies', async () => {
     for (const cookie of [
       'minipaas_session=AAAA',

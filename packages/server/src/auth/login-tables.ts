@@ -12,6 +12,7 @@ export interface SessionsTable {
   user_id: string;
   csrf_token: string;
   method: string;
+  password_marker: ColumnType<string, string | undefined, string>;
   ip: string | null;
   user_agent: string | null;
   created_at: Timestamp;

@@ -1,7 +1,8 @@
 /**
  * Browser sessions, stored server side: the cookie carries 32 random bytes, the database keeps their
  * sha256, the user, a CSRF synchronizer token and the expiry (absolute `sessionTtlMs`, idle
- * `sessionIdleMs`). Logging out deletes the row, so a stolen cookie stops working at once.
+ * `sessionIdleMs`). Logging out deletes the row, so a stolen cookie stops working at once; so do
+ * disabling the user and changing the user's password.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
@@ -32,6 +33,13 @@ export interface NewSession extends ActiveSession {
 /** Last-seen times are written at most this often per session (not on every request). */
 const TOUCH_EVERY_MS = 60_000;
 
+/** What a session remembers of the user's password hash (a change ends the session). */
+function passwordMarker(passwordHash: string | null): string {
+  return createHash('sha256')
+    .update(passwordHash ?? '')
+    .digest('hex');
+}
+
 export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
@@ -57,6 +65,11 @@ export class SessionStore {
     const token = randomBytes(32).toString('base64url');
     const csrfToken = randomBytes(32).toString('base64url');
     const sessionId = `ses_${randomUUID()}`;
+    const user = await this.db
+      .selectFrom('users')
+      .select('password_hash')
+      .where('id', '=', input.userId)
+      .executeTakeFirstOrThrow();
     const expiresAt = new Date(Date.now() + this.opts.ttlMs);
     // Ended sessions go when new ones start (no background job needed).
     await this.prune();
@@ -68,6 +81,7 @@ export class SessionStore {
         user_id: input.userId,
         csrf_token: csrfToken,
         method: input.method,
+        password_marker: passwordMarker(user.password_hash),
         ip: input.ip?.slice(0, 100) ?? null,
         user_agent: input.userAgent?.slice(0, 300) ?? null,
         expires_at: expiresAt,
@@ -81,13 +95,30 @@ export class SessionStore {
     if (!TOKEN_RE.test(token)) return null;
     const row = await this.db
       .selectFrom('sessions')
-      .select(['id', 'user_id', 'csrf_token', 'method', 'expires_at', 'last_seen_at'])
-      .where('token_hash', '=', hashToken(token))
+      .innerJoin('users', 'users.id', 'sessions.user_id')
+      .select([
+        'sessions.id',
+        'sessions.user_id',
+        'sessions.csrf_token',
+        'sessions.method',
+        'sessions.expires_at',
+        'sessions.last_seen_at',
+        'sessions.password_marker',
+        'users.password_hash',
+        'users.disabled',
+      ])
+      .where('sessions.token_hash', '=', hashToken(token))
       .executeTakeFirst();
     if (!row) return null;
     const now = Date.now();
     const lastSeen = new Date(row.last_seen_at).getTime();
-    if (new Date(row.expires_at).getTime() <= now || lastSeen + this.opts.idleMs <= now) {
+    // Expired, idle, the user disabled, or the password changed since login: the session is over.
+    if (
+      new Date(row.expires_at).getTime() <= now ||
+      lastSeen + this.opts.idleMs <= now ||
+      row.disabled ||
+      row.password_marker !== passwordMarker(row.password_hash)
+    ) {
       await this.db.deleteFrom('sessions').where('id', '=', row.id).execute();
       return null;
     }
