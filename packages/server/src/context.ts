@@ -6,6 +6,7 @@ import type { BuildWorkerProcess } from './deploy/build-worker-process.ts';
 import type { DeployService } from './deploy/deploy-service.ts';
 import type { GitService } from './git/git-service.ts';
 import type { PreviewService } from './git/preview-service.ts';
+import type { ProjectWebhookService } from './git/project-webhook-service.ts';
 import type { WebhookService } from './git/webhook-service.ts';
 import type { AccessControl } from './http/access.ts';
 import type { RuntimeRegistry } from './runtime/runtime-registry.ts';
@@ -50,6 +51,8 @@ export interface ServerContext {
   webhooks: WebhookService;
   /** Preview environments of apps (docs/git.md). */
   previews: PreviewService;
+  /** Project webhooks (seed 001 /api/webhooks/:projectId/:token). */
+  projectWebhooks: ProjectWebhookService;
   /**
    * Superuser URL of the platform's Postgres server, used to create app databases (add-ons);
    * undefined when the platform has no Postgres server.

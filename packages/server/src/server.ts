@@ -27,6 +27,7 @@ import { kyselyExecutor } from './deploy/kysely-executor.ts';
 import { GitService } from './git/git-service.ts';
 import { GitSync } from './git/git-sync.ts';
 import { PreviewService } from './git/preview-service.ts';
+import { ProjectWebhookService } from './git/project-webhook-service.ts';
 import { WebhookService } from './git/webhook-service.ts';
 import { AccessControl, registerAccessControl } from './http/access.ts';
 import { registerAuditTrail } from './http/audit-trail.ts';
@@ -276,6 +277,13 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
     previews,
     log: log.child({ component: 'webhooks' }),
   });
+  const projectWebhooks = new ProjectWebhookService({
+    db: store.db,
+    box: secretBoxFor(config),
+    git,
+    apps,
+    log: log.child({ component: 'webhooks' }),
+  });
   const ctx: ServerContext = {
     config,
     version: VERSION,
@@ -296,6 +304,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
     git,
     webhooks,
     previews,
+    projectWebhooks,
     databaseAdminUrl,
     log,
   };

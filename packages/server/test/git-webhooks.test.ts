@@ -310,4 +310,71 @@ describe('push webhooks', () => {
     expect((await api('PATCH', '/api/v1/apps/hooked/webhook', { branch: '--bad' })).status).toBe(400);
     expect((await api('PATCH', '/api/v1/apps/hooked/webhook', { constructor: true })).status).toBe(400);
   }, 180_000);
+
+  it('a project webhook deploys the apps of the project built from the pushed repository and branch', async () => {
+    expect(
+      (
+        await api('POST', '/api/v1/apps', {
+          name: 'hooked-b',
+          git: { url: gitd.url('hooked'), ref: 'other' },
+        })
+      ).status,
+    ).toBe(201);
+    const created = await api<{ path: string; secret: string }>('POST', '/api/v1/projects/default/webhook');
+    expect(created.status).toBe(201);
+    const projectSecret = created.body.secret;
+    expect(created.body.path).toBe(`/api/webhooks/default/${projectSecret}`);
+    const sha = await repo.commit(
+      { 'server.js': procfileApp('project hook')['server.js'] as string },
+      'project hook',
+    );
+    const send = async (body: object, sign = projectSecret, id = randomUUID()) => {
+      const raw = JSON.stringify(body);
+      const r = await cp.app.inject({
+        method: 'POST',
+        url: created.body.path,
+        headers: {
+          'content-type': 'application/json',
+          'x-github-event': 'push',
+          'x-github-delivery': id,
+          'x-hub-signature-256': `sha256=${createHmac('sha256', sign).update(raw).digest('hex')}`,
+        },
+        payload: raw,
+      });
+      return {
+        status: r.statusCode,
+        body: r.json<{ outcome: string; reason: string; deployments: DeploymentView[] }>(),
+      };
+    };
+    const payload = {
+      ref: 'refs/heads/main',
+      after: sha,
+      repository: { clone_url: gitd.url('hooked').replace('.git', '') },
+    };
+    expect((await send(payload, 'wrong')).status).toBe(401);
+    const id = randomUUID();
+    const ok = await send(payload, projectSecret, id);
+    expect(ok.status, JSON.stringify(ok.body)).toBe(202);
+    expect(ok.body.deployments.map((d) => d.appName)).toEqual(['hooked']);
+    expect((await finished(ok.body.deployments[0]?.id as string)).status).toBe('running');
+    expect(await serve()).toBe('project hook');
+    expect((await send(payload, projectSecret, id)).body).toMatchObject({
+      outcome: 'ignored',
+      reason: 'replayed delivery id',
+    });
+    const elsewhere = await send({
+      ...payload,
+      repository: { clone_url: 'https://example.com/other/repo.git' },
+    });
+    expect(elsewhere.body.outcome).toBe('ignored');
+    expect(elsewhere.body.reason).toMatch(/no app of this project builds example\.com\/other\/repo main/);
+    const log = (
+      await api<{ deliveries: Array<{ outcome: string; reason: string }> }>(
+        'GET',
+        '/api/v1/projects/default/webhook/deliveries',
+      )
+    ).body.deliveries;
+    expect(log.map((d) => d.outcome)).toEqual(['ignored', 'ignored', 'accepted', 'rejected']);
+    expect(log[2]?.reason).toBe(`deploying ${sha.slice(0, 7)} to hooked`);
+  }, 180_000);
 });

@@ -157,6 +157,7 @@ describe('authentication is a property of every route', () => {
       '/git/:repo/git-upload-pack',
       '/git/:repo/info/refs',
       '/api/v1/webhooks/:app/:token',
+      '/api/webhooks/:project/:token',
       // Browser login (login.test.ts): the landing page, password login with its lockout, logout and the
       // session (the session cookie and CSRF token), GitHub/OIDC (the provider's signed answer).
       '/',

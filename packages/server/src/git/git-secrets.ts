@@ -12,10 +12,16 @@ import type { GitTables } from './git-service.ts';
 /** Contexts the values are bound to (the app id). */
 export const gitCredentialContext = (appId: string) => `git:${appId}:credential`;
 export const webhookTokenContext = (appId: string) => `webhook:${appId}:token`;
+export const projectWebhookTokenContext = (projectId: string) => `project-webhook:${projectId}:token`;
 
 /** Re-seals every git credential and webhook token not sealed with `kid`; returns how many. */
 export async function resealGitSecrets(trx: Kysely<Database>, box: SecretBox, kid: string): Promise<number> {
-  const db = trx.withTables<GitTables & { git_webhooks: { app_id: string; token: string } }>();
+  const db = trx.withTables<
+    GitTables & {
+      git_webhooks: { app_id: string; token: string };
+      git_project_webhooks: { project_id: string; token: string };
+    }
+  >();
   let n = 0;
   for (const s of await db.selectFrom('git_sources').select(['app_id', 'credential']).forUpdate().execute()) {
     if (!s.credential || !SecretBox.isSealed(s.credential) || s.credential.split('.')[1] === kid) continue;
@@ -34,6 +40,20 @@ export async function resealGitSecrets(trx: Kysely<Database>, box: SecretBox, ki
       .updateTable('git_webhooks')
       .set({ token: box.seal(box.open(w.token, ctx), ctx) })
       .where('app_id', '=', w.app_id)
+      .execute();
+    n++;
+  }
+  for (const w of await db
+    .selectFrom('git_project_webhooks')
+    .select(['project_id', 'token'])
+    .forUpdate()
+    .execute()) {
+    if (w.token.split('.')[1] === kid) continue;
+    const ctx = projectWebhookTokenContext(w.project_id);
+    await db
+      .updateTable('git_project_webhooks')
+      .set({ token: box.seal(box.open(w.token, ctx), ctx) })
+      .where('project_id', '=', w.project_id)
       .execute();
     n++;
   }

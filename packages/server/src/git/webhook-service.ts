@@ -467,7 +467,7 @@ export function verifySignature(
 }
 
 /** The JSON payload (GitHub may also send it form-encoded as `payload=`). */
-function parsePayload(raw: Buffer, contentType: string): Record<string, unknown> {
+export function parsePayload(raw: Buffer, contentType: string): Record<string, unknown> {
   const text = raw.toString('utf8');
   const json = contentType.startsWith('application/x-www-form-urlencoded')
     ? (new URLSearchParams(text).get('payload') ?? '')

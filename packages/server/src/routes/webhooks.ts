@@ -87,6 +87,49 @@ export function webhookRoutes(app: FastifyInstance, ctx: ServerContext): void {
     },
   );
 
+  // Project webhooks (seed 001): one URL deploys every app of the project built from the pushed repository.
+  type ProjectParams = { Params: { id: string } };
+  const projectId = async (ref: string) => (await ctx.projects.get(ref)).id;
+  app.get<ProjectParams>(
+    '/api/v1/projects/:id/webhook',
+    { config: { action: 'webhook:manage' } },
+    async (req) => ctx.projectWebhooks.view(await projectId(req.params.id), reveal(req)),
+  );
+  app.post<ProjectParams>(
+    '/api/v1/projects/:id/webhook',
+    { config: { action: 'webhook:manage' } },
+    async (req, reply) => {
+      const id = await projectId(req.params.id);
+      await ctx.projectWebhooks.create(id);
+      return reply.status(201).send(await ctx.projectWebhooks.view(id, true));
+    },
+  );
+  app.post<ProjectParams>(
+    '/api/v1/projects/:id/webhook/regenerate',
+    { config: { action: 'webhook:manage' } },
+    async (req) => {
+      const id = await projectId(req.params.id);
+      await ctx.projectWebhooks.view(id, false); // 404 without one
+      await ctx.projectWebhooks.create(id, true);
+      return ctx.projectWebhooks.view(id, true);
+    },
+  );
+  app.patch<ProjectParams>(
+    '/api/v1/projects/:id/webhook',
+    { config: { action: 'webhook:manage' } },
+    async (req) => {
+      const body = parse(z.object({ enabled: z.boolean() }).strict(), req.body, 'webhook update');
+      const id = await projectId(req.params.id);
+      await ctx.projectWebhooks.setEnabled(id, body.enabled);
+      return ctx.projectWebhooks.view(id, false);
+    },
+  );
+  app.get<ProjectParams>(
+    '/api/v1/projects/:id/webhook/deliveries',
+    { config: { action: 'webhook:manage' } },
+    async (req) => ({ deliveries: await ctx.projectWebhooks.deliveries(await projectId(req.params.id)) }),
+  );
+
   // The receiver reads the raw body: the signature is over the exact bytes.
   void app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
@@ -120,6 +163,31 @@ export function webhookRoutes(app: FastifyInstance, ctx: ServerContext): void {
           reason: r.reason,
           ...(r.deployment ? { deployment: r.deployment } : {}),
         });
+      },
+    );
+    scope.post<{ Params: { project: string; token: string } }>(
+      '/api/webhooks/:project/:token',
+      { config: { public: true }, bodyLimit: MAX_DELIVERY_BYTES },
+      async (req, reply) => {
+        const { project, token } = req.params;
+        const unknown = () =>
+          new MinipaasError('MINIPAAS_ERR_UNAUTHENTICATED', 'unknown webhook (wrong project or token)');
+        if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/.test(project) || !/^[A-Za-z0-9_-]{20,100}$/.test(token))
+          throw unknown();
+        const found = await ctx.projects.get(project).catch((err: unknown) => {
+          if (err instanceof MinipaasError && err.code === 'MINIPAAS_ERR_PROJECT_NOT_FOUND') throw unknown();
+          throw err;
+        });
+        const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+        const r = await ctx.projectWebhooks.receive(found.id, token, req.headers, raw);
+        if (r.outcome === 'rejected' && (r.status === 401 || r.status === 400))
+          throw new MinipaasError(
+            r.status === 401 ? 'MINIPAAS_ERR_UNAUTHENTICATED' : 'MINIPAAS_ERR_VALIDATION',
+            r.reason,
+          );
+        return reply
+          .status(r.status)
+          .send({ outcome: r.outcome, reason: r.reason, deployments: r.deployments ?? [] });
       },
     );
   });
