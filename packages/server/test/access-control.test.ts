@@ -356,6 +356,18 @@ describe('no leaks between teams', () => {
     expect(hidden.json().error.message).toBe('app "appa" not found');
     expect((await git('scoped', 'appa', 'git-upload-pack')).statusCode).toBe(404);
     expect((await git('viewer', 'appa', 'git-receive-pack')).statusCode).toBe(403);
+    // A refused push attempt is in the audit log like a refused API request.
+    const refused = await cp.ctx.audit.list({
+      action: 'app:deploy',
+      outcome: 'denied',
+      targetId: 'appa',
+      limit: 1,
+    });
+    expect(refused[0]).toMatchObject({
+      actor: 'viewer@example.com',
+      statusCode: 403,
+      detail: { via: 'git push' },
+    });
     expect((await git('revoked', 'appa', 'git-upload-pack')).statusCode).toBe(401);
   });
 

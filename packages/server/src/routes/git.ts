@@ -11,9 +11,10 @@ import { z } from 'zod';
 import type { ServerContext } from '../context.ts';
 import { serveGitHttp } from '../git/git-http.ts';
 import { MAX_SYNC_INTERVAL, MIN_SYNC_INTERVAL } from '../git/git-url.ts';
-import { checkPrincipal } from '../http/access.ts';
+import { checkPrincipal, type Principal, type Target } from '../http/access.ts';
 import { tokenPrincipal } from '../http/auth.ts';
 import { parse } from '../http/validate.ts';
+import type { AuditOutcome } from '../services/audit-log.ts';
 
 type IdParams = { Params: { id: string } };
 
@@ -151,10 +152,38 @@ export function gitHttpRoutes(app: FastifyInstance, ctx: ServerContext): void {
           'only git smart HTTP is served (git 1.6.6 or later)',
         );
       const action: Action = service === 'git-receive-pack' ? 'app:deploy' : 'app:read';
+      // Pushes (and refused push attempts) go to the audit log like mutating API requests.
+      let principal: Principal | null = null;
+      let target: Target | null = null;
+      const audit = async (outcome: AuditOutcome, statusCode: number) => {
+        if (service !== 'git-receive-pack') return;
+        await ctx.audit
+          .record({
+            action: 'app:deploy',
+            outcome,
+            actorUserId: principal?.userId,
+            actor: principal?.name,
+            tokenId: principal?.tokenId,
+            method: req.method,
+            path: req.url.split('?')[0],
+            targetType: 'app',
+            targetId: m[1],
+            teamId: outcome === 'denied' ? null : target?.teamId,
+            projectId: outcome === 'denied' ? null : target?.projectId,
+            requestId: req.id,
+            ip: req.ip,
+            statusCode,
+            detail: { via: 'git push' },
+          })
+          .catch((err: unknown) =>
+            req.log.error({ err: (err as Error).message }, 'cannot append to the audit log'),
+          );
+      };
       const token = basicToken(req.headers.authorization);
       const identity = token ? await ctx.tokens.verify(token) : null;
       if (!identity) {
         reply.header('www-authenticate', 'Basic realm="minipaas", charset="UTF-8"');
+        await audit('denied', 401);
         throw new MinipaasError(
           'MINIPAAS_ERR_UNAUTHENTICATED',
           'git over HTTP needs an API token as the password (minipaas git:remote sets it up)',
@@ -162,11 +191,14 @@ export function gitHttpRoutes(app: FastifyInstance, ctx: ServerContext): void {
       }
       // The same rules as the API (http/access.ts): the token's role in the app's team, its project
       // scope; an app of another team is the same 404 as a missing one.
-      checkPrincipal(
-        await tokenPrincipal(ctx.access, identity),
-        action,
-        await ctx.access.app(m[1] as string),
-      );
+      principal = await tokenPrincipal(ctx.access, identity);
+      try {
+        target = await ctx.access.app(m[1] as string);
+        checkPrincipal(principal, action, target);
+      } catch (err) {
+        if (err instanceof MinipaasError) await audit('denied', err.status);
+        throw err;
+      }
       const row = await ctx.apps.get(m[1] as string);
       await ctx.git.pushes.ensure(row.id);
       const rest = req.url.slice(req.url.indexOf('.git/') + 4).split('?')[0] as string;
@@ -188,7 +220,9 @@ export function gitHttpRoutes(app: FastifyInstance, ctx: ServerContext): void {
           },
           res,
         );
+        if (req.method === 'POST') await audit('success', res.statusCode);
       } catch (err) {
+        if (req.method === 'POST') await audit('failure', res.headersSent ? res.statusCode : 500);
         req.log.warn({ err: (err as Error).message, app: row.name }, 'git http request failed');
         if (!res.headersSent) {
           const status =
