@@ -55,7 +55,10 @@ describe('secrets through the CLI', () => {
   it('reach the app, are masked everywhere, and are stored nowhere in plaintext; rotation keeps them', async () => {
     await ok(['apps', 'create', 'sec']);
     await ok(['env:set', 'sec', `GREETING=${GREETING}`]);
-    expect(await ok(['env:set', 'sec', '--secret', `API_TOKEN=${TOKEN}`])).toContain('Set secret API_TOKEN');
+    // The space form (`env set`) and the colon form (`env:import`) both work.
+    expect(await ok(['env', 'set', 'sec', '--secret', `API_TOKEN=${TOKEN}`])).toContain(
+      'Set secret API_TOKEN',
+    );
     await writeFile(join(work, '.env'), `# imported\nIMPORTED_KEY="${IMPORTED}"\n`);
     expect(await ok(['env:import', 'sec', join(work, '.env'), '--secret'])).toContain('Imported 1 secret');
 
