@@ -187,6 +187,11 @@ describe('deploy from git through the CLI', () => {
     const table = await platform.cli(['webhooks:deliveries', 'ghook']);
     expect(table.stdout).toMatch(/github\s+push\s+[0-9a-f]{7}\s+accepted/);
     expect((await platform.cli(['webhooks:regenerate', 'ghook', '--json'])).code).toBe(0);
+    const project = await platform.cli(['webhooks:project', 'default', '--json']);
+    expect(project.code, project.stderr).toBe(0);
+    expect(JSON.parse(project.stdout).url).toMatch(
+      new RegExp(`^${platform.apiUrl}/api/webhooks/default/[A-Za-z0-9_-]{43}$`),
+    );
     expect(
       (await send(`sha256=${createHmac('sha256', hook.secret).update(body).digest('hex')}`)).status,
     ).toBe(401);

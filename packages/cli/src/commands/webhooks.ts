@@ -11,7 +11,7 @@ interface WebhookView {
   path: string;
   secret: string | null;
   enabled: boolean;
-  branch: string;
+  branch?: string;
   createdAt: string;
 }
 
@@ -72,6 +72,41 @@ Examples:
       }
       if (opts.json) return json(ctx.out, { ...w, url: `${client.url}${w.path}` });
       show(client, w, app);
+    });
+
+  program
+    .command('webhooks:project')
+    .description(
+      "a project's push webhook: deploys every app of the project built from the pushed repository",
+    )
+    .argument('<project>', 'project id or slug')
+    .option('--regenerate', 'give it a new URL token and secret')
+    .option('--json', 'print JSON')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ minipaas webhooks:project shop\n  $ minipaas webhooks:project shop --regenerate --json',
+    )
+    .action(async (project: string, opts: { regenerate?: boolean; json?: boolean }, c: Command) => {
+      const client = await clientFor(c, ctx);
+      const path = `/api/v1/projects/${encodeURIComponent(project)}/webhook`;
+      let w: WebhookView;
+      if (opts.regenerate) w = await client.request<WebhookView>('POST', `${path}/regenerate`);
+      else
+        try {
+          w = await client.request<WebhookView>('GET', path, { query: { reveal: true } });
+        } catch (err) {
+          if (!(err instanceof ApiError && err.status === 404 && err.code === 'MINIPAAS_ERR_NOT_FOUND'))
+            throw err;
+          w = await client.request<WebhookView>('POST', path);
+        }
+      if (opts.json) return json(ctx.out, { ...w, url: `${client.url}${w.path}` });
+      line(ctx.out, `=== project ${project} webhook${w.enabled ? '' : ' (disabled)'}`);
+      line(ctx.out, `Payload URL:   ${client.url}${w.path}`);
+      line(ctx.out, `Secret:        ${w.secret ?? '(hidden)'}`);
+      line(
+        ctx.out,
+        'Deploys:       every app of the project whose git source is the pushed repository and branch',
+      );
     });
 
   program
