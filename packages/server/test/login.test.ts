@@ -274,6 +274,20 @@ describe('password login', () => {
     expect((await passwordLogin('bob@example.com', PASSWORD, '10.0.1.1')).statusCode).toBe(200);
   });
 
+  it('keeps the limit under parallel guessing', async () => {
+    await addUser('grace', 'grace@example.com', { password: PASSWORD, role: 'viewer' });
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        passwordLogin('grace@example.com', `guess-${i}`, `10.2.0.${i + 1}`),
+      ),
+    );
+    const statuses = answers.map((r) => r.statusCode);
+    // Every attempt over the 20th is refused unchecked, however they interleave.
+    expect(statuses.filter((s) => s === 401)).toHaveLength(20);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(20);
+    expect((await passwordLogin('grace@example.com', PASSWORD, '10.2.1.1')).statusCode).toBe(429);
+  });
+
   it('locks an address after its limit of wrong passwords across users', async () => {
     await addUser('erin', 'erin@example.com', { password: PASSWORD, role: 'viewer' });
     for (let i = 0; i < 30; i++)

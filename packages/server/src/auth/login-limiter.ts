@@ -1,9 +1,10 @@
 /**
- * Limits password guessing: wrong passwords are counted per user name and per client address in the
- * database (so a restart or a second process does not reset them). `maxFailuresPerUser` failures within
- * `lockMs` lock that user name for `lockMs`; `maxFailuresPerIp` lock that address. While locked, every
- * login is refused, a correct password included, so guessing learns nothing. Unknown user names count
- * like known ones.
+ * Limits password guessing: attempts are counted per email and per client address in the database (so
+ * a restart or a second process does not reset them). Each attempt is counted atomically *before* the
+ * password is checked, so parallel requests cannot slip past the limit; a correct password takes its
+ * attempt back. More than `maxFailuresPerUser` failed attempts within `lockMs` lock that email for
+ * `lockMs` (`maxFailuresPerIp` the address). While locked every login is refused, a correct password
+ * included, so guessing learns nothing. Unknown emails count like known ones.
  */
 import { MinipaasError } from '@minipaas/core';
 import { type Kysely, sql } from 'kysely';
@@ -34,37 +35,40 @@ export class LoginLimiter {
     this.opts = opts;
   }
 
-  /** Throws MINIPAAS_ERR_RATE_LIMITED while the user name or the address is locked. */
-  async check(login: string, ip: string): Promise<void> {
-    const rows = await this.db
-      .selectFrom('login_failures')
-      .select(['key', 'locked_until'])
-      .where('key', 'in', [userKey(login), ipKey(ip)])
-      .where('locked_until', '>', new Date())
-      .execute();
-    if (rows.length === 0) return;
-    const until = Math.max(...rows.map((r) => new Date(r.locked_until as Date).getTime()));
-    const minutes = Math.max(1, Math.ceil((until - Date.now()) / 60_000));
+  /**
+   * Counts one attempt for the email and the address; throws MINIPAAS_ERR_RATE_LIMITED when either is
+   * locked or this attempt goes over its limit (which locks it).
+   */
+  async attempt(login: string, ip: string): Promise<void> {
+    const until = Math.max(
+      await this.count(userKey(login), this.opts.maxFailuresPerUser),
+      await this.count(ipKey(ip), this.opts.maxFailuresPerIp),
+    );
+    if (until <= Date.now()) return;
+    const seconds = Math.ceil((until - Date.now()) / 1000);
+    const minutes = Math.max(1, Math.ceil(seconds / 60));
     throw new MinipaasError(
       'MINIPAAS_ERR_RATE_LIMITED',
       `too many wrong passwords: login is locked for ${minutes} more minute${minutes === 1 ? '' : 's'}`,
-      { details: { retryAfterSeconds: Math.ceil((until - Date.now()) / 1000) } },
+      { details: { retryAfterSeconds: seconds } },
     );
   }
 
-  /** Counts a wrong password for the user name and the address; locks either at its limit. */
-  async fail(login: string, ip: string): Promise<void> {
-    await this.count(userKey(login), this.opts.maxFailuresPerUser);
-    await this.count(ipKey(ip), this.opts.maxFailuresPerIp);
-  }
-
-  /** A correct password clears the user name's count (not the address's: one good account must not
-   * reset guessing at others). */
-  async succeed(login: string): Promise<void> {
+  /**
+   * A correct password: clears the email's count and takes this attempt back from the address's (one
+   * good account must not reset guessing at others).
+   */
+  async succeed(login: string, ip: string): Promise<void> {
     await this.db.deleteFrom('login_failures').where('key', '=', userKey(login)).execute();
+    await this.db
+      .updateTable('login_failures')
+      .set({ failures: sql<number>`greatest(failures - 1, 0)` })
+      .where('key', '=', ipKey(ip))
+      .execute();
   }
 
-  private async count(key: string, max: number): Promise<void> {
+  /** Adds one to the key's count (restarting an old window); the time it is locked until, or 0. */
+  private async count(key: string, max: number): Promise<number> {
     const windowStart = new Date(Date.now() - this.opts.lockMs);
     const row = await this.db
       .insertInto('login_failures')
@@ -75,13 +79,13 @@ export class LoginLimiter {
           first_failure_at: sql<Date>`CASE WHEN login_failures.first_failure_at > ${windowStart} THEN login_failures.first_failure_at ELSE now() END`,
         }),
       )
-      .returning('failures')
+      .returning(['failures', 'locked_until'])
       .executeTakeFirstOrThrow();
-    if (row.failures >= max)
-      await this.db
-        .updateTable('login_failures')
-        .set({ locked_until: new Date(Date.now() + this.opts.lockMs) })
-        .where('key', '=', key)
-        .execute();
+    const locked = row.locked_until ? new Date(row.locked_until).getTime() : 0;
+    if (locked > Date.now()) return locked;
+    if (row.failures <= max) return 0;
+    const until = new Date(Date.now() + this.opts.lockMs);
+    await this.db.updateTable('login_failures').set({ locked_until: until }).where('key', '=', key).execute();
+    return until.getTime();
   }
 }

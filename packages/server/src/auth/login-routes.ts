@@ -115,24 +115,20 @@ export function loginRoutes(app: FastifyInstance, opts: LoginRoutesOptions): voi
         ? reply.redirect(`/?login=${outcome === 'locked' ? 'locked' : 'failed'}#login`, 303)
         : Promise.reject(err);
     try {
-      await opts.limiter.check(login, req.ip);
+      await opts.limiter.attempt(login, req.ip);
     } catch (err) {
       await opts.onEvent({ outcome: 'locked', method: 'password', ip: req.ip, login, reason: 'locked' }, req);
       return fail('locked', err as MinipaasError);
     }
     const userId = await opts.passwords.verify(login, password);
     if (!userId) {
-      await opts.limiter.fail(login, req.ip);
       await opts.onEvent(
         { outcome: 'failure', method: 'password', ip: req.ip, login, reason: 'wrong password' },
         req,
       );
-      return fail(
-        'failure',
-        new MinipaasError('MINIPAAS_ERR_UNAUTHENTICATED', 'wrong email or password'),
-      );
+      return fail('failure', new MinipaasError('MINIPAAS_ERR_UNAUTHENTICATED', 'wrong email or password'));
     }
-    await opts.limiter.succeed(login);
+    await opts.limiter.succeed(login, req.ip);
     const session = await opts.sessions.create({
       userId,
       method: 'password',
