@@ -448,6 +448,7 @@ describe('API tokens', () => {
     expect(
       (await call('admin', 'PATCH', `/api/v1/users/${ids.viewer}`, { disabled: false })).statusCode,
     ).toBe(403);
+    expect((await call('owner', 'PATCH', '/api/v1/users/owner', { disabled: true })).statusCode).toBe(409);
     await call('owner', 'PATCH', `/api/v1/users/${ids.viewer}`, { disabled: false });
     expect((await call('viewer', 'GET', '/api/v1/whoami')).statusCode).toBe(200);
   });

@@ -328,9 +328,11 @@ export function registerAccessControl(app: FastifyInstance, access: AccessContro
   app.decorateRequest('accessDenied', false);
   app.addHook('onRequest', async (req) => {
     if (req.routeOptions.config?.public === true) return;
-    if (!req.principal) return; // authentication answered already, or a 404 of no route
-    const action = req.routeOptions.config?.action;
     if (!req.routeOptions.url) return; // no route matched: the 404 handler answers
+    // Authentication ran first and set the caller; without one, fail closed.
+    if (!req.principal)
+      throw new MinipaasError('MINIPAAS_ERR_UNAUTHENTICATED', 'this request is not authenticated');
+    const action = req.routeOptions.config?.action;
     if (typeof action !== 'string' || !isAction(action))
       throw deny(`route ${req.method} ${req.routeOptions.url} declares no permission`);
     req.accessTarget = await access.targetOf(

@@ -6,6 +6,7 @@
  *   GET   /api/v1/users/{id or email}
  *   PATCH /api/v1/users/{id or email}   {name?, disabled?, password?}
  */
+import { MinipaasError } from '@minipaas/core';
 import type { FastifyInstance } from 'fastify';
 import type { ServerContext } from '../context.ts';
 import { parse } from '../http/validate.ts';
@@ -28,7 +29,11 @@ export function userRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get<IdParams>('/api/v1/users/:id', { config: { action: 'user:read' } }, async (req) =>
     ctx.users.get(req.params.id),
   );
-  app.patch<IdParams>('/api/v1/users/:id', { config: { action: 'user:manage' } }, async (req) =>
-    ctx.users.patch(req.params.id, parse(patchUserSchema, req.body, 'user update')),
-  );
+  app.patch<IdParams>('/api/v1/users/:id', { config: { action: 'user:manage' } }, async (req) => {
+    const input = parse(patchUserSchema, req.body, 'user update');
+    // Nobody locks themselves out (and with it, perhaps, the platform's last owner).
+    if (input.disabled === true && (await ctx.users.get(req.params.id)).id === req.principal?.userId)
+      throw new MinipaasError('MINIPAAS_ERR_CONFLICT', 'you cannot disable yourself');
+    return ctx.users.patch(req.params.id, input);
+  });
 }
