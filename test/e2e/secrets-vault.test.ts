@@ -134,6 +134,10 @@ describe('secrets in Vault (KV v2 stand-in)', () => {
     expect(masked).not.toContain(LATER);
     expect(masked).toContain('greeting ********');
 
+    // A master-key rotation has nothing of Vault's to seal again; the app keeps its value.
+    expect(JSON.parse(await ok(['secrets:rotate-key', '--json'])).resealed).toBe(0);
+    expect(JSON.parse(await ok(['env', 'vs', '--reveal', '--json'])).ALSO_SECRET).toBe(LATER);
+
     // Destroying the app deletes what Vault kept for it.
     await ok(['apps:destroy', 'vs', '--confirm', 'vs']);
     expect(vault.entries.size).toBe(0);

@@ -97,7 +97,7 @@ describe('secrets through the CLI', () => {
     }
 
     // A new master key: every sealed value is sealed again; a restart still gives the app its secrets.
-    const rotated = JSON.parse(await ok(['secrets:rotate-key', '--json'])) as {
+    const rotated = JSON.parse(await ok(['secrets', 'rotate-key', '--json'])) as {
       kid: string;
       resealed: number;
     };

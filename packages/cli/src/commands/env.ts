@@ -138,18 +138,27 @@ export function registerEnv(program: Command, ctx: Context): void {
   importFile(program.command('env:import').description(importDescription));
   importFile(envCmd.command('import').description(importDescription));
 
-  program
-    .command('secrets:rotate-key')
-    .description('make a new master key and seal every secret again under it (platform owners)')
-    .option('--json', 'print the result as JSON')
-    .addHelpText(
-      'after',
-      '\nThe previous key stays in MINIPAAS_HOME/master.key as the second line until the next rotation.\nWith MINIPAAS_MASTER_KEY set, change that variable instead.\n\nExamples:\n  $ minipaas secrets:rotate-key',
-    )
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
-      const client = await clientFor(cmd, ctx);
-      const r = await client.rotateMasterKey();
-      if (opts.json) return json(ctx.out, r);
-      line(ctx.out, `New master key ${r.kid}; ${r.resealed} secret value(s) sealed again.`);
-    });
+  const rotateKey = (cmd: Command) =>
+    cmd
+      .option('--json', 'print the result as JSON')
+      .addHelpText(
+        'after',
+        '\nThe previous key stays in MINIPAAS_HOME/master.key as the second line until the next rotation.\nWith MINIPAAS_MASTER_KEY set, change that variable instead.\n\nExamples:\n  $ minipaas secrets:rotate-key',
+      )
+      .action(async (opts: { json?: boolean }, cmd: Command) => {
+        const client = await clientFor(cmd, ctx);
+        const r = await client.rotateMasterKey();
+        if (opts.json) return json(ctx.out, r);
+        line(ctx.out, `New master key ${r.kid}; ${r.resealed} secret value(s) sealed again.`);
+      });
+  const rotateDescription =
+    'make a new master key and seal every secret again under it (platform owners; Vault-held values are untouched)';
+  rotateKey(program.command('secrets:rotate-key').description(rotateDescription));
+  rotateKey(
+    program
+      .command('secrets')
+      .description("the platform's secrets (master key)")
+      .command('rotate-key')
+      .description(rotateDescription),
+  );
 }
