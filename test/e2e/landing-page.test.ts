@@ -12,8 +12,10 @@ import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../packages/server/src/auth/password-hash.ts';
 import { type GithubStandIn, startGithubStandIn } from '../helpers/github-oauth-server.ts';
+import { type OidcTestProvider, startOidcProvider } from '../helpers/oidc-server.ts';
 import { type Platform, ROOT, startPlatform } from '../helpers/platform.ts';
 import { createTestDatabase } from '../helpers/postgres.ts';
+import { freePort } from '../helpers/postgres-server.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 
@@ -45,6 +47,7 @@ if (!haveChromium && process.env.CI) throw new Error(`CI needs ${CHROMIUM} (.ci/
 describe.skipIf(!haveChromium)('landing page in chromium', () => {
   let platform: Platform;
   let gh: GithubStandIn;
+  let op: OidcTestProvider;
   let browser: Browser;
   let dropDb: () => Promise<void> = async () => {};
 
@@ -60,13 +63,27 @@ describe.skipIf(!haveChromium)('landing page in chromium', () => {
     });
     const db = await createTestDatabase('landing');
     dropDb = db.drop;
+    // The provider starts once the platform's port is known (its client lists the callback URL); the
+    // platform discovers the issuer on the first login.
+    const oidcPort = await freePort();
     platform = await startPlatform({
       DATABASE_URL: db.url,
+      MINIPAAS_OIDC_ISSUER: `http://127.0.0.1:${oidcPort}`,
+      MINIPAAS_OIDC_CLIENT_ID: 'minipaas-browser',
+      MINIPAAS_OIDC_CLIENT_SECRET: 'oidc-browser-secret',
+      MINIPAAS_OIDC_LABEL: 'Login with Corp SSO',
       MINIPAAS_GITHUB_CLIENT_ID: 'gh-browser',
       MINIPAAS_GITHUB_CLIENT_SECRET: 'gh-browser-secret',
       MINIPAAS_GITHUB_AUTHORIZE_URL: gh.authorizeUrl,
       MINIPAAS_GITHUB_TOKEN_URL: gh.tokenUrl,
       MINIPAAS_GITHUB_API_URL: gh.apiUrl,
+    });
+    op = await startOidcProvider({
+      clientId: 'minipaas-browser',
+      clientSecret: 'oidc-browser-secret',
+      redirectUris: [`${platform.apiUrl}/auth/oidc/sso/callback`],
+      account: { sub: 'corp-ada', email: 'ada@example.com', emailVerified: true },
+      port: oidcPort,
     });
     const client = new pg.Client({ connectionString: db.url });
     await client.connect();
@@ -106,6 +123,7 @@ describe.skipIf(!haveChromium)('landing page in chromium', () => {
     await browser?.close();
     await platform?.stop();
     await gh?.close();
+    await op?.close();
     await dropDb();
   });
 
@@ -202,6 +220,15 @@ describe.skipIf(!haveChromium)('landing page in chromium', () => {
     await Promise.all([page.waitForURL(`${platform.apiUrl}/`), page.click('#login-github')]);
     expect(await page.textContent('#whoami')).toContain('Signed in as octo (octo@example.com).');
     expect(gh.refusals).toEqual([]);
+    await page.context().close();
+  });
+
+  it('logs in with the OIDC provider', async () => {
+    const page = await newPage();
+    await page.goto(`${platform.apiUrl}/`);
+    expect(await page.textContent('#login-oidc-sso')).toBe('Login with Corp SSO');
+    await Promise.all([page.waitForURL(`${platform.apiUrl}/`), page.click('#login-oidc-sso')]);
+    expect(await page.textContent('#whoami')).toContain('Signed in as ada (ada@example.com).');
     await page.context().close();
   });
 });
