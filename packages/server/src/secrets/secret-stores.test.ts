@@ -1,9 +1,10 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MinipaasError, SecretBox } from '@minipaas/core';
+import { loadConfig, MinipaasError, SecretBox } from '@minipaas/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startVaultStandIn, type VaultStandIn } from '../../test/fixtures/vault-kv2.ts';
+import { secretStoresFor } from './app-secrets.ts';
 import { BuiltinSecretStore } from './builtin-store.ts';
 import { SecretStores } from './secret-store.ts';
 import { VaultSecretStore } from './vault-store.ts';
@@ -146,5 +147,39 @@ describe('SecretStores without Vault configured', () => {
     const ref = `mpvault:secret:minipaas/${appId}/K@1`;
     expect(stores.isRef(ref)).toBe(true);
     expect((await failure(stores.get({ appId, name: 'K' }, ref))).message).toMatch(/not configured for/);
+  });
+});
+
+describe('secretStoresFor (config secrets.*)', () => {
+  it('builds the built-in store by default and Vault with MINIPAAS_SECRET_STORE=vault; bad settings stop the start', async () => {
+    const base = { MINIPAAS_HOME: home };
+    const builtin = secretStoresFor(await loadConfig(base));
+    expect(builtin.current.kind).toBe('builtin');
+    expect(builtin.isRef('mpvault:secret:x/y@1')).toBe(true);
+    const vaultCfg = await loadConfig({
+      ...base,
+      MINIPAAS_SECRET_STORE: 'vault',
+      MINIPAAS_VAULT_URL: vault.url,
+      MINIPAAS_VAULT_TOKEN: TOKEN,
+      MINIPAAS_VAULT_MOUNT: 'kv/team',
+    });
+    const stores = secretStoresFor(vaultCfg);
+    expect(stores.current.kind).toBe('vault');
+    expect(await stores.put({ appId, name: 'CFG' }, 'v')).toMatch(/^mpvault:kv\/team:minipaas\//);
+    await expect(loadConfig({ ...base, MINIPAAS_SECRET_STORE: 'vault' })).rejects.toThrow(
+      /secrets.vault.url and secrets.vault.token/,
+    );
+    await expect(
+      loadConfig({
+        ...base,
+        MINIPAAS_SECRET_STORE: 'vault',
+        MINIPAAS_VAULT_URL: 'ftp://x',
+        MINIPAAS_VAULT_TOKEN: 't',
+      }),
+    ).rejects.toThrow(/http\(s\)/);
+    await expect(loadConfig({ ...base, MINIPAAS_VAULT_MOUNT: '../sys' })).rejects.toThrow(
+      /secrets.vault.mount/,
+    );
+    await expect(loadConfig({ ...base, MINIPAAS_SECRET_STORE: 'aws' })).rejects.toThrow(/secrets.store/);
   });
 });
