@@ -149,5 +149,7 @@ describe('access control from the CLI', () => {
     follower.kill('SIGINT');
     const help = await ok(['audit', '--help']);
     expect(help.stdout).toContain('Examples:');
+    // Its OS user goes with the app.
+    await ok(['apps', 'destroy', 'shopfront', '--confirm', 'shopfront']);
   });
 });

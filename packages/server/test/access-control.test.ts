@@ -13,6 +13,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type AgentHandle, startAgent } from '@minipaas/agent';
 import { ACTIONS, type Action, loadConfig, type Role, roleAtLeast } from '@minipaas/core';
 import { AgentClient, ProcessDriver } from '@minipaas/runtime-process';
 import { sql } from 'kysely';
@@ -47,6 +48,7 @@ const WHO: Who[] = [
 ];
 
 let cp: ControlPlane;
+let agent: AgentHandle | undefined;
 let home: string;
 let drop: () => Promise<void> = async () => {};
 const tokens = {} as Record<Who, string | undefined>;
@@ -90,10 +92,23 @@ beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), 'mp-access-'));
   const pg = await createTestDatabase('access');
   drop = pg.drop;
-  const config = await loadConfig({ MINIPAAS_HOME: home, MINIPAAS_LOG_LEVEL: 'silent' });
+  // Apps get OS users: a uid range of their own, so parallel test files never collide.
+  const uidMin = 100_000 + Math.floor(Math.random() * 9000) * 100;
+  const config = await loadConfig({
+    MINIPAAS_HOME: home,
+    MINIPAAS_LOG_LEVEL: 'silent',
+    MINIPAAS_APP_UID_MIN: String(uidMin),
+    MINIPAAS_APP_UID_MAX: String(uidMin + 99),
+  });
+  // A real agent: deleting the apps at the end stops them there and removes their OS users.
+  agent = await startAgent({
+    config,
+    logger: pino({ level: 'silent' }),
+    router: { host: '127.0.0.1', port: 0 },
+  });
   cp = await createControlPlane({
     config: { ...config, databaseUrl: pg.url },
-    drivers: [new ProcessDriver(new AgentClient(join(home, 'no-agent.sock')))],
+    drivers: [new ProcessDriver(new AgentClient(agent.socketPath))],
     logger: pino({ level: 'silent' }),
     reconcile: false,
     buildWorker: 'none',
@@ -175,7 +190,15 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  // Deleting the apps removes their OS users.
+  if (cp)
+    for (const [app, who] of [
+      ['appa', 'owner'],
+      ['appb', 'outsider'],
+    ] as const)
+      expect((await call(who, 'DELETE', `/api/v1/apps/${app}`)).statusCode).toBe(204);
   await cp?.close();
+  await agent?.close();
   await drop();
   await rm(home, { recursive: true, force: true });
 });
@@ -252,7 +275,17 @@ describe('the matrix', () => {
   it('answers every route × caller as the permission table says, and audits each mutating request', async () => {
     const routes = cp.routes.filter((r) => !r.public && r.method !== 'HEAD' && r.action);
     expect(routes.length).toBeGreaterThan(60);
-    const before = await cp.ctx.audit.lastId();
+    // Entries of the set-up requests are appended after their answers: start counting after a marker
+    // request's entry, which comes after all of them.
+    const marker = `marker-${randomUUID()}`;
+    await call('none', 'DELETE', `/api/v1/tokens/${marker}`);
+    let before = 0;
+    for (let i = 0; i < 100 && !before; i++) {
+      const m = await cp.ctx.audit.list({ targetId: marker, limit: 1 });
+      if (m[0]) before = Number(m[0].id);
+      else await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(before).toBeGreaterThan(0);
     const wrong: string[] = [];
     const seen = new Map<number, number>();
     let mutating = 0;
