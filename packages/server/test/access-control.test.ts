@@ -340,6 +340,8 @@ describe('no leaks between teams', () => {
     expect(await apps('viewer')).toEqual(['appa']);
     expect(await apps('outsider')).toEqual(['appb']);
     expect(await apps('scoped')).toEqual([]);
+    const scopedTeams = (await call('scoped', 'GET', '/api/v1/teams')).json().teams as { slug: string }[];
+    expect(scopedTeams.map((t) => t.slug)).toEqual(['default']);
     const projects = (await call('outsider', 'GET', '/api/v1/projects')).json().projects as {
       slug: string;
     }[];

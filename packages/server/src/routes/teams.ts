@@ -24,6 +24,12 @@ const callerRole = (req: FastifyRequest) => roleIn(req.principal as Principal, t
 export function teamRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get('/api/v1/teams', { config: { action: 'team:read' } }, async (req) => {
     const p = req.principal as Principal;
+    if (p.projectId) {
+      // A project-scoped token sees the team of its project only.
+      const teamId = (await ctx.access.project(p.projectId)).teamId;
+      const role = roleIn(p, teamId);
+      return { teams: role ? await ctx.teams.list(new Map([[teamId, role]])) : [] };
+    }
     return { teams: await ctx.teams.list(p.everywhere ? 'all' : p.teams) };
   });
   app.post('/api/v1/teams', { config: { action: 'team:create' } }, async (req, reply) => {
