@@ -201,7 +201,9 @@ export class DockerDriver implements RuntimeDriver {
       .getContainer(id)
       .stats({ stream: false })
       .catch(() => null)) as DockerStats | null;
-    return st ? usage(st) : null;
+    // A container that stopped (or is restarting) answers with empty stats: no sample rather than a 0.
+    if (!st || !st.memory_stats?.usage || st.read?.startsWith('0001-')) return null;
+    return usage(st);
   }
 
   async health(): Promise<RuntimeHealth> {
