@@ -10,3 +10,9 @@ fi
 git --version
 test -x "$(git --exec-path)/git-http-backend"
 test -x "$(git --exec-path)/git-daemon"
+# SSH deploy keys (packages/server/test/git-ssh.test.ts runs its own sshd on 127.0.0.1).
+if [ ! -x /usr/sbin/sshd ]; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends openssh-server openssh-client
+fi
+/usr/sbin/sshd -V 2>&1 | head -1 || true
