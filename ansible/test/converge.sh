@@ -110,7 +110,7 @@ swarm_cronjob_enabled: false
 minipaas_runtime_enabled: false
 docker_sysvinit_relaxed_ulimits: true
 YML
-playbook() { ANSIBLE_FORCE_COLOR=0 ANSIBLE_PIPELINING=1 ansible-playbook -i "$work/inventory/hosts.ini" "$ansible_dir/install.yml" "$@"; }
+playbook() { ANSIBLE_FORCE_COLOR=0 ANSIBLE_PIPELINING=1 ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks ansible-playbook -i "$work/inventory/hosts.ini" "$ansible_dir/install.yml" "$@"; }
 recap_field() { # recap_field LOG HOST FIELD
   sed -n "s/^$2 *: .*$3=\([0-9]*\).*/\1/p" "$1" | tail -1
 }
@@ -129,7 +129,9 @@ for h in "${hosts[@]}"; do
   c=$(recap_field "$work/idempotence.log" "$h" changed)
   [ "$c" = 0 ] || { grep -B2 -A6 '^changed:' "$work/idempotence.log" | head -60; fail "second run: $h changed=$c"; }
 done
-echo "second run took $(( $(date +%s) - start )) s, changed=0 on every host"
+echo "second run took $(( $(date +%s) - start )) s, changed=0 on every host; slowest tasks:"
+sed -n '/^=\{20,\}/,$p' "$work/idempotence.log" | sed -n '2,6p'
+
 
 step "check mode"
 playbook --check >"$work/check.log" 2>&1 || { tail -60 "$work/check.log"; fail "--check run failed"; }
