@@ -81,6 +81,13 @@ describe.runIf(dockerUp || process.env.CI)('docker runtime through minipaas up a
 
     const running = (await containers()).filter((c) => c.State === 'running');
     expect(running).toHaveLength(1);
+    // Mounts cannot escalate (issue 11): not privileged, no added capability, no host bind, no host network.
+    const hc = (await docker.getContainer(running[0]?.Id as string).inspect()).HostConfig;
+    expect(hc.Privileged).toBe(false);
+    expect(hc.CapAdd ?? []).toEqual([]);
+    expect(hc.Binds ?? []).toEqual([]);
+    expect(hc.NetworkMode).not.toBe('host');
+    expect(hc.PidMode ?? '').toBe('');
     // minipaasd loads its docker driver once the state file names the app, then supervises the container.
     await docker.getContainer(running[0]?.Id as string).kill({ signal: 'SIGKILL' });
     await waitFor(
