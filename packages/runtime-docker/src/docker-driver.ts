@@ -202,7 +202,7 @@ export class DockerDriver implements RuntimeDriver {
       .stats({ stream: false })
       .catch(() => null)) as DockerStats | null;
     // A container that stopped (or is restarting) answers with empty stats: no sample rather than a 0.
-    if (!st || !st.memory_stats?.usage || st.read?.startsWith('0001-')) return null;
+    if (!st?.memory_stats?.usage || st.read?.startsWith('0001-')) return null;
     return usage(st);
   }
 
