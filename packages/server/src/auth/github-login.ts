@@ -4,7 +4,11 @@
  * (`GET /user`) and its verified addresses (`GET /user/emails`). The endpoints are configurable
  * (GitHub Enterprise; a local stand-in in tests).
  */
-import * as oauth from 'openid-client';
+import type * as OAuth from 'openid-client';
+
+/** openid-client (~9 MiB) loads on the first GitHub login, not when minipaasd starts. */
+const loadOAuth = (): Promise<typeof OAuth> => import('openid-client');
+
 import {
   type ExternalIdentity,
   type ExternalLoginProvider,
@@ -32,27 +36,36 @@ export class GithubLogin implements ExternalLoginProvider {
   readonly id = 'github';
   readonly label = 'Login with GitHub';
   private readonly opts: GithubLoginOptions;
-  private readonly config: oauth.Configuration;
+  private configPromise: Promise<{ oauth: typeof OAuth; config: OAuth.Configuration }> | undefined;
 
   constructor(opts: GithubLoginOptions) {
     this.opts = opts;
-    this.config = new oauth.Configuration(
-      {
-        issuer: new URL(opts.authorizeUrl).origin,
-        authorization_endpoint: opts.authorizeUrl,
-        token_endpoint: opts.tokenUrl,
-      },
-      opts.clientId,
-      opts.clientSecret,
-    );
-    this.config.timeout = Math.ceil((opts.timeoutMs ?? 10_000) / 1000);
-    if ([opts.authorizeUrl, opts.tokenUrl].some(isLoopbackHttp)) oauth.allowInsecureRequests(this.config);
+  }
+
+  private setup(): Promise<{ oauth: typeof OAuth; config: OAuth.Configuration }> {
+    this.configPromise ??= loadOAuth().then((oauth) => {
+      const opts = this.opts;
+      const config = new oauth.Configuration(
+        {
+          issuer: new URL(opts.authorizeUrl).origin,
+          authorization_endpoint: opts.authorizeUrl,
+          token_endpoint: opts.tokenUrl,
+        },
+        opts.clientId,
+        opts.clientSecret,
+      );
+      config.timeout = Math.ceil((opts.timeoutMs ?? 10_000) / 1000);
+      if ([opts.authorizeUrl, opts.tokenUrl].some(isLoopbackHttp)) oauth.allowInsecureRequests(config);
+      return { oauth, config };
+    });
+    return this.configPromise;
   }
 
   async start(redirectUri: string): Promise<{ url: URL; flow: LoginFlow }> {
+    const { oauth, config } = await this.setup();
     const verifier = oauth.randomPKCECodeVerifier();
     const flow: LoginFlow = { provider: this.id, state: oauth.randomState(), nonce: '', verifier };
-    const url = oauth.buildAuthorizationUrl(this.config, {
+    const url = oauth.buildAuthorizationUrl(config, {
       redirect_uri: redirectUri,
       scope: 'read:user user:email',
       state: flow.state,
@@ -64,7 +77,8 @@ export class GithubLogin implements ExternalLoginProvider {
   }
 
   async finish(callbackUrl: URL, flow: LoginFlow): Promise<ExternalIdentity> {
-    const tokens = await oauth.authorizationCodeGrant(this.config, callbackUrl, {
+    const { oauth, config } = await this.setup();
+    const tokens = await oauth.authorizationCodeGrant(config, callbackUrl, {
       pkceCodeVerifier: flow.verifier,
       expectedState: flow.state,
     });

@@ -4,7 +4,11 @@
  * library; the email comes from the ID token or, when it is not there, from the UserInfo endpoint, and
  * counts only with `email_verified: true`.
  */
-import * as oidc from 'openid-client';
+import type * as OIDC from 'openid-client';
+
+/** openid-client (~9 MiB) loads on the first OIDC login, not when minipaasd starts. */
+const loadOidc = (): Promise<typeof OIDC> => import('openid-client');
+
 import {
   type ExternalIdentity,
   type ExternalLoginProvider,
@@ -29,7 +33,7 @@ export class OidcLogin implements ExternalLoginProvider {
   readonly id: string;
   readonly label: string;
   private readonly opts: OidcLoginOptions;
-  private config: Promise<oidc.Configuration> | undefined;
+  private config: Promise<OIDC.Configuration> | undefined;
 
   constructor(opts: OidcLoginOptions) {
     this.opts = opts;
@@ -38,14 +42,16 @@ export class OidcLogin implements ExternalLoginProvider {
   }
 
   /** Discovery runs on first use and is kept; a failed discovery is tried again on the next login. */
-  private configuration(): Promise<oidc.Configuration> {
+  private configuration(): Promise<OIDC.Configuration> {
     if (!this.config) {
       const { issuer, clientId, clientSecret } = this.opts;
-      this.config = oidc
-        .discovery(new URL(issuer), clientId, clientSecret, undefined, {
-          execute: isLoopbackHttp(issuer) ? [oidc.allowInsecureRequests] : [],
-          timeout: this.opts.timeoutSeconds ?? 10,
-        })
+      this.config = loadOidc()
+        .then((oidc) =>
+          oidc.discovery(new URL(issuer), clientId, clientSecret, undefined, {
+            execute: isLoopbackHttp(issuer) ? [oidc.allowInsecureRequests] : [],
+            timeout: this.opts.timeoutSeconds ?? 10,
+          }),
+        )
         .catch((err: unknown) => {
           this.config = undefined;
           throw new Error(`OIDC discovery at ${issuer} failed: ${(err as Error).message}`, { cause: err });
@@ -56,6 +62,7 @@ export class OidcLogin implements ExternalLoginProvider {
 
   async start(redirectUri: string): Promise<{ url: URL; flow: LoginFlow }> {
     const config = await this.configuration();
+    const oidc = await loadOidc();
     const verifier = oidc.randomPKCECodeVerifier();
     const flow: LoginFlow = {
       provider: this.id,
@@ -77,6 +84,7 @@ export class OidcLogin implements ExternalLoginProvider {
 
   async finish(callbackUrl: URL, flow: LoginFlow): Promise<ExternalIdentity> {
     const config = await this.configuration();
+    const oidc = await loadOidc();
     const tokens = await oidc.authorizationCodeGrant(config, callbackUrl, {
       pkceCodeVerifier: flow.verifier,
       expectedState: flow.state,
