@@ -222,7 +222,10 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<{ code: nu
 
   /** Starts PostgreSQL, agent and server, waits until ready; -1 = running (wait for a stop request). */
   async function startAll(): Promise<number> {
-    // PostgreSQL and the agent start side by side; minipaasd only once PostgreSQL accepts connections.
+    // PostgreSQL and the agent start side by side. On a home whose cluster exists, minipaasd starts as soon
+    // as the agent answers: its start-up (loading its modules) overlaps PostgreSQL's, and it retries the
+    // connection until the server accepts it. A fresh home waits for PostgreSQL (initdb, the database).
+    const early = adoptServer === undefined && database !== undefined && database.initialized();
     postgresStarting = database ? startPostgres(database) : undefined;
     const existing = await agentHealth(paths.agentSocket);
     if (existing) {
@@ -244,10 +247,20 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<{ code: nu
       }
       agent.enableRestarts();
     }
+    if (early && !stopping) {
+      log('starting minipaasd');
+      server.start();
+    }
     const pgFailed = await postgresStarting;
     if (pgFailed) return fail(pgFailed);
     if (stopping) return 1;
-    if (adoptServer !== undefined) {
+    if (early) {
+      // It gave up before PostgreSQL was ready (e.g. a cluster left without its database): once more.
+      if (!server.running) {
+        log('starting minipaasd again (it exited before PostgreSQL was ready)');
+        server.start();
+      }
+    } else if (adoptServer !== undefined) {
       log(`using minipaasd already running (pid ${adoptServer}), left by an earlier supervisor`);
       server.adopt(adoptServer);
     } else {
