@@ -11,3 +11,12 @@ export function registerPrebuilt(options?: PrebuiltOptions): boolean;
 
 /** Strips the types of every package source into the prebuilt folder; returns how many files were written. */
 export function buildPrebuilt(options?: PrebuiltOptions): number;
+
+/** Dependencies the bins load from one bundled file (see {@link buildVendorBundles}). */
+export const VENDOR_BUNDLES: readonly string[];
+
+/**
+ * Bundles each of {@link VENDOR_BUNDLES} into `<out>/vendor/<name>.mjs` with rolldown when it is installed;
+ * returns the bundled `name@version`s.
+ */
+export function buildVendorBundles(options?: PrebuiltOptions): Promise<string[]>;

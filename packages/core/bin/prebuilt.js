@@ -5,6 +5,10 @@
 // `<packages>/core/dist/prebuilt/`. The bins call `registerPrebuilt()` first: a load hook then hands Node that
 // JavaScript for a `.ts` module whose source still has the hash recorded at build time, so a running platform
 // never loads the TypeScript stripper (its WebAssembly costs ~17-27 MB of RSS in every process that loads it).
+// It also bundles the few dependencies whose ESM build is hundreds of small modules (kysely: ~480 files, ~9 MiB
+// of a process's memory as modules, ~0.5 MiB as one) into `<out>/vendor/`, with rolldown when it is installed;
+// the hook resolves those bare names to the bundle while it was built from the installed version
+// (docs/decisions/0018-vendor-bundles.md).
 // The module keeps its `.ts` URL, so `import.meta.url` and every relative path stay what they are; an edited,
 // new or unbuilt source is stripped by Node as before. Plain JavaScript: it must run before any type stripping.
 import { createHash } from 'node:crypto';
@@ -24,6 +28,13 @@ const OUT = join(PACKAGES, 'core', 'dist', 'prebuilt');
  */
 
 const TRAILER = '\n//# minipaas-prebuilt-sha256=';
+const VENDOR_TRAILER = '\n//# minipaas-vendor=';
+
+/**
+ * Dependencies served from one bundled file. Only a bare name that nothing imports by subpath belongs here:
+ * a subpath import would load a second copy of the package's classes next to the bundle's.
+ */
+export const VENDOR_BUNDLES = ['kysely'];
 
 const sha256 = (text) => createHash('sha256').update(text).digest('hex');
 
@@ -65,7 +76,20 @@ export function registerPrebuilt(options = {}) {
   if (typeof module.registerHooks !== 'function') return false;
   const packages = options.packages ?? PACKAGES;
   const out = options.out ?? (options.packages ? join(packages, 'core', 'dist', 'prebuilt') : OUT);
+  const vendorDir = join(out, 'vendor');
+  /** @type {Map<string, string | null>} bare name → bundle URL, or null when stale or not built */
+  const vendor = new Map();
   module.registerHooks({
+    resolve(specifier, context, nextResolve) {
+      const resolved = nextResolve(specifier, context);
+      if (!VENDOR_BUNDLES.includes(specifier)) return resolved;
+      let url = vendor.get(specifier);
+      if (url === undefined) {
+        url = freshBundle(vendorDir, specifier, resolved.url);
+        vendor.set(specifier, url);
+      }
+      return url === null ? resolved : { url, format: 'module', shortCircuit: true };
+    },
     load(url, context, nextLoad) {
       if (url.startsWith('file:') && url.endsWith('.ts')) {
         const js = prebuiltFor(fileURLToPath(url), packages, out);
@@ -75,6 +99,69 @@ export function registerPrebuilt(options = {}) {
     },
   });
   return true;
+}
+
+/** `name@version` of the package whose entry file is `entryUrl` (its nearest package.json named `name`). */
+function installedVersion(name, entryUrl) {
+  if (!entryUrl.startsWith('file:')) return null;
+  let dir = dirname(fileURLToPath(entryUrl));
+  for (;;) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+      if (pkg.name === name) return `${name}@${pkg.version}`;
+    } catch {
+      // no package.json here: go up
+    }
+    const up = dirname(dir);
+    if (up === dir) return null;
+    dir = up;
+  }
+}
+
+/** The URL of `<vendorDir>/<name>.mjs` when it was bundled from the installed version, else null. */
+function freshBundle(vendorDir, name, entryUrl) {
+  const file = join(vendorDir, `${name}.mjs`);
+  let js;
+  try {
+    js = readFileSync(file, 'utf8');
+  } catch {
+    return null; // not bundled
+  }
+  const at = js.lastIndexOf(VENDOR_TRAILER);
+  const built = at === -1 ? null : js.slice(at + VENDOR_TRAILER.length).trim();
+  return built !== null && built === installedVersion(name, entryUrl) ? pathToFileURL(file).href : null;
+}
+
+/**
+ * Bundles each of {@link VENDOR_BUNDLES} into `<out>/vendor/<name>.mjs` with rolldown (a dev dependency, through
+ * vitest): none is written when rolldown is not installed, and the bins then load the packages as they are.
+ * Returns the bundled names.
+ * @param {PrebuiltOptions} [options]
+ */
+export async function buildVendorBundles(options = {}) {
+  const outDir = options.out ?? OUT;
+  let rolldown;
+  try {
+    rolldown = await import('rolldown');
+  } catch {
+    return [];
+  }
+  const done = [];
+  for (const name of VENDOR_BUNDLES) {
+    const entryUrl = import.meta.resolve(name);
+    const version = installedVersion(name, entryUrl);
+    if (!version) continue;
+    const file = join(outDir, 'vendor', `${name}.mjs`);
+    await rolldown.build({
+      input: fileURLToPath(entryUrl),
+      platform: 'node',
+      logLevel: 'silent',
+      output: { file, format: 'esm' },
+    });
+    writeFileSync(file, `${readFileSync(file, 'utf8')}${VENDOR_TRAILER}${version}\n`);
+    done.push(version);
+  }
+  return done;
 }
 
 function* sources(dir) {
@@ -122,5 +209,9 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   } else {
     const n = buildPrebuilt();
     process.stdout.write(`prebuilt: ${n} TypeScript modules stripped into ${relative(process.cwd(), OUT)}\n`);
+    const bundled = await buildVendorBundles();
+    process.stdout.write(
+      `prebuilt: ${bundled.length ? `bundled ${bundled.join(', ')}` : 'no dependency bundled (rolldown is not installed)'}\n`,
+    );
   }
 }

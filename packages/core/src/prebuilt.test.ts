@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildPrebuilt } from '../bin/prebuilt.js';
+import { buildPrebuilt, buildVendorBundles } from '../bin/prebuilt.js';
 
 const PREBUILT = pathToFileURL(join(import.meta.dirname, '..', 'bin', 'prebuilt.js')).href;
 
@@ -52,5 +52,46 @@ describe('prebuilt JavaScript', () => {
   it('lets Node strip a source that changed since the build', () => {
     writeFileSync(join(src, 'value.ts'), "export const value: string = 'edited';\n");
     expect(run()).toBe('edited at line 2');
+  });
+
+  describe('vendor bundles', () => {
+    const out = join(tmp, 'out');
+    const bundle = join(out, 'vendor', 'kysely.mjs');
+    /** In a fresh Node with the hook: where `kysely` resolves, and a query compiled by what it loads. */
+    const probe = (): { url: string; sql: string } =>
+      JSON.parse(
+        execFileSync(
+          process.execPath,
+          [
+            '--input-type=module',
+            '-e',
+            `const { registerPrebuilt } = await import(${JSON.stringify(PREBUILT)});
+             registerPrebuilt({ out: ${JSON.stringify(out)} });
+             const { Kysely, PostgresAdapter, DummyDriver, PostgresIntrospector, PostgresQueryCompiler, sql } = await import('kysely');
+             const db = new Kysely({ dialect: {
+               createAdapter: () => new PostgresAdapter(), createDriver: () => new DummyDriver(),
+               createIntrospector: (d) => new PostgresIntrospector(d), createQueryCompiler: () => new PostgresQueryCompiler() } });
+             const q = db.selectFrom('apps').select(['id', sql\`now()\`.as('t')]).where('name', '=', 'x').compile();
+             process.stdout.write(JSON.stringify({ url: import.meta.resolve('kysely'), sql: q.sql }));`,
+          ],
+          { encoding: 'utf8', cwd: import.meta.dirname, stdio: 'pipe' },
+        ),
+      );
+
+    it('loads kysely from one bundled file built from the installed version', async () => {
+      const built = await buildVendorBundles({ out });
+      expect(built).toEqual([expect.stringMatching(/^kysely@\d+\.\d+\.\d+/)]);
+      const r = probe();
+      expect(r.url).toBe(pathToFileURL(bundle).href);
+      expect(r.sql).toBe('select "id", now() as "t" from "apps" where "name" = $1');
+    });
+
+    it('falls back to the installed package when the bundle is of another version', () => {
+      const js = readFileSync(bundle, 'utf8');
+      writeFileSync(bundle, js.replace(/minipaas-vendor=kysely@.*\n$/, 'minipaas-vendor=kysely@0.0.1\n'));
+      const r = probe();
+      expect(r.url).toMatch(/\/node_modules\/kysely\/dist\/index\.js$/);
+      expect(r.sql).toBe('select "id", now() as "t" from "apps" where "name" = $1');
+    });
   });
 });

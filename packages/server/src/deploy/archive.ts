@@ -13,7 +13,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { MinipaasError } from '@minipaas/core/errors'; // not the index: the unpacker starts without zod
-import { type ReadEntry, Unpack } from 'tar';
+import type { ReadEntry, Unpack as TarUnpack } from 'tar';
 
 /** Limits on what one archive may unpack to (the `uploads.*` settings). */
 export interface ArchiveLimits {
@@ -177,6 +177,8 @@ export async function extractArchive(
   };
 
   await mkdir(dir, { recursive: true });
+  // node-tar (~1.4 MiB once loaded) is loaded by the first upload, not when minipaasd starts.
+  const { Unpack } = await import('tar');
   const source = createReadStream(file, { highWaterMark: READ_CHUNK });
   const gunzip = gzipped ? createGunzip() : null;
   let lead = Buffer.alloc(0);
@@ -222,7 +224,7 @@ export async function extractArchive(
       }
     },
   });
-  unpack.reservations = new SerialReservations() as unknown as Unpack['reservations'];
+  unpack.reservations = new SerialReservations() as unknown as TarUnpack['reservations'];
   unpack.on('eof', () => {
     ended = true;
   });

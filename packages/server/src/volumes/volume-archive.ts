@@ -14,13 +14,14 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { MinipaasError } from '@minipaas/core';
-import { create as createTar } from 'tar';
 import { type ArchiveLimits, extractArchive, meter } from '../deploy/archive.ts';
 
 const execFileP = promisify(execFile);
 
 /** A gzipped tarball of the volume directory `root` (entries relative to it), as a stream. */
-export function backupStream(root: string): Readable {
+export async function backupStream(root: string): Promise<Readable> {
+  // Loaded by the first backup, not when minipaasd starts.
+  const { create: createTar } = await import('tar');
   return createTar({ gzip: true, cwd: root, portable: true, follow: false }, ['.']) as unknown as Readable;
 }
 

@@ -382,7 +382,7 @@ export class VolumeService {
 
   async backup(id: string): Promise<{ row: VolumeRow; stream: Readable }> {
     const row = await this.get(id);
-    return { row, stream: backupStream(this.hostPath(row)) };
+    return { row, stream: await backupStream(this.hostPath(row)) };
   }
 
   async restore(id: string, body: Readable): Promise<{ entries: number; bytes: number }> {
