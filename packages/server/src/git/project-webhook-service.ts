@@ -16,6 +16,8 @@ import type { GitService } from './git-service.ts';
 import { branchOf } from './git-url.ts';
 import {
   type DeliveryResult,
+  type DeliveryView,
+  deliveryView,
   type Outcome,
   parsePayload,
   providerOf,
@@ -163,7 +165,7 @@ export class ProjectWebhookService {
       throw new MinipaasError('MINIPAAS_ERR_NOT_FOUND', 'the project has no webhook');
   }
 
-  async deliveries(projectId: string, limit = 50) {
+  async deliveries(projectId: string, limit = 50): Promise<DeliveryView[]> {
     const rows = await this.#db
       .selectFrom('git_webhook_deliveries')
       .selectAll()
@@ -171,17 +173,7 @@ export class ProjectWebhookService {
       .orderBy('id', 'desc')
       .limit(limit)
       .execute();
-    return rows.map((r) => ({
-      id: Number(r.id),
-      receivedAt: new Date(r.received_at).toISOString(),
-      provider: r.provider,
-      deliveryId: r.delivery_id,
-      event: r.event,
-      ref: r.ref,
-      commit: r.commit_sha,
-      outcome: r.outcome as Outcome,
-      reason: r.reason,
-    }));
+    return rows.map(deliveryView);
   }
 
   /** A delivery to `/api/webhooks/{projectId}/{token}` (the project exists). */

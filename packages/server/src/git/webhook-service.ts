@@ -69,6 +69,36 @@ export interface DeliveryView {
   deploymentId: string | null;
 }
 
+/** The columns of a `git_webhook_deliveries` row that the API shows (app and project deliveries alike). */
+export interface DeliveryRow {
+  id: number | string;
+  received_at: Date | string;
+  provider: string;
+  delivery_id: string | null;
+  event: string | null;
+  ref: string | null;
+  commit_sha: string | null;
+  outcome: string;
+  reason: string;
+  deployment_id: string | null;
+}
+
+/** A delivery as the API shows it. */
+export function deliveryView(r: DeliveryRow): DeliveryView {
+  return {
+    id: Number(r.id),
+    receivedAt: new Date(r.received_at).toISOString(),
+    provider: r.provider,
+    deliveryId: r.delivery_id,
+    event: r.event,
+    ref: r.ref,
+    commit: r.commit_sha,
+    outcome: r.outcome as Outcome,
+    reason: r.reason,
+    deploymentId: r.deployment_id,
+  };
+}
+
 /** What the receiver answers: status code and body. */
 export interface DeliveryResult {
   status: number;
@@ -204,18 +234,7 @@ export class WebhookService {
       .orderBy('id', 'desc')
       .limit(limit)
       .execute();
-    return rows.map((r) => ({
-      id: Number(r.id),
-      receivedAt: new Date(r.received_at).toISOString(),
-      provider: r.provider,
-      deliveryId: r.delivery_id,
-      event: r.event,
-      ref: r.ref,
-      commit: r.commit_sha,
-      outcome: r.outcome as Outcome,
-      reason: r.reason,
-      deploymentId: r.deployment_id,
-    }));
+    return rows.map(deliveryView);
   }
 
   /**
