@@ -1,5 +1,5 @@
 /** Parsing of command-line operands: `web=3`, `K=V`. */
-import { ENV_NAME_RE, isProcessType } from '@minipaas/core';
+import { ENV_NAME_RE, isProcessType } from '@minipaas/core/name-patterns';
 import { CliError } from './cli-error.ts';
 
 /** Parses `web=3 worker=1` into `{web: 3, worker: 1}`. A bare number means `web`. */

@@ -8,8 +8,9 @@
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { homePaths, loadConfig, resolveHome } from '@minipaas/core';
+import { homePaths } from '@minipaas/core/paths';
 import { CliError } from './cli-error.ts';
+import { loadConfig } from './lazy-imports.ts';
 import { apiUrlFor } from './platform.ts';
 
 export { apiUrlFor };
@@ -131,7 +132,7 @@ export async function localTarget(
   const config = await loadConfig(env);
   let token: string | undefined;
   try {
-    token = readFileSync(homePaths(resolveHome(env)).adminToken, 'utf8').trim() || undefined;
+    token = readFileSync(homePaths(config.home).adminToken, 'utf8').trim() || undefined;
   } catch {
     token = undefined;
   }

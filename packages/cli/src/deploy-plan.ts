@@ -1,7 +1,7 @@
 /** Decides what `minipaas deploy` does from its operands: upload a directory, or deploy a command. */
 import { statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
-import { APP_NAME_RE } from '@minipaas/core';
+import { APP_NAME_RE } from '@minipaas/core/name-patterns';
 import { CliError } from './cli-error.ts';
 import { quoteArg, shellJoin } from './shell-quote.ts';
 

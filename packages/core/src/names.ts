@@ -1,10 +1,8 @@
 import { z } from 'zod';
+import { APP_NAME_RE, PROCESS_TYPE_RE, RESERVED_PROCESS_TYPES, UUID_RE } from './name-patterns.ts';
 
-/** A UUID (any version), the shape of every id MiniPaaS hands out. */
-export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export { APP_NAME_RE, ENV_NAME_RE, isProcessType, PROCESS_TYPE_RE, UUID_RE } from './name-patterns.ts';
 
-/** DNS-label-safe app name: lowercase letters, digits and dashes, starts with a letter, 1-40 chars. */
-export const APP_NAME_RE = /^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$/;
 export const appNameSchema = z
   .string()
   .regex(
@@ -13,20 +11,6 @@ export const appNameSchema = z
   )
   .refine((n) => !UUID_RE.test(n), 'an app name cannot have the shape of an id (UUID)');
 
-/** Process type names as in a Procfile (web, worker, release, clock, ...): lowercase, 1-30 chars. */
-export const PROCESS_TYPE_RE = /^[a-z][a-z0-9_-]{0,29}$/;
-
-/**
- * Names that collide with members of `Object.prototype` (or are about to in a JSON map); refused as
- * process types so that no lookup can ever reach an inherited property.
- */
-const RESERVED_PROCESS_TYPES = new Set(['constructor', 'prototype', '__proto__']);
-
-/** True when `name` is a valid process type name. */
-export function isProcessType(name: string): boolean {
-  return PROCESS_TYPE_RE.test(name) && !RESERVED_PROCESS_TYPES.has(name);
-}
-
 export const processTypeSchema = z
   .string()
   .regex(
@@ -34,9 +18,6 @@ export const processTypeSchema = z
     'process type must be 1-30 lowercase letters, digits, dashes or underscores, starting with a letter',
   )
   .refine((n) => !RESERVED_PROCESS_TYPES.has(n), 'this process type name is reserved');
-
-/** Environment variable names. */
-export const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 
 /** Turns a free-form name into a slug (used when a project or service has no slug). */
 export function slugify(input: string): string {

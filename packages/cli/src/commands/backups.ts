@@ -6,10 +6,13 @@
  */
 import { execFile } from 'node:child_process';
 import { basename, dirname, resolve } from 'node:path';
-import { BACKUP_FILE_RE, type BackupView, homePaths, loadConfig } from '@minipaas/core';
+import type { BackupView } from '@minipaas/core';
+import { BACKUP_FILE_RE } from '@minipaas/core/addons';
+import { homePaths } from '@minipaas/core/paths';
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { type Context, clientFor } from '../context.ts';
+import { loadConfig } from '../lazy-imports.ts';
 import { ago, bytes, json, line, table } from '../output.ts';
 import { CLI_BIN, readPid } from '../platform.ts';
 import { BIN, isOurProcess } from '../teardown.ts';

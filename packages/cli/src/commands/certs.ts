@@ -1,9 +1,10 @@
 /** `minipaas certs server|client` (also `certs:server`, `certs:client`): TLS files for the Docker API. */
 import { resolve } from 'node:path';
-import { type CertResult, createClientCerts, createServerCerts, requireCommands } from '@minipaas/swarm';
+import type { CertResult } from '@minipaas/swarm';
 import type { Command } from 'commander';
 import { collect } from '../args.ts';
 import type { Context } from '../context.ts';
+import { swarm } from '../lazy-imports.ts';
 import { json, line } from '../output.ts';
 
 interface CertsOptions {
@@ -74,6 +75,7 @@ Examples:
   $ minipaas certs server --add-san docker.internal --json`,
       )
       .action(async (opts: CertsOptions) => {
+        const { createServerCerts, requireCommands } = await swarm();
         requireCommands(['openssl']);
         const r = await createServerCerts({
           dir: resolve(opts.dir),
@@ -104,6 +106,7 @@ Examples:
   $ minipaas certs client --dir ~/.minipaas/certs/prod --name ci`,
       )
       .action(async (opts: CertsOptions) => {
+        const { createClientCerts, requireCommands } = await swarm();
         requireCommands(['openssl']);
         const r = await createClientCerts({
           dir: resolve(opts.dir),

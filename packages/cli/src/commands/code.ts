@@ -2,19 +2,10 @@
  * `minipaas code init|expose|job|worker|cron` (also `code:init`, ...): scaffold a swarm environment and
  * rewrite its compose services into routed web services, one-off jobs, workers and cron tasks.
  */
-import {
-  CronScheduler,
-  cronService,
-  dockerClient,
-  exposeService,
-  initEnvironment,
-  jobServices,
-  loadEnvironment,
-  workerServices,
-} from '@minipaas/swarm';
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
 import type { Context } from '../context.ts';
+import { swarm } from '../lazy-imports.ts';
 import { json, line } from '../output.ts';
 import { envDir } from './shell.ts';
 
@@ -72,7 +63,7 @@ Examples:
   $ minipaas code init . --registry registry.internal:5000 --http-listen :8080 --no-https`,
       )
       .action(
-        (
+        async (
           dir: string,
           opts: {
             stack?: string;
@@ -86,6 +77,7 @@ Examples:
             json?: boolean;
           },
         ) => {
+          const { initEnvironment } = await swarm();
           const r = initEnvironment({
             dir,
             ...(opts.stack ? { stack: opts.stack } : {}),
@@ -131,10 +123,11 @@ Examples:
   $ minipaas code expose api --domain shop.example.com --path /api --port 3000`,
       )
       .action(
-        (
+        async (
           service: string,
           opts: { domain: string; port: string; path?: string; dir?: string; json?: boolean },
         ) => {
+          const { exposeService, loadEnvironment } = await swarm();
           const env = loadEnvironment(envDir(opts, ctx));
           const port = intOption('--port', opts.port, 1, 65535) as number;
           const file = exposeService(env, service, {
@@ -161,7 +154,8 @@ Examples:
         'after',
         '\nExamples:\n  $ minipaas code worker mailer\n  $ minipaas code worker mailer indexer -C envs/prod',
       )
-      .action((services: string[], opts: { dir?: string; json?: boolean }) => {
+      .action(async (services: string[], opts: { dir?: string; json?: boolean }) => {
+        const { loadEnvironment, workerServices } = await swarm();
         const file = workerServices(loadEnvironment(envDir(opts, ctx)), services);
         if (opts.json) return json(ctx.out, { services, role: 'worker', file });
         line(
@@ -181,7 +175,8 @@ Examples:
         'after',
         '\nExamples:\n  $ minipaas code job migrate\n  $ minipaas code job migrate seed -C envs/prod',
       )
-      .action((services: string[], opts: { dir?: string; json?: boolean }) => {
+      .action(async (services: string[], opts: { dir?: string; json?: boolean }) => {
+        const { jobServices, loadEnvironment } = await swarm();
         const file = jobServices(loadEnvironment(envDir(opts, ctx)), services);
         if (opts.json) return json(ctx.out, { services, role: 'job', file });
         line(
@@ -211,10 +206,11 @@ Examples:
   $ minipaas code cron cleanup --schedule "0 3 * * *" --skip-running`,
       )
       .action(
-        (
+        async (
           service: string,
           opts: { schedule: string; skipRunning?: boolean; replicas: string; dir?: string; json?: boolean },
         ) => {
+          const { cronService, loadEnvironment } = await swarm();
           const replicas = intOption('--replicas', opts.replicas, 1, 1000) as number;
           const file = cronService(loadEnvironment(envDir(opts, ctx)), service, {
             schedule: opts.schedule,
@@ -259,6 +255,7 @@ Examples:
         const refreshMs = Number(opts.refresh) * 1000;
         if (!Number.isFinite(refreshMs) || refreshMs < 1000)
           throw new CliError(`bad --refresh ${opts.refresh}: use >= 1`);
+        const { CronScheduler, dockerClient, loadEnvironment } = await swarm();
         const env = loadEnvironment(envDir(opts, ctx));
         const scheduler = new CronScheduler({
           docker: dockerClient(env.docker),

@@ -5,8 +5,9 @@ import { CliError } from '../cli-error.ts';
 import { type Context, clientFor } from '../context.ts';
 import { argsAfterDashDash, type DeployPlan, planDeploy } from '../deploy-plan.ts';
 import { followDeployment } from '../follow-deployment.ts';
+import { pack } from '../lazy-imports.ts';
 import { bytes, colors, json, line, type Output } from '../output.ts';
-import { displayPath, type PackResult, packDirectory } from '../pack.ts';
+import type { PackResult } from '../pack.ts';
 import { buildFromGit, splitGitArg } from './git.ts';
 
 interface DeployOptions {
@@ -121,6 +122,7 @@ Examples:
       let packed: PackResult = { data: Buffer.alloc(0), files: 0, rawBytes: 0 };
       if (plan.kind === 'upload') {
         const t0 = Date.now();
+        const { displayPath, packDirectory } = await pack();
         packed = await packDirectory(plan.dir);
         if (packed.files === 0)
           throw new CliError(`nothing to deploy: ${displayPath(plan.dir)} has no files (after .gitignore)`);

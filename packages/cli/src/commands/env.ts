@@ -4,7 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parseEnv } from 'node:util';
-import { ENV_NAME_RE } from '@minipaas/core';
+import { ENV_NAME_RE } from '@minipaas/core/name-patterns';
 import type { Command } from 'commander';
 import { parseEnvNames, parseEnvPairs } from '../args.ts';
 import { CliError } from '../cli-error.ts';

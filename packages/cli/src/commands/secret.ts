@@ -4,20 +4,12 @@
  * same commands for Docker configs with {@link registerVersionedObjects}.
  */
 import { readFileSync } from 'node:fs';
-import {
-  createVersioned,
-  deleteVersioned,
-  dockerClient,
-  listVersions,
-  loadEnvironment,
-  type ObjectKind,
-  pruneVersioned,
-  validateObjectName,
-} from '@minipaas/swarm';
+import type { ObjectKind } from '@minipaas/swarm';
 import type { Command } from 'commander';
 import { collect } from '../args.ts';
 import { CliError } from '../cli-error.ts';
 import type { Context } from '../context.ts';
+import { swarm } from '../lazy-imports.ts';
 import { ago, json, line, table } from '../output.ts';
 import { envDir } from './shell.ts';
 
@@ -85,6 +77,7 @@ Examples:
           file: string | undefined,
           opts: { service?: string[]; target?: string; dir?: string; json?: boolean },
         ) => {
+          const { createVersioned, dockerClient, loadEnvironment, validateObjectName } = await swarm();
           validateObjectName(kind, name);
           const env = loadEnvironment(envDir(opts, ctx));
           const data = await readContent(file, kind);
@@ -117,6 +110,7 @@ Examples:
   $ minipaas ${kind} delete ${example} --json`,
       )
       .action(async (name: string, opts: { dir?: string; json?: boolean }) => {
+        const { deleteVersioned, dockerClient, loadEnvironment, validateObjectName } = await swarm();
         validateObjectName(kind, name);
         const env = loadEnvironment(envDir(opts, ctx));
         const r = await deleteVersioned(env, dockerClient(env.docker), kind, name);
@@ -146,6 +140,7 @@ Examples:
   $ minipaas ${kind} prune --delete`,
       )
       .action(async (opts: { delete?: boolean; dir?: string; json?: boolean }) => {
+        const { dockerClient, loadEnvironment, pruneVersioned } = await swarm();
         const env = loadEnvironment(envDir(opts, ctx));
         const unused = await pruneVersioned(dockerClient(env.docker), kind, Boolean(opts.delete));
         if (opts.json) return json(ctx.out, { deleted: Boolean(opts.delete), [`${kind}s`]: unused });
@@ -172,6 +167,7 @@ Examples:
       .option('--json', 'print JSON')
       .addHelpText('after', `\nExamples:\n  $ minipaas ${kind} ls\n  $ minipaas ${kind} ls --json`)
       .action(async (opts: { dir?: string; json?: boolean }) => {
+        const { dockerClient, listVersions, loadEnvironment } = await swarm();
         const env = loadEnvironment(envDir(opts, ctx));
         const all = await listVersions(dockerClient(env.docker), kind);
         if (opts.json) return json(ctx.out, { [`${kind}s`]: all });

@@ -1,9 +1,9 @@
 /** `minipaas shell`: `$SHELL` with DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH of an environment. */
 import { spawn } from 'node:child_process';
-import { dockerEnv, dockerProcessEnv, loadEnvironment } from '@minipaas/swarm';
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
 import type { Context } from '../context.ts';
+import { swarm } from '../lazy-imports.ts';
 import { json, line } from '../output.ts';
 
 /** The environment directory of a toolkit command: --dir, else MINIPAAS_ENV_DIR, else the current directory. */
@@ -30,6 +30,7 @@ Examples:
   $ minipaas shell --json`,
     )
     .action(async (opts: { dir?: string; print?: boolean; json?: boolean }) => {
+      const { dockerEnv, dockerProcessEnv, loadEnvironment } = await swarm();
       const env = loadEnvironment(envDir(opts, ctx));
       const vars = dockerEnv(env.docker);
       if (opts.json) return json(ctx.out, vars);

@@ -3,23 +3,11 @@
  * under the platform's `deploy [DIR]` command: commander dispatches to a subcommand when the first
  * operand is its name, so a directory called `build` is deployed as `./build`.
  */
-import {
-  abortCanary,
-  baseCaddyConfig,
-  buildImages,
-  caddyConfig,
-  collectRoutes,
-  dockerClient,
-  loadCaddyConfig,
-  loadEnvironment,
-  promoteCanary,
-  rollout,
-  type ServiceOutcome,
-  startCanary,
-} from '@minipaas/swarm';
+import type { ServiceOutcome } from '@minipaas/swarm';
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
 import type { Context } from '../context.ts';
+import { swarm } from '../lazy-imports.ts';
 import { json, line, type Output } from '../output.ts';
 import { envDir } from './shell.ts';
 
@@ -93,6 +81,7 @@ Examples:
           cmd: Command,
         ) => {
           const opts = withParent(o, cmd);
+          const { buildImages, dockerClient, loadEnvironment } = await swarm();
           const env = loadEnvironment(envDir(opts, ctx));
           const p = progress(ctx, opts.json);
           const built = await buildImages(env, dockerClient(env.docker), {
@@ -131,6 +120,7 @@ Examples:
       .action(
         async (o: { timeout: string; routing: boolean; dir?: string; json?: boolean }, cmd: Command) => {
           const opts = withParent(o, cmd);
+          const { dockerClient, loadEnvironment, rollout } = await swarm();
           const env = loadEnvironment(envDir(opts, ctx));
           const p = progress(ctx, opts.json);
           line(p, `-----> Rolling out ${env.stack}`);
@@ -189,6 +179,7 @@ Examples:
           if (!Number.isInteger(replicas) || replicas < 1 || replicas > 100)
             throw new CliError(`bad --replicas ${opts.replicas}: use 1-100`);
           const timeoutMs = seconds(opts.timeout, '--timeout') as number;
+          const { abortCanary, dockerClient, loadEnvironment, promoteCanary, startCanary } = await swarm();
           const env = loadEnvironment(envDir(opts, ctx));
           const docker = dockerClient(env.docker);
           const p = progress(ctx, opts.json);
@@ -238,6 +229,14 @@ Examples:
       )
       .action(async (o: { dryRun?: boolean; dir?: string; json?: boolean }, cmd: Command) => {
         const opts = withParent(o, cmd);
+        const {
+          baseCaddyConfig,
+          caddyConfig,
+          collectRoutes,
+          dockerClient,
+          loadCaddyConfig,
+          loadEnvironment,
+        } = await swarm();
         const env = loadEnvironment(envDir(opts, ctx));
         const routes = await collectRoutes(env, dockerClient(env.docker));
         const cfg = caddyConfig(baseCaddyConfig(env), routes);

@@ -2,11 +2,12 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { homePaths, loadConfig } from '@minipaas/core';
+import { homePaths } from '@minipaas/core/paths';
 import { embeddedPostgres } from '@minipaas/postgres';
 import { type Command, Option } from 'commander';
 import { CliError } from '../cli-error.ts';
 import type { Context } from '../context.ts';
+import { loadConfig } from '../lazy-imports.ts';
 import { line } from '../output.ts';
 import { apiReadiness, isAlive, readPid, SUPERVISOR_BIN, tailFile, waitFor } from '../platform.ts';
 import {
