@@ -75,6 +75,13 @@ export interface RolloutOptions {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Loads Caddy's config when the routes changed, and says so (one `routing:` line per load). */
+async function pushRoutes(routing: RoutingSync, say: (line: string) => void): Promise<void> {
+  const r = await routing.sync();
+  if (r.pushed)
+    say(`routing: ${r.routes.map((x) => `${x.domain} -> ${x.upstreams.join(' ') || '(none)'}`).join('; ')}`);
+}
+
 /**
  * The ids of the running tasks when every wanted task of a service runs its current spec, else
  * undefined.
@@ -147,11 +154,7 @@ export async function watchUpdates(
     if (!routingFailed && (opts.routing ?? services.some((s) => s.Spec.Labels?.['minipaas.http.domain']))) {
       routing ??= new RoutingSync(env, docker);
       try {
-        const r = await routing.sync();
-        if (r.pushed)
-          say(
-            `routing: ${r.routes.map((x) => `${x.domain} -> ${x.upstreams.join(' ') || '(none)'}`).join('; ')}`,
-          );
+        await pushRoutes(routing, say);
       } catch (err) {
         // The update goes on in Swarm either way: keep watching it, and say so once.
         routingFailed = err instanceof Error ? err.message : String(err);
@@ -197,7 +200,7 @@ export async function watchUpdates(
       }
     }
     if (services.length > 0 && services.every((s) => done.has(s.Spec.Name))) {
-      if (routing && !routingFailed) await routing.sync();
+      if (routing && !routingFailed) await pushRoutes(routing, say);
       return services.map((s) => done.get(s.Spec.Name) as ServiceOutcome);
     }
     if (Date.now() > deadline)
