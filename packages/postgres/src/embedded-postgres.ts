@@ -44,8 +44,8 @@ export interface EmbeddedPostgresOptions {
   /** The `postgres` config section. */
   config?: EmbeddedPostgresSettings;
   /**
-   * Tests only: `initdb --no-sync` and fsync/full_page_writes off. A machine crash can then lose or
-   * corrupt the data; never set it for a platform's database.
+   * Tests only: `initdb --no-sync` and fsync/full_page_writes off. A kill -9 of PostgreSQL loses no
+   * commit, but a machine crash can lose or corrupt the data; never set it for a platform's database.
    */
   unsafeNoSync?: boolean;
   /** Extra server settings passed as `-c name=value` (override postgresql.conf), e.g. `max_connections`. */
@@ -293,7 +293,9 @@ export function embeddedPostgres(opts: EmbeddedPostgresOptions): EmbeddedPostgre
         unix_socket_directories: socketDir,
         // The socket directory (0755) decides who reaches the socket; the password decides who gets in.
         unix_socket_permissions: '0777',
-        ...(opts.unsafeNoSync ? { fsync: 'off', full_page_writes: 'off', synchronous_commit: 'off' } : {}),
+        // No fsync, but a commit is still written to the kernel before it returns (synchronous_commit stays
+        // on): a crash of PostgreSQL itself loses nothing, only a crash of the machine can.
+        ...(opts.unsafeNoSync ? { fsync: 'off', full_page_writes: 'off' } : {}),
         ...opts.settings,
       };
       const args = ['-D', dataDir];
