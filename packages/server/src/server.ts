@@ -365,7 +365,7 @@ export async function createControlPlane(opts: ControlPlaneOptions): Promise<Con
   registerAuth(app, tokens, access);
   // Authorization: every route's declared action, against the caller's role (http/access.ts).
   registerAccessControl(app, access);
-  // One audit entry per mutating request, after the answer (services/audit-log.ts).
+  // One audit entry per mutating request, written before the answer leaves (services/audit-log.ts).
   registerAuditTrail(app, audit, (err, req) =>
     req.log.error({ err: err.message }, 'cannot append to the audit log'),
   );

@@ -1,6 +1,6 @@
 /**
  * Appends one audit entry per mutating API request (POST, PUT, PATCH, DELETE to a route that is not
- * public), after the answer is sent: who (user, token or session), the route's action, the target, the
+ * public), before the answer is sent: who (user, token or session), the route's action, the target, the
  * request id, the source address, the status and the outcome. Refused requests are entries too
  * (`denied`: 401, 403, or a 404 that hides a target of another team). Public routes keep their own
  * records (login events are appended by login, webhook deliveries have their delivery log).
@@ -51,8 +51,12 @@ export function registerAuditTrail(
   onError: (err: Error, req: FastifyRequest) => void,
 ): void {
   app.decorateRequest('createdId', null);
+  // Written before the answer leaves: a client that got its answer finds the entry (`minipaas audit`
+  // right after a command), and a crash after the answer cannot lose it.
   app.addHook('onSend', async (req: FastifyRequest, reply: FastifyReply, payload) => {
-    if (reply.statusCode === 201 && typeof payload === 'string' && !READS.has(req.method)) {
+    if (READS.has(req.method)) return payload;
+    if (req.routeOptions.config?.public === true || !req.routeOptions.url) return payload;
+    if (reply.statusCode === 201 && typeof payload === 'string') {
       try {
         const body = JSON.parse(payload) as { id?: unknown };
         if (typeof body?.id === 'string') req.createdId = body.id;
@@ -60,11 +64,6 @@ export function registerAuditTrail(
         // not JSON: nothing to name
       }
     }
-    return payload;
-  });
-  app.addHook('onResponse', async (req: FastifyRequest, reply: FastifyReply) => {
-    if (READS.has(req.method)) return;
-    if (req.routeOptions.config?.public === true || !req.routeOptions.url) return;
     const url = req.routeOptions.url;
     const t = pathTarget(url, (req.params ?? {}) as Record<string, string>);
     const p = req.principal;
@@ -87,5 +86,6 @@ export function registerAuditTrail(
         statusCode: reply.statusCode,
       })
       .catch((err: unknown) => onError(err as Error, req));
+    return payload;
   });
 }
