@@ -25,6 +25,13 @@ describe('loadConfig', () => {
     await expect(
       loadConfig({ MINIPAAS_HOME: home, MINIPAAS_APP_PORT_MIN: '30000', MINIPAAS_APP_PORT_MAX: '2000' }),
     ).rejects.toThrow(/portMin/);
+    expect((await loadConfig({ MINIPAAS_HOME: home })).swarm.edgeDns).toBe('127.0.0.1:5380');
+    for (const ok of ['off', '[::1]:53', '10.0.0.2:65535'])
+      expect((await loadConfig({ MINIPAAS_HOME: home, MINIPAAS_SWARM_EDGE_DNS: ok })).swarm.edgeDns).toBe(ok);
+    for (const bad of ['localhost:5380', '127.0.0.1:0', '127.0.0.1:70000', '127.0.0.1', 'on'])
+      await expect(loadConfig({ MINIPAAS_HOME: home, MINIPAAS_SWARM_EDGE_DNS: bad })).rejects.toThrow(
+        /swarm\.edgeDns must be IP:PORT/,
+      );
     writeFileSync(join(home, 'minipaas.config.json'), '{not json');
     await expect(loadConfig({ MINIPAAS_HOME: home })).rejects.toThrow(/cannot read config file/);
   });

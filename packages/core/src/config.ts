@@ -216,6 +216,21 @@ export const configSchema = z
         caddyAdmin: z.string().url().default('http://127.0.0.1:2019'),
         /** Address Caddy serves swarm apps on (`APP.router.baseDomain`). */
         listen: z.string().min(1).default(':80'),
+        /**
+         * Where minipaasd answers Caddy's SRV lookups of the tasks' addresses (`IP:PORT`, UDP and TCP), so
+         * that tasks move without a Caddy config load; `off` writes the upstreams into Caddy's config
+         * instead (a load at every change, which can reset a queued connection: docs/swarm.md).
+         */
+        edgeDns: z
+          .string()
+          .default('127.0.0.1:5380')
+          .refine(
+            (v) =>
+              v === 'off' ||
+              (/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):([1-9]\d{0,4})$/.test(v) &&
+                Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535),
+            'swarm.edgeDns must be IP:PORT (e.g. 127.0.0.1:5380, [::1]:5380) or off',
+          ),
         /** Overlay network of the platform's services. */
         network: z
           .string()
@@ -494,6 +509,7 @@ const ENV_MAP: Array<[string, string[]]> = [
   ['MINIPAAS_SWARM_PUSH_REGISTRY', ['swarm', 'pushRegistry']],
   ['MINIPAAS_SWARM_CADDY_ADMIN', ['swarm', 'caddyAdmin']],
   ['MINIPAAS_SWARM_LISTEN', ['swarm', 'listen']],
+  ['MINIPAAS_SWARM_EDGE_DNS', ['swarm', 'edgeDns']],
   ['MINIPAAS_MAX_UPLOAD_BYTES', ['uploads', 'maxBytes']],
   ['MINIPAAS_MAX_UNPACKED_BYTES', ['uploads', 'maxUnpackedBytes']],
   ['MINIPAAS_MAX_FILE_BYTES', ['uploads', 'maxFileBytes']],

@@ -1,10 +1,24 @@
 /**
  * The edge of the swarm runtime: Caddy, configured through its admin API (`POST /load`) from the desired
  * state in Swarm. Every web service of a platform app is routed by host name (`APP.BASE_DOMAIN` and the
- * app's own domains) to the host-mode ports of its running tasks on whichever node they run. The config is
- * loaded only when it changed since the last load.
+ * app's own domains) to the host-mode ports of its running tasks on whichever node they run.
+ *
+ * With an {@link UpstreamDns} (the default, `swarm.edgeDns`), each route takes its upstreams from SRV
+ * lookups that minipaasd answers, so the config changes only when apps or domains do: tasks coming and
+ * going during a rollout, a drain or a node failure cost no config load, and no connection is reset by
+ * Caddy's listener swap (docs/swarm.md, "Known limits"). Without one, the upstreams are written into the
+ * config. Either way the config is loaded only when it differs from what Caddy runs.
  */
-import { caddyConfig, loadCaddyConfig, nodeAddresses, type RouteInfo, taskEndpoints } from '@minipaas/swarm';
+import {
+  caddyConfig,
+  currentCaddyConfig,
+  loadCaddyConfig,
+  nodeAddresses,
+  type RouteInfo,
+  sameJson,
+  taskEndpoints,
+  type UpstreamDns,
+} from '@minipaas/swarm';
 import type Docker from 'dockerode';
 import { SWARM_LABEL, SWARM_WEB_PORT } from './service-spec.ts';
 
@@ -20,6 +34,11 @@ export interface SwarmEdgeOptions {
   baseDomain: string;
   /** Caddy's automatic HTTPS (default off: the edge serves plain HTTP on `listen`). */
   automaticHttps?: boolean;
+  /**
+   * Serve the upstreams by SRV from this DNS server (started by minipaasd; the build worker only names
+   * it in the config). Default: upstreams written into the config.
+   */
+  dns?: UpstreamDns;
 }
 
 interface Service {
@@ -29,6 +48,8 @@ interface Service {
 export class SwarmEdge {
   readonly #o: SwarmEdgeOptions;
   #last = '';
+  #syncing = false;
+  #again = false;
 
   constructor(o: SwarmEdgeOptions) {
     this.#o = o;
@@ -54,8 +75,16 @@ export class SwarmEdge {
         `${app}.${this.#o.baseDomain}`,
         ...(labels[SWARM_LABEL.domains] ?? '').split(',').filter(Boolean),
       ];
+      const dns = this.#o.dns;
+      const srv = dns ? { name: dns.nameFor(s.Spec.Name), resolver: dns.resolverAddress } : undefined;
       for (const domain of domains)
-        routes.push({ service: `${s.Spec.Name}-${domain}`, domain, port: SWARM_WEB_PORT, upstreams });
+        routes.push({
+          service: `${s.Spec.Name}-${domain}`,
+          domain,
+          port: SWARM_WEB_PORT,
+          upstreams,
+          ...(srv ? { srv } : {}),
+        });
     }
     return routes.sort((a, b) => a.domain.localeCompare(b.domain));
   }
@@ -79,14 +108,46 @@ export class SwarmEdge {
     return caddyConfig(base, routes);
   }
 
-  /** Loads the current routes into Caddy when they changed (or always with `force`). */
+  /**
+   * Brings the edge up to date: the DNS answers always, Caddy's config when it changed (or always with
+   * `force`). A process that starts finds Caddy running the same config and loads nothing.
+   */
   async sync(force = false): Promise<{ routes: RouteInfo[]; pushed: boolean }> {
     const routes = await this.routes();
+    const dns = this.#o.dns;
+    if (dns) {
+      const names = new Map<string, string[]>();
+      for (const r of routes) if (r.srv) names.set(r.srv.name, r.upstreams);
+      dns.replace(names);
+    }
     const cfg = this.config(routes);
     const text = JSON.stringify(cfg);
     if (!force && text === this.#last) return { routes, pushed: false };
+    if (!force && !this.#last && sameJson(await currentCaddyConfig(this.#o.admin), cfg)) {
+      this.#last = text;
+      return { routes, pushed: false };
+    }
     await loadCaddyConfig(this.#o.admin, cfg);
     this.#last = text;
     return { routes, pushed: true };
+  }
+
+  /**
+   * A sync soon, for a DNS miss (a route whose tasks are not known yet): never two at once, and one more
+   * after the running one when asked meanwhile. A failure goes to `onError`.
+   */
+  requestSync(onError: (err: unknown) => void): void {
+    if (this.#syncing) {
+      this.#again = true;
+      return;
+    }
+    this.#syncing = true;
+    void (async () => {
+      do {
+        this.#again = false;
+        await this.sync().catch(onError);
+      } while (this.#again);
+      this.#syncing = false;
+    })();
   }
 }

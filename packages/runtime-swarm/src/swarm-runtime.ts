@@ -7,7 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type MinipaasConfig, MinipaasError } from '@minipaas/core';
-import { CERT_FILES, type CronEvent, CronScheduler } from '@minipaas/swarm';
+import { CERT_FILES, type CronEvent, CronScheduler, UpstreamDns } from '@minipaas/swarm';
 import Docker from 'dockerode';
 import { SwarmDriver } from './swarm-driver.ts';
 import { SwarmEdge } from './swarm-edge.ts';
@@ -20,6 +20,11 @@ export interface CreateSwarmRuntimeOptions {
   onCronEvent?: (e: CronEvent) => void;
   /** Warnings (an edge sync that failed). */
   onWarning?: (msg: string, err?: unknown) => void;
+  /**
+   * Serve the edge's SRV answers (`swarm.edgeDns`; minipaasd, default false). Other processes (the build
+   * worker) name the same address in Caddy's config and leave the answers to minipaasd.
+   */
+  serveEdgeDns?: boolean;
 }
 
 export interface SwarmRuntime {
@@ -77,12 +82,25 @@ export async function createSwarmRuntime(
       'MINIPAAS_ERR_VALIDATION',
       `the engine at ${config.swarm.host} is not a swarm manager (docker swarm init)`,
     );
-  const edge = new SwarmEdge({
+  let edge: SwarmEdge | undefined;
+  const dns = edgeDns(config.swarm.edgeDns, () =>
+    edge?.requestSync((err) => opts.onWarning?.('edge sync failed', err)),
+  );
+  edge = new SwarmEdge({
     docker,
     admin: config.swarm.caddyAdmin,
     listen: config.swarm.listen,
     baseDomain: config.router.baseDomain,
+    ...(dns ? { dns } : {}),
   });
+  if (dns && opts.serveEdgeDns) {
+    await dns.start().catch((err: unknown) => {
+      throw new MinipaasError(
+        'MINIPAAS_ERR_VALIDATION',
+        `cannot serve the swarm edge's DNS on ${config.swarm.edgeDns} (swarm.edgeDns): ${err instanceof Error ? err.message : String(err)}`,
+      );
+    });
+  }
   const driver = new SwarmDriver({
     docker,
     // Images are built on the local engine (the docker runtime's builder) and pushed from there.
@@ -109,6 +127,24 @@ export async function createSwarmRuntime(
     stop() {
       driver.stop();
       scheduler?.stop();
+      if (dns && opts.serveEdgeDns) void dns.close();
     },
   };
+}
+
+/** The edge's DNS server of `swarm.edgeDns` (`IP:PORT` or `off`); misses ask for a sync, at most every 500 ms. */
+function edgeDns(setting: string, onMiss: () => void): UpstreamDns | undefined {
+  if (setting === 'off') return undefined;
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(setting);
+  if (!m) return undefined;
+  let last = 0;
+  return new UpstreamDns({
+    host: m[1] as string,
+    port: Number(m[2]),
+    onMiss: () => {
+      if (Date.now() - last < 500) return;
+      last = Date.now();
+      onMiss();
+    },
+  });
 }

@@ -29,6 +29,7 @@ async function main(): Promise<void> {
   const swarm = config.swarm.host
     ? await (await import('@minipaas/runtime-swarm')).createSwarmRuntime(config, {
         cron: true,
+        serveEdgeDns: true,
         onCronEvent: (e) => log.info({ cron: e }, `cron ${e.type} ${e.service}`),
         onWarning: (msg, err) => log.warn({ err: (err as Error | undefined)?.message }, msg),
       })

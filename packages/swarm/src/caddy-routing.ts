@@ -24,6 +24,11 @@ export interface RouteInfo {
   path?: string;
   port: number;
   upstreams: string[];
+  /**
+   * Take the upstreams from SRV lookups of this name at this resolver (an {@link UpstreamDns}) instead of
+   * `upstreams`: the config then stays the same while tasks come and go (Caddy refreshes every second).
+   */
+  srv?: { name: string; resolver: string };
 }
 
 type Json = Record<string, unknown>;
@@ -70,26 +75,33 @@ export function baseCaddyConfig(env: SwarmEnvironment): Json {
   }
 }
 
-/** A reverse-proxy route; with no running task, a 503 so Caddy answers instead of failing to load. */
+/** How every route balances: a task that is going away refuses connections, so try the next for up to 5 s. */
+const BALANCING = {
+  load_balancing: { selection_policy: { policy: 'round_robin' }, try_duration: '5s', try_interval: '100ms' },
+  health_checks: { passive: { fail_duration: '5s', max_fails: 1 } },
+};
+
+/**
+ * A reverse-proxy route: to SRV-resolved upstreams, to the listed ones, or (no running task and no SRV
+ * name) a 503 so Caddy answers instead of failing to load.
+ */
 function caddyRoute(r: RouteInfo): Json {
   const match: Json = { host: [r.domain] };
   if (r.path) match.path = [r.path.endsWith('/') ? `${r.path}*` : `${r.path}*`];
-  const handle =
-    r.upstreams.length === 0
+  const resolver = r.srv ? { addresses: [r.srv.resolver] } : undefined;
+  const handle = r.srv
+    ? [
+        {
+          handler: 'reverse_proxy',
+          dynamic_upstreams: { source: 'srv', name: r.srv.name, refresh: '1s', resolver },
+          // The SRV targets are names of the same server (they encode the task's address).
+          transport: { protocol: 'http', resolver },
+          ...BALANCING,
+        },
+      ]
+    : r.upstreams.length === 0
       ? [{ handler: 'static_response', status_code: 503, body: `no running task of ${r.service}\n` }]
-      : [
-          {
-            handler: 'reverse_proxy',
-            upstreams: r.upstreams.map((dial) => ({ dial })),
-            // A task that is going away refuses connections: try the next one for up to 5 s.
-            load_balancing: {
-              selection_policy: { policy: 'round_robin' },
-              try_duration: '5s',
-              try_interval: '100ms',
-            },
-            health_checks: { passive: { fail_duration: '5s', max_fails: 1 } },
-          },
-        ];
+      : [{ handler: 'reverse_proxy', upstreams: r.upstreams.map((dial) => ({ dial })), ...BALANCING }];
   return {
     '@id': `minipaas-${r.service}${r.path ? r.path.replace(/\W+/g, '-') : ''}`,
     match: [match],
@@ -140,6 +152,32 @@ export async function loadCaddyConfig(admin: string, config: Json): Promise<void
       `Caddy refused the config (HTTP ${res.status}): ${text}`,
     );
   }
+}
+
+/** The config Caddy runs now (`GET /config/`), or undefined when its admin API does not answer with one. */
+export async function currentCaddyConfig(admin: string): Promise<unknown> {
+  try {
+    const res = await fetch(`${admin}/config/`, { signal: AbortSignal.timeout(5000) });
+    return res.ok ? await res.json() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** JSON with object keys sorted, so that two configs compare equal whatever their key order. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object')
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  return JSON.stringify(v) ?? 'null';
+}
+
+/** True when `a` and `b` are the same JSON value (key order aside). */
+export function sameJson(a: unknown, b: unknown): boolean {
+  return canonical(a) === canonical(b);
 }
 
 /** Keeps Caddy in step with the stack: loads the config when it changed since the last push. */

@@ -17,4 +17,5 @@ export * from './stack-rollout.ts';
 export * from './stack-services.ts';
 export * from './swarm-environment.ts';
 export * from './tls-certificates.ts';
+export * from './upstream-dns.ts';
 export * from './versioned-objects.ts';
