@@ -214,8 +214,8 @@ export function platformSection(r: Results): string {
       `shows that backoff. pm2 runs with its defaults: \`restart_delay\` 0, no \`exp_backoff_restart_delay\`, ` +
       `\`min_uptime\` 1 s, \`max_restarts\` 16, fork mode (pm2 ${r.versions.pm2}, own \`PM2_HOME\` in a temp dir). ` +
       'pm2 has no health check: the new process answers as soon as it listens. The MiniPaaS router sends ' +
-      'traffic to a restarted instance once a health probe has reached its port (first probe 10 ms after spawn, ' +
-      'then every 15, 23, 35 … ms up to 100 ms); pm2 routes nothing, so its time is only the respawn.',
+      'traffic to a restarted instance once a health probe has reached its port (every 10 ms for the first ' +
+      'second after spawn, then backing off to 100 ms); pm2 routes nothing, so its time is only the respawn.',
   );
   L.push('');
   L.push(

@@ -64,6 +64,8 @@ export const MAX_SAMPLES = 120;
  * the shell). Nothing of the app runs outside the cgroup, and the app sees stdin /dev/null and no fd 3.
  */
 const GATE = 'read _ <&3 || exit 125; exec 3<&-; ';
+/** How long after a spawn a web instance is probed every 10 ms before the probes back off. */
+const FAST_PROBE_MS = 1000;
 
 let seq = 0;
 
@@ -400,8 +402,9 @@ export class Instance extends EventEmitter {
     }
     const policy = this.opts.policy;
     const deadline = this.startedMs + policy.startTimeoutMs;
-    // Probe web instances often right after spawn (most apps listen within tens of ms), then back off
-    // geometrically to probeIntervalMs so slow starters do not cost much.
+    // Probe web instances every 10 ms for the first second after spawn (most apps listen within tens of
+    // ms, and a refused loopback connect costs microseconds), then back off geometrically to
+    // probeIntervalMs so slow starters do not cost much.
     let delay = 10;
     const tick = async (): Promise<void> => {
       this.healthTimer = null;
@@ -424,7 +427,8 @@ export class Instance extends EventEmitter {
         this.signal('SIGKILL');
         return;
       }
-      delay = Math.min(policy.probeIntervalMs, Math.ceil(delay * 1.5));
+      if (Date.now() - this.startedMs >= FAST_PROBE_MS)
+        delay = Math.min(policy.probeIntervalMs, Math.ceil(delay * 1.5));
       this.healthTimer = setTimeout(() => void tick(), delay);
     };
     this.healthTimer = setTimeout(() => void tick(), this.opts.web ? delay : policy.nonWebHealthyMs);
